@@ -1,0 +1,4 @@
+"""Certificates: a self-signed CA, serving certificates, rotation and caBundle injection.
+"""
+
+__all__: list[str] = []

@@ -1,0 +1,332 @@
+"""Builds the control-plane binaries the development cluster runs.
+
+Nothing can be downloaded from release sites here, so every binary is built
+from its Go module through the Go module proxy:
+
+* kube-apiserver, kube-controller-manager, kube-scheduler and kubectl from
+  ``k8s.io/kubernetes``.  That module replaces its ``k8s.io/*`` staging
+  modules with ``./staging/...`` paths, which do not exist in the module
+  zip, so a throwaway wrapper module requires ``k8s.io/kubernetes`` and
+  replaces each of those modules with its published ``v0.X.Y`` release.  The
+  list of replaced modules is read from the published ``go.mod``, never
+  hard-coded.
+* etcd from ``go.etcd.io/etcd/server/v3`` (its ``etcdmain`` package) the same
+  way: its ``go.mod`` replaces sibling modules with ``../...`` paths.
+* helm with ``go install helm.sh/helm/v3/cmd/helm@VERSION``.
+
+Outputs go into a cache outside the repository keyed by version
+(``$FMA_CACHE_DIR`` or ``~/.cache/fma``); a binary that is already there is
+not rebuilt.  The Go module and build caches make a rebuild on the same
+machine cheap too.
+
+This module is usable as ``python -m devcluster.binaries`` (``fma-dev build``
+calls the same functions).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import json
+import logging
+import os
+import pathlib
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+__all__ = [
+    "ETCD_VERSION",
+    "HELM_VERSION",
+    "KUBERNETES_VERSION",
+    "BuildError",
+    "Binaries",
+    "cache_root",
+    "ensure_all",
+    "locate",
+    "parse_staging_replaces",
+]
+
+logger = logging.getLogger(__name__)
+
+KUBERNETES_VERSION = "v1.35.4"
+ETCD_VERSION = "v3.6.16"
+HELM_VERSION = "v3.19.5"
+
+_KUBE_COMMANDS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl")
+
+
+class BuildError(Exception):
+    """A binary could not be built; the message says what is missing and how to get it."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Binaries:
+    """Paths of every binary the development cluster needs."""
+
+    kube_apiserver: pathlib.Path
+    kube_controller_manager: pathlib.Path
+    kube_scheduler: pathlib.Path
+    kubectl: pathlib.Path
+    etcd: pathlib.Path
+    helm: pathlib.Path
+
+    def missing(self) -> list[pathlib.Path]:
+        """Return the paths that do not exist yet."""
+        return [p for p in dataclasses.astuple(self) if not pathlib.Path(p).is_file()]
+
+
+def cache_root() -> pathlib.Path:
+    """Return the cache directory: ``$FMA_CACHE_DIR`` or ``~/.cache/fma``."""
+    configured = os.environ.get("FMA_CACHE_DIR")
+    if configured:
+        return pathlib.Path(configured).expanduser()
+    return pathlib.Path.home() / ".cache" / "fma"
+
+
+def locate(root: pathlib.Path | None = None) -> Binaries:
+    """Return where the pinned binaries live (pure; they may not exist yet)."""
+    base = root if root is not None else cache_root()
+    kube = base / "k8s" / KUBERNETES_VERSION
+    return Binaries(
+        kube_apiserver=kube / "kube-apiserver",
+        kube_controller_manager=kube / "kube-controller-manager",
+        kube_scheduler=kube / "kube-scheduler",
+        kubectl=kube / "kubectl",
+        etcd=base / "etcd" / ETCD_VERSION / "etcd",
+        helm=base / "helm" / HELM_VERSION / "helm",
+    )
+
+
+_REPLACE_LINE = re.compile(r"^\s*(?:replace\s+)?(\S+)(?:\s+v\S+)?\s+=>\s+(\.\.?/\S+)\s*$")
+
+
+def parse_staging_replaces(go_mod: str) -> list[str]:
+    """Return the required modules that a ``go.mod`` replaces with local directories.
+
+    Pure.  Handles single-line ``replace a => ./x`` and ``replace ( ... )``
+    blocks; replaces that point at another module version are ignored.
+    """
+    modules: list[str] = []
+    in_block = False
+    for raw in go_mod.splitlines():
+        line = raw.split("//", 1)[0].rstrip()
+        stripped = line.strip()
+        if not stripped:
+            continue
+        if stripped.startswith("replace") and stripped.endswith("("):
+            in_block = True
+            continue
+        if in_block and stripped == ")":
+            in_block = False
+            continue
+        if in_block or stripped.startswith("replace "):
+            match = _REPLACE_LINE.match(stripped)
+            if match:
+                modules.append(match.group(1))
+    required = _required_modules(go_mod)
+    return sorted({m for m in modules if m in required})
+
+
+_REQUIRE_LINE = re.compile(r"^\s*(?:require\s+)?(\S+)\s+(v\S+)(?:\s+//.*)?$")
+
+
+def _required_modules(go_mod: str) -> set[str]:
+    """Return every module a ``go.mod`` requires (pure).
+
+    Replaces of modules that are not required (upstream etcd replaces
+    ``go.etcd.io/etcd`` with ``./FORBIDDEN_DEPENDENCY`` as a guard) are not
+    ones the build needs.
+    """
+    required: set[str] = set()
+    in_block = False
+    for raw in go_mod.splitlines():
+        stripped = raw.split("//", 1)[0].strip()
+        if stripped.startswith("require") and stripped.endswith("("):
+            in_block = True
+            continue
+        if in_block and stripped == ")":
+            in_block = False
+            continue
+        if in_block or stripped.startswith("require "):
+            match = _REQUIRE_LINE.match(stripped)
+            if match:
+                required.add(match.group(1))
+    return required
+
+
+def _go() -> str:
+    go = shutil.which("go")
+    if go is None:
+        raise BuildError(
+            "the Go toolchain ('go') is not on PATH; install Go >= 1.25 "
+            "(Debian: apt-get install golang, or https://go.dev/doc/install) and retry"
+        )
+    return go
+
+
+def _run(args: list[str], cwd: pathlib.Path, env: dict[str, str] | None = None) -> str:
+    logger.info("running", extra={"cmd": " ".join(args), "cwd": str(cwd)})
+    proc = subprocess.run(
+        args,
+        cwd=cwd,
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if proc.returncode != 0:
+        tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-25:])
+        raise BuildError(f"command {' '.join(args)!r} failed (exit {proc.returncode}):\n{tail}")
+    return proc.stdout
+
+
+def _download_go_mod(module: str, version: str, workdir: pathlib.Path) -> str:
+    out = _run([_go(), "mod", "download", "-json", f"{module}@{version}"], cwd=workdir)
+    info = json.loads(out)
+    if "Error" in info:
+        raise BuildError(f"cannot download {module}@{version}: {info['Error']}")
+    return pathlib.Path(info["GoMod"]).read_text()
+
+
+def _staging_version(kube_version: str) -> str:
+    match = re.fullmatch(r"v1\.(\d+)\.(\d+)", kube_version)
+    if match is None:
+        raise BuildError(f"unsupported Kubernetes version {kube_version!r}; expected v1.X.Y")
+    return f"v0.{match.group(1)}.{match.group(2)}"
+
+
+def _progress(message: str) -> None:
+    print(f"[fma-build] {message}", file=sys.stderr, flush=True)
+
+
+def _wrapper_module(workdir: pathlib.Path, name: str, require: tuple[str, str], replaces: dict[str, str]) -> None:
+    (workdir / "go.mod").write_text(f"module {name}\n\ngo 1.25\n")
+    _run([_go(), "mod", "edit", f"-require={require[0]}@{require[1]}"], cwd=workdir)
+    for module, version in replaces.items():
+        _run([_go(), "mod", "edit", f"-replace={module}={module}@{version}"], cwd=workdir)
+
+
+def build_kubernetes(out_dir: pathlib.Path, version: str = KUBERNETES_VERSION) -> None:
+    """Build the control-plane binaries and kubectl of ``version`` into ``out_dir`` (missing ones only)."""
+    staging = _staging_version(version)
+    minor = version.split(".")[1]
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="fma-k8s-build-") as tmp:
+        work = pathlib.Path(tmp)
+        (work / "go.mod").write_text("module fma.local/k8sbuild\n\ngo 1.25\n")
+        _progress(f"reading the published go.mod of k8s.io/kubernetes@{version}")
+        modules = parse_staging_replaces(_download_go_mod("k8s.io/kubernetes", version, work))
+        if not modules:
+            raise BuildError(f"k8s.io/kubernetes@{version} go.mod lists no staging replaces; cannot build")
+        _wrapper_module(
+            work,
+            "fma.local/k8sbuild",
+            ("k8s.io/kubernetes", version),
+            {m: staging for m in modules},
+        )
+        (work / "tools.go").write_text(
+            "//go:build tools\n\npackage tools\n\nimport (\n"
+            + "".join(f'\t_ "k8s.io/kubernetes/cmd/{c}"\n' for c in _KUBE_COMMANDS)
+            + ")\n"
+        )
+        _progress(f"resolving modules ({len(modules)} staging modules pinned to {staging})")
+        _run([_go(), "mod", "tidy", "-e"], cwd=work, env={"GOFLAGS": "-mod=mod"})
+        now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        ldflags = " ".join(
+            f"-X {pkg}.{key}={value}"
+            for pkg in ("k8s.io/component-base/version", "k8s.io/client-go/pkg/version")
+            for key, value in (
+                ("gitVersion", version),
+                ("gitMajor", "1"),
+                ("gitMinor", minor),
+                ("gitTreeState", "clean"),
+                ("gitCommit", "0000000000000000000000000000000000000000"),
+                ("buildDate", now),
+            )
+        )
+        out_dir.mkdir(parents=True, exist_ok=True)
+        for command in _KUBE_COMMANDS:
+            if (out_dir / command).is_file():
+                continue
+            _progress(f"building {command} {version} (a cold build takes many minutes on 2 cores)")
+            partial = out_dir / f".{command}.partial"
+            _run(
+                [_go(), "build", "-trimpath", "-ldflags", f"-s -w {ldflags}", "-o", str(partial), f"k8s.io/kubernetes/cmd/{command}"],
+                cwd=work,
+                env={"CGO_ENABLED": "0", "GOFLAGS": "-mod=mod"},
+            )
+            partial.replace(out_dir / command)
+    _progress(f"kubernetes binaries ready in {out_dir} after {time.monotonic() - started:.0f}s")
+
+
+def build_etcd(out_path: pathlib.Path, version: str = ETCD_VERSION) -> None:
+    """Build etcd ``version`` from ``go.etcd.io/etcd/server/v3`` into ``out_path``."""
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="fma-etcd-build-") as tmp:
+        work = pathlib.Path(tmp)
+        (work / "go.mod").write_text("module fma.local/etcdbuild\n\ngo 1.25\n")
+        _progress(f"reading the published go.mod of go.etcd.io/etcd/server/v3@{version}")
+        modules = parse_staging_replaces(_download_go_mod("go.etcd.io/etcd/server/v3", version, work))
+        _wrapper_module(work, "fma.local/etcdbuild", ("go.etcd.io/etcd/server/v3", version), {m: version for m in modules})
+        (work / "main.go").write_text(
+            'package main\n\nimport (\n\t"os"\n\n\t"go.etcd.io/etcd/server/v3/etcdmain"\n)\n\n'
+            "func main() { etcdmain.Main(os.Args) }\n"
+        )
+        _run([_go(), "mod", "tidy", "-e"], cwd=work, env={"GOFLAGS": "-mod=mod"})
+        out_path.parent.mkdir(parents=True, exist_ok=True)
+        partial = out_path.parent / ".etcd.partial"
+        _progress(f"building etcd {version}")
+        _run([_go(), "build", "-trimpath", "-ldflags", "-s -w", "-o", str(partial), "."], cwd=work, env={"CGO_ENABLED": "0"})
+        partial.replace(out_path)
+    _progress(f"etcd ready in {out_path} after {time.monotonic() - started:.0f}s")
+
+
+def build_helm(out_path: pathlib.Path, version: str = HELM_VERSION) -> None:
+    """``go install`` helm ``version`` and move it to ``out_path``."""
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="fma-helm-build-") as tmp:
+        gobin = pathlib.Path(tmp)
+        _progress(f"building helm {version}")
+        _run(
+            [_go(), "install", "-trimpath", "-ldflags", f"-s -w -X helm.sh/helm/v3/internal/version.version={version}", f"helm.sh/helm/v3/cmd/helm@{version}"],
+            cwd=gobin,
+            env={"CGO_ENABLED": "0", "GOBIN": str(gobin)},
+        )
+        out_path.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(str(gobin / "helm"), str(out_path))
+    _progress(f"helm ready in {out_path} after {time.monotonic() - started:.0f}s")
+
+
+def ensure_all(root: pathlib.Path | None = None) -> Binaries:
+    """Build every missing binary; return their paths.  Idempotent."""
+    binaries = locate(root)
+    if not binaries.missing():
+        return binaries
+    if not binaries.etcd.is_file():
+        build_etcd(binaries.etcd)
+    if not binaries.helm.is_file():
+        build_helm(binaries.helm)
+    kube = (binaries.kube_apiserver, binaries.kube_controller_manager, binaries.kube_scheduler, binaries.kubectl)
+    if not all(p.is_file() for p in kube):
+        build_kubernetes(binaries.kube_apiserver.parent)
+    return binaries
+
+
+def main() -> int:
+    """Entry point: build what is missing and print where it is."""
+    try:
+        binaries = ensure_all()
+    except BuildError as exc:
+        print(f"fma-build: {exc}", file=sys.stderr)
+        return 1
+    for path in dataclasses.astuple(binaries):
+        print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

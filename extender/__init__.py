@@ -1,0 +1,4 @@
+"""The kube-scheduler extender that places requesters where sleeping instances wait.
+"""
+
+__all__: list[str] = []

@@ -1,0 +1,3 @@
+"""Shared test configuration: the development-cluster fixtures."""
+
+pytest_plugins = ["devcluster.pytest_plugin"]
