@@ -42,8 +42,8 @@ __all__ = [
     "ETCD_VERSION",
     "HELM_VERSION",
     "KUBERNETES_VERSION",
-    "BuildError",
     "Binaries",
+    "BuildError",
     "cache_root",
     "ensure_all",
     "locate",
@@ -255,7 +255,16 @@ def build_kubernetes(out_dir: pathlib.Path, version: str = KUBERNETES_VERSION) -
             _progress(f"building {command} {version} (a cold build takes many minutes on 2 cores)")
             partial = out_dir / f".{command}.partial"
             _run(
-                [_go(), "build", "-trimpath", "-ldflags", f"-s -w {ldflags}", "-o", str(partial), f"k8s.io/kubernetes/cmd/{command}"],
+                [
+                    _go(),
+                    "build",
+                    "-trimpath",
+                    "-ldflags",
+                    f"-s -w {ldflags}",
+                    "-o",
+                    str(partial),
+                    f"k8s.io/kubernetes/cmd/{command}",
+                ],
                 cwd=work,
                 env={"CGO_ENABLED": "0", "GOFLAGS": "-mod=mod"},
             )
@@ -271,7 +280,9 @@ def build_etcd(out_path: pathlib.Path, version: str = ETCD_VERSION) -> None:
         (work / "go.mod").write_text("module fma.local/etcdbuild\n\ngo 1.25\n")
         _progress(f"reading the published go.mod of go.etcd.io/etcd/server/v3@{version}")
         modules = parse_staging_replaces(_download_go_mod("go.etcd.io/etcd/server/v3", version, work))
-        _wrapper_module(work, "fma.local/etcdbuild", ("go.etcd.io/etcd/server/v3", version), {m: version for m in modules})
+        _wrapper_module(
+            work, "fma.local/etcdbuild", ("go.etcd.io/etcd/server/v3", version), {m: version for m in modules}
+        )
         (work / "main.go").write_text(
             'package main\n\nimport (\n\t"os"\n\n\t"go.etcd.io/etcd/server/v3/etcdmain"\n)\n\n'
             "func main() { etcdmain.Main(os.Args) }\n"
@@ -280,7 +291,11 @@ def build_etcd(out_path: pathlib.Path, version: str = ETCD_VERSION) -> None:
         out_path.parent.mkdir(parents=True, exist_ok=True)
         partial = out_path.parent / ".etcd.partial"
         _progress(f"building etcd {version}")
-        _run([_go(), "build", "-trimpath", "-ldflags", "-s -w", "-o", str(partial), "."], cwd=work, env={"CGO_ENABLED": "0"})
+        _run(
+            [_go(), "build", "-trimpath", "-ldflags", "-s -w", "-o", str(partial), "."],
+            cwd=work,
+            env={"CGO_ENABLED": "0"},
+        )
         partial.replace(out_path)
     _progress(f"etcd ready in {out_path} after {time.monotonic() - started:.0f}s")
 
@@ -292,7 +307,14 @@ def build_helm(out_path: pathlib.Path, version: str = HELM_VERSION) -> None:
         gobin = pathlib.Path(tmp)
         _progress(f"building helm {version}")
         _run(
-            [_go(), "install", "-trimpath", "-ldflags", f"-s -w -X helm.sh/helm/v3/internal/version.version={version}", f"helm.sh/helm/v3/cmd/helm@{version}"],
+            [
+                _go(),
+                "install",
+                "-trimpath",
+                "-ldflags",
+                f"-s -w -X helm.sh/helm/v3/internal/version.version={version}",
+                f"helm.sh/helm/v3/cmd/helm@{version}",
+            ],
             cwd=gobin,
             env={"CGO_ENABLED": "0", "GOBIN": str(gobin)},
         )

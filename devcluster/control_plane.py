@@ -15,6 +15,7 @@ import dataclasses
 import datetime
 import json
 import logging
+import os
 import pathlib
 import shutil
 import ssl
@@ -46,8 +47,6 @@ SERVICE_CIDR = "10.96.0.0/16"
 
 def default_state_dir() -> pathlib.Path:
     """Where ``fma-dev`` keeps its cluster: ``$FMA_DEVCLUSTER_DIR`` or ``~/.local/state/fma/devcluster``."""
-    import os  # noqa: PLC0415 - keep module import side-effect free; env read only when asked
-
     configured = os.environ.get("FMA_DEVCLUSTER_DIR")
     if configured:
         return pathlib.Path(configured).expanduser()
@@ -181,77 +180,20 @@ def _healthz_ok(port: int) -> bool:
     return response.status_code == 200
 
 
-def up(options: ClusterOptions) -> ClusterState:
-    """Start a control plane in ``options.state_dir`` and wait until it takes Pods.
-
-    Raises ``AlreadyRunning`` when a cluster of this state directory still
-    runs, ``BinariesMissing`` when a binary is not built, and
-    ``ComponentFailed`` (after stopping what it started) when a component
-    fails to start.
-    """
-    state_dir = options.state_dir
-    existing = load(state_dir)
-    if existing is not None and any(existing.alive().values()):
-        raise errors.AlreadyRunning(
-            f"a development cluster already runs from {str(state_dir)!r} (server {existing.server}); "
-            "use it, or stop it first with 'fma-dev down'"
-        )
-    bins = options.binaries or binaries_mod.locate()
-    missing = bins.missing()
-    if missing:
-        raise errors.BinariesMissing(
-            f"missing {', '.join(str(p) for p in missing)}; build them with 'make binaries' "
-            "(or 'python -m devcluster.binaries')"
-        )
-    if state_dir.exists():
-        shutil.rmtree(state_dir)
-    state_dir.mkdir(parents=True)
-    started_at = time.monotonic()
-    now = datetime.datetime.now(datetime.UTC)
-    cluster_pki = pki.write_cluster_pki(state_dir / "pki", now)
-
-    taken: set[int] = set()
-
-    def pick(preferred: int | None = None) -> int:
-        port = processes.free_port(preferred, avoid=taken)
-        taken.add(port)
-        return port
-
-    ports = {
-        "apiserver": pick(options.apiserver_port),
-        "etcd-client": pick(),
-        "etcd-peer": pick(),
-        "controller-manager": pick(),
-        "scheduler": pick(),
-    }
+def _commands(
+    *,
+    bins: binaries_mod.Binaries,
+    state_dir: pathlib.Path,
+    cluster_pki: pki.ClusterPKI,
+    ports: dict[str, int],
+    kubeconfigs: dict[str, pathlib.Path],
+    scheduler_config_path: pathlib.Path,
+) -> list[tuple[str, list[str]]]:
+    """Return each component's name and command line, in start order (pure)."""
     server = f"https://127.0.0.1:{ports['apiserver']}"
-    kubeconfigs = {}
-    for user, cert, key in (
-        ("admin", cluster_pki.admin_cert, cluster_pki.admin_key),
-        ("controller-manager", cluster_pki.controller_manager_cert, cluster_pki.controller_manager_key),
-        ("scheduler", cluster_pki.scheduler_cert, cluster_pki.scheduler_key),
-    ):
-        path = state_dir / f"{user}.kubeconfig"
-        path.write_text(_kubeconfig(server, cluster_pki.ca_cert, cert, key, user))
-        path.chmod(0o600)
-        kubeconfigs[user] = path
-
-    scheduler_config_path = state_dir / "scheduler-config.yaml"
-    scheduler_config = merge_config(
-        {
-            "apiVersion": "kubescheduler.config.k8s.io/v1",
-            "kind": "KubeSchedulerConfiguration",
-            "clientConnection": {"kubeconfig": str(kubeconfigs["scheduler"])},
-            "leaderElection": {"leaderElect": False},
-        },
-        options.scheduler_config or {},
-    )
-    scheduler_config_path.write_text(yaml.safe_dump(scheduler_config, sort_keys=False))
-
-    logs = state_dir / "logs"
     etcd_url = f"http://127.0.0.1:{ports['etcd-client']}"
     peer_url = f"http://127.0.0.1:{ports['etcd-peer']}"
-    commands: list[tuple[str, list[str]]] = [
+    return [
         (
             "etcd",
             [
@@ -326,6 +268,85 @@ def up(options: ClusterOptions) -> ClusterState:
             ],
         ),
     ]
+
+
+def up(options: ClusterOptions) -> ClusterState:
+    """Start a control plane in ``options.state_dir`` and wait until it takes Pods.
+
+    Raises ``AlreadyRunning`` when a cluster of this state directory still
+    runs, ``BinariesMissing`` when a binary is not built, and
+    ``ComponentFailed`` (after stopping what it started) when a component
+    fails to start.
+    """
+    state_dir = options.state_dir
+    existing = load(state_dir)
+    if existing is not None and any(existing.alive().values()):
+        raise errors.AlreadyRunning(
+            f"a development cluster already runs from {str(state_dir)!r} (server {existing.server}); "
+            "use it, or stop it first with 'fma-dev down'"
+        )
+    bins = options.binaries or binaries_mod.locate()
+    missing = bins.missing()
+    if missing:
+        raise errors.BinariesMissing(
+            f"missing {', '.join(str(p) for p in missing)}; build them with 'make binaries' "
+            "(or 'python -m devcluster.binaries')"
+        )
+    if state_dir.exists():
+        shutil.rmtree(state_dir)
+    state_dir.mkdir(parents=True)
+    started_at = time.monotonic()
+    now = datetime.datetime.now(datetime.UTC)
+    cluster_pki = pki.write_cluster_pki(state_dir / "pki", now)
+
+    taken: set[int] = set()
+
+    def pick(preferred: int | None = None) -> int:
+        port = processes.free_port(preferred, avoid=taken)
+        taken.add(port)
+        return port
+
+    ports = {
+        "apiserver": pick(options.apiserver_port),
+        "etcd-client": pick(),
+        "etcd-peer": pick(),
+        "controller-manager": pick(),
+        "scheduler": pick(),
+    }
+    server = f"https://127.0.0.1:{ports['apiserver']}"
+    kubeconfigs = {}
+    for user, cert, key in (
+        ("admin", cluster_pki.admin_cert, cluster_pki.admin_key),
+        ("controller-manager", cluster_pki.controller_manager_cert, cluster_pki.controller_manager_key),
+        ("scheduler", cluster_pki.scheduler_cert, cluster_pki.scheduler_key),
+    ):
+        path = state_dir / f"{user}.kubeconfig"
+        path.write_text(_kubeconfig(server, cluster_pki.ca_cert, cert, key, user))
+        path.chmod(0o600)
+        kubeconfigs[user] = path
+
+    scheduler_config_path = state_dir / "scheduler-config.yaml"
+    scheduler_config = merge_config(
+        {
+            "apiVersion": "kubescheduler.config.k8s.io/v1",
+            "kind": "KubeSchedulerConfiguration",
+            "clientConnection": {"kubeconfig": str(kubeconfigs["scheduler"])},
+            "leaderElection": {"leaderElect": False},
+        },
+        options.scheduler_config or {},
+    )
+    scheduler_config_path.write_text(yaml.safe_dump(scheduler_config, sort_keys=False))
+
+    logs = state_dir / "logs"
+    etcd_url = f"http://127.0.0.1:{ports['etcd-client']}"
+    commands = _commands(
+        bins=bins,
+        state_dir=state_dir,
+        cluster_pki=cluster_pki,
+        ports=ports,
+        kubeconfigs=kubeconfigs,
+        scheduler_config_path=scheduler_config_path,
+    )
     started: list[processes.ProcessRecord] = []
     state = ClusterState(
         state_dir=state_dir,
@@ -345,10 +366,17 @@ def up(options: ClusterOptions) -> ClusterState:
                 started.append(processes.spawn(name, argv, logs / f"{name}.log"))
                 (state_dir / _STATE_FILE).write_text(state.to_json())
                 if name == "etcd":
-                    _wait("etcd /health", lambda: httpx.get(f"{etcd_url}/health", timeout=2.0).status_code == 200, deadline, started)
+                    _wait(
+                        "etcd /health",
+                        lambda: httpx.get(f"{etcd_url}/health", timeout=2.0).status_code == 200,
+                        deadline,
+                        started,
+                    )
                 elif name == "kube-apiserver":
                     _wait("kube-apiserver /readyz", lambda: api.get("/readyz").status_code == 200, deadline, started)
-            _wait("kube-controller-manager /healthz", lambda: _healthz_ok(ports["controller-manager"]), deadline, started)
+            _wait(
+                "kube-controller-manager /healthz", lambda: _healthz_ok(ports["controller-manager"]), deadline, started
+            )
             _wait("kube-scheduler /healthz", lambda: _healthz_ok(ports["scheduler"]), deadline, started)
             # Pods can only be created once the default ServiceAccount exists.
             _wait(
