@@ -14,7 +14,6 @@ import os
 import pathlib
 import signal
 import socket
-import subprocess
 import time
 
 __all__ = [
@@ -60,19 +59,22 @@ def is_alive(record: ProcessRecord) -> bool:
 def spawn(name: str, argv: list[str], log_path: pathlib.Path, env: dict[str, str] | None = None) -> ProcessRecord:
     """Start ``argv`` in a new session with stdout and stderr appended to ``log_path``."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    with log_path.open("ab") as log:
-        proc = subprocess.Popen(
-            argv,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            env=env if env is not None else dict(os.environ),
-            close_fds=True,
-        )
-    started = process_start_time(proc.pid)
+    # posix_spawn rather than subprocess.Popen: the child is meant to outlive
+    # any Popen object, and it gets its own session (PID == process group).
+    pid = os.posix_spawnp(
+        argv[0],
+        argv,
+        env if env is not None else dict(os.environ),
+        file_actions=[
+            (os.POSIX_SPAWN_OPEN, 0, "/dev/null", os.O_RDONLY, 0),
+            (os.POSIX_SPAWN_OPEN, 1, str(log_path), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644),
+            (os.POSIX_SPAWN_DUP2, 1, 2),
+        ],
+        setsid=True,
+    )
+    started = process_start_time(pid)
     # The child may already have exited (bad flag); record 0 so it reads as dead.
-    return ProcessRecord(name=name, pid=proc.pid, start_time=started if started is not None else 0, log=str(log_path))
+    return ProcessRecord(name=name, pid=pid, start_time=started if started is not None else 0, log=str(log_path))
 
 
 def _reap(pid: int) -> None:
