@@ -1,4 +1,3 @@
-"""Node-side agents: the launcher service, the requester agent and the engine simulator.
-"""
+"""Node-side agents: the launcher service, the requester agent and the engine simulator."""
 
 __all__: list[str] = []

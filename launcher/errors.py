@@ -1,0 +1,100 @@
+"""Errors of the node agents (launcher, requester agent, engine simulator).
+
+    LauncherError
+    ├── InvalidRequest        the caller's input is wrong (HTTP 400); nothing changed
+    │   ├── InvalidInstanceId     an instance ID that is not a valid label value
+    │   ├── UnknownGpu            a GPU UUID the node does not have
+    │   └── BadRange              a malformed ``Range`` header
+    ├── InstanceExists        a create with an ID already in use (HTTP 409)
+    ├── InstanceNotFound      no instance has this ID (HTTP 404)
+    ├── RangeNotSatisfiable   a log range that starts at or after the end (HTTP 416)
+    ├── RevisionGone          a watch cursor outside the event buffer (HTTP 410)
+    ├── SpawnFailed           the preloaded parent could not start a child (HTTP 500)
+    ├── NvmlUnavailable       NVML (nvidia-ml-py or the driver) cannot be used
+    └── GpuDiscoveryFailed    no source could tell which GPUs this Pod has
+
+The HTTP layer maps each class to one status code (``http_status``), so the
+status follows from the error's meaning and handlers never pick codes ad hoc.
+Messages show the offending value with ``!r``.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "BadRange",
+    "GpuDiscoveryFailed",
+    "InstanceExists",
+    "InstanceNotFound",
+    "InvalidInstanceId",
+    "InvalidRequest",
+    "LauncherError",
+    "NvmlUnavailable",
+    "RangeNotSatisfiable",
+    "RevisionGone",
+    "SpawnFailed",
+    "UnknownGpu",
+]
+
+
+class LauncherError(Exception):
+    """Base of every node-agent error; ``http_status`` is what an API answers."""
+
+    http_status = 500
+
+
+class InvalidRequest(LauncherError):
+    """The request is malformed; nothing was changed."""
+
+    http_status = 400
+
+
+class InvalidInstanceId(InvalidRequest):
+    """The instance ID is not a valid Kubernetes label value."""
+
+
+class UnknownGpu(InvalidRequest):
+    """A GPU UUID that is not in the node's UUID → index table."""
+
+
+class BadRange(InvalidRequest):
+    """A ``Range`` header that is not ``bytes=START-`` or ``bytes=START-END``."""
+
+
+class InstanceExists(LauncherError):
+    """An instance with this ID already exists."""
+
+    http_status = 409
+
+
+class InstanceNotFound(LauncherError):
+    """No instance has this ID."""
+
+    http_status = 404
+
+
+class RangeNotSatisfiable(LauncherError):
+    """The range starts at or beyond the end of the log; ``total`` is its size."""
+
+    http_status = 416
+
+    def __init__(self, total: int) -> None:
+        super().__init__(f"range not satisfiable; the log has {total} bytes")
+        self.total = total
+
+
+class RevisionGone(LauncherError):
+    """The requested watch revision is no longer (or not yet) available."""
+
+    http_status = 410
+
+
+class SpawnFailed(LauncherError):
+    """The preloaded parent failed to start an instance process."""
+
+
+class NvmlUnavailable(LauncherError):
+    """NVML cannot be used here (no nvidia-ml-py, no driver, or no GPU)."""
+
+
+class GpuDiscoveryFailed(LauncherError):
+    """No discovery source produced this Pod's GPU UUIDs."""

@@ -1,0 +1,123 @@
+"""The ``fma-launcher`` process: preloaded parent, process table and HTTP server, wired together.
+
+Order matters: the zygote is forked first, while this process has no event
+loop and no threads, then uvicorn starts.  At shutdown the watch streams are
+ended before uvicorn waits for open connections (they would otherwise hold
+it for the whole graceful timeout), then every instance is stopped, then
+the zygote is closed.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+from collections.abc import Callable
+from types import FrameType
+
+import uvicorn
+
+from launcher import engine as engine_mod
+from launcher import (
+    event_log,
+    gpu_table,
+    inventory,
+    launcher_app,
+    launcher_metrics,
+    log_output,
+    process_table,
+    spawner,
+    zygote,
+)
+from launcher import settings as settings_mod
+
+__all__ = ["run"]
+
+logger = logging.getLogger(__name__)
+
+_SECRET_ENV = ("FMA_LAUNCHER_TOKEN",)
+
+
+class _Server(uvicorn.Server):
+    """uvicorn, ending the watch streams before it waits for connections to close."""
+
+    def __init__(self, config: uvicorn.Config, before_shutdown: Callable[[], None]) -> None:
+        super().__init__(config)
+        self._before_shutdown = before_shutdown
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        self._before_shutdown()
+        await super().shutdown(sockets)
+
+
+def _token(settings: settings_mod.LauncherSettings) -> str | None:
+    if settings.auth_token_file is not None:
+        return settings.auth_token_file.read_text().strip() or None
+    return settings.token.get_secret_value() if settings.token is not None else None
+
+
+def _exit_cleanly(_sig: int, _frame: FrameType | None) -> None:
+    raise SystemExit(0)
+
+
+def run(settings: settings_mod.LauncherSettings, observer: inventory.InventoryObserver | None = None) -> int:
+    """Serve the launcher API until SIGTERM/SIGINT; returns the exit status.
+
+    ``observer`` is told about every instance change (the seam for the Pod
+    publisher); without one, changes are not published.
+    """
+    log_output.configure(settings.log_level)
+    token = _token(settings)
+    engine = engine_mod.load(settings.engine)
+    gpus = gpu_table.discover(settings)
+    settings.log_dir.mkdir(parents=True, exist_ok=True)
+    logger.info(
+        "launcher starting",
+        extra={"engine": engine.name, "gpu_source": gpus.source, "gpus": len(gpus.mapping), "auth": token is not None},
+    )
+    zygote_pid, sock = zygote.fork(engine, settings.preload_modules)
+    spawn = spawner.Spawner(zygote_pid, sock)
+    events = event_log.EventLog(settings.watch_buffer)
+    metrics = launcher_metrics.LauncherMetrics()
+    base_env = {k: v for k, v in os.environ.items() if k not in _SECRET_ENV}
+    table = process_table.ProcessTable(
+        spawn=spawn,
+        engine=engine,
+        gpus=gpus,
+        events=events,
+        observer=observer or inventory.NullObserver(),
+        metrics=metrics,
+        log_dir=settings.log_dir,
+        stop_grace_seconds=settings.stop_grace_seconds,
+        base_env=base_env,
+    )
+
+    async def startup() -> None:
+        await spawn.start(table.on_exit)
+        logger.info("engine preloaded", extra={"zygote_pid": zygote_pid})
+
+    async def shutdown() -> None:
+        await table.close()
+        await spawn.close()
+
+    app = launcher_app.create_app(
+        table,
+        metrics_render=metrics.render,
+        token=token,
+        max_body_bytes=settings.max_body_bytes,
+        on_startup=startup,
+        on_shutdown=shutdown,
+    )
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        log_level=settings.log_level,
+        access_log=settings.log_level == "debug",
+        timeout_graceful_shutdown=int(settings.stop_grace_seconds) + 5,
+    )
+    signal.signal(signal.SIGTERM, _exit_cleanly)
+    _Server(config, events.close).run()
+    return 0
