@@ -297,7 +297,7 @@ class _Webhook(BaseHTTPRequestHandler):
         length = int(self.headers["Content-Length"])
         review: dict[str, Any] = json.loads(self.rfile.read(length))
         request = review["request"]
-        self.calls.append(request["name"] or request["object"]["metadata"].get("generateName", ""))
+        self.calls.append(request["object"]["metadata"].get("generateName", ""))
         patch = [{"op": "add", "path": "/metadata/labels", "value": {"mutated-by": "test-webhook"}}]
         body = json.dumps(
             {
@@ -379,7 +379,7 @@ def test_mutating_webhook_over_tls_patches_created_pods(
 
         pod = waiting.wait_for(created_mutated, timeout=30, what="a Pod created through the webhook")
         assert pod.metadata.labels["mutated-by"] == "test-webhook"
-        assert handler.calls, "the apiserver never called the webhook"
+        assert "mutated-" in handler.calls, "the apiserver never called the webhook"
     finally:
         admission.delete_mutating_webhook_configuration(name)
         server.shutdown()
