@@ -179,7 +179,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     else:
         _say(f"using the cluster already running at {state.server}")
     _kubectl(state, "version")
-    _kubectl(state, "get", "--raw=/readyz?verbose")
+    _kubectl(state, "get", "--raw=/readyz")
     _kubectl(state, "apply", "-f", "-", stdin=_DEMO_DEPLOYMENT)
     _kubectl(state, "wait", "--for=jsonpath={.status.replicas}=2", "deployment/fma-demo", "--timeout=60s")
     _kubectl(state, "get", "nodes,deployments,replicasets,pods", "-o", "wide")

@@ -142,6 +142,9 @@ class ClusterPKI:
     scheduler_key: pathlib.Path
     service_account_key: pathlib.Path
     service_account_pub: pathlib.Path
+    front_proxy_ca_cert: pathlib.Path
+    front_proxy_client_cert: pathlib.Path
+    front_proxy_client_key: pathlib.Path
 
 
 def write_cluster_pki(directory: pathlib.Path, now: datetime.datetime) -> ClusterPKI:
@@ -180,7 +183,16 @@ def write_cluster_pki(directory: pathlib.Path, now: datetime.datetime) -> Cluste
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
         )
     )
+    # The aggregation layer's own CA: without it the apiserver and every
+    # component that delegates authentication log missing requestheader CAs.
+    front_proxy_ca = create_ca("fma-devcluster-front-proxy-ca", now)
+    fp_ca_cert, _ = front_proxy_ca.write(directory, "front-proxy-ca")
+    front_proxy = issue_certificate(front_proxy_ca, "front-proxy-client", now, client=True)
+    fp_cert, fp_key = front_proxy.write(directory, "front-proxy-client")
     return ClusterPKI(
+        front_proxy_ca_cert=fp_ca_cert,
+        front_proxy_client_cert=fp_cert,
+        front_proxy_client_key=fp_key,
         ca_cert=ca_cert,
         ca_key=ca_key,
         apiserver_cert=api_cert,
