@@ -50,6 +50,7 @@ __all__ = ["SpawnRequest", "fork"]
 logger = logging.getLogger(__name__)
 
 _PR_SET_CHILD_SUBREAPER = 36
+_DEAF_TO = {signal.SIGINT, signal.SIGTERM}
 
 
 class SpawnRequest(pydantic.BaseModel):
@@ -96,8 +97,9 @@ class _Zygote:
         self._sock.sendall(json.dumps(message).encode() + b"\n")
 
     def run(self, preload_modules: list[str]) -> int:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        # Blocked, not ignored: a child inherits the mask, and a SIGTERM sent to it before it
+        # unblocks stays pending instead of being lost (a delete right after a create).
+        signal.pthread_sigmask(signal.SIG_BLOCK, _DEAF_TO)
         with contextlib.suppress(OSError, AttributeError):
             ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
         wake_r, wake_w = os.pipe()
@@ -175,8 +177,7 @@ class _Zygote:
         try:
             os.setsid()
             signal.set_wakeup_fd(-1)
-            for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGCHLD):
-                signal.signal(sig, signal.SIG_DFL)
+            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
             null = os.open(os.devnull, os.O_RDONLY)
             os.dup2(null, 0)
             os.dup2(log_fd, 1)
@@ -184,6 +185,7 @@ class _Zygote:
             os.closerange(3, 1 << 16)
             os.environ.clear()
             os.environ.update(request.env)
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, _DEAF_TO)
             code = self._engine.run(request.argv)
         except SystemExit as exc:
             code = exc.code if isinstance(exc.code, int) else 1
