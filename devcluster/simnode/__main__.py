@@ -1,0 +1,61 @@
+"""``python -m devcluster.simnode``: run the simulated nodes until SIGTERM or SIGINT."""
+
+from __future__ import annotations
+
+import json
+import logging
+import pathlib
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from types import FrameType
+
+from devcluster.simnode import kube_api, node_agent, options
+
+_STANDARD = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime"}
+
+
+class _JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message and the ``extra`` fields."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        data = {
+            "time": self.formatTime(record),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        data |= {k: v for k, v in record.__dict__.items() if k not in _STANDARD}
+        if record.exc_info:
+            data["exception"] = self.formatException(record.exc_info)
+        return json.dumps(data, default=str)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse options, run the agent, stop cleanly on SIGTERM/SIGINT."""
+    kubeconfig, opts = options.parse(sys.argv[1:] if argv is None else argv)
+    handler = logging.StreamHandler()
+    handler.setFormatter(_JsonFormatter())
+    logging.basicConfig(level=logging.INFO, handlers=[handler])
+    state_dir = opts.state_dir or pathlib.Path(kubeconfig).resolve().parent / "simnode"
+    state_dir.mkdir(parents=True, exist_ok=True)
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        del frame
+        logging.getLogger("devcluster.simnode").info("signal received", extra={"signal": signum})
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    api = kube_api.KubeApi.from_kubeconfig(kubeconfig, pool_size=max(16, opts.heartbeat_workers + 8))
+    try:
+        node_agent.Agent(api, opts, state_dir).run(stop)
+    finally:
+        api.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

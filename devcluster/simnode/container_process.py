@@ -1,0 +1,136 @@
+"""A container's process: started in its own session with its volumes mounted, watched, stopped.
+
+Volumes are bind-mounted in a private mount namespace made by ``unshare``
+(util-linux) just for the container's process: ``unshare --mount`` execs a
+tiny ``sh`` script that creates the mount points, bind-mounts each volume
+directory (read-only where asked) and then execs the real command, so the
+container's PID is the one simnode started and it leads its own process
+group.  Nothing is mounted in the host's namespace; only missing mount-point
+directories are created on the host (empty).
+
+A process from before a simnode restart is *adopted*: it is not our child,
+so its exit is noticed through ``/proc`` and its exit code is unknown.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import pathlib
+import shlex
+import signal
+import subprocess
+import time
+from collections.abc import Mapping, Sequence
+
+from devcluster import processes
+
+__all__ = ["Exit", "Handle", "Mount", "launch_argv", "start"]
+
+_MOUNT_FAILED = 121
+
+
+@dataclasses.dataclass(frozen=True)
+class Mount:
+    """A volume directory bind-mounted at ``target``."""
+
+    source: str
+    target: str
+    read_only: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class Exit:
+    """How a process ended; ``exit_code`` None means unknown (an adopted process)."""
+
+    exit_code: int | None
+    signal: int | None = None
+
+
+def launch_argv(argv: Sequence[str], mounts: Sequence[Mount]) -> list[str]:
+    """The command line that runs ``argv`` with ``mounts`` in a private mount namespace.  Pure."""
+    if not mounts:
+        return list(argv)
+    lines = ["set -e"]
+    for mount in sorted(mounts, key=lambda m: m.target.count("/")):
+        target = shlex.quote(mount.target)
+        lines.append(f"mkdir -p {target}")
+        lines.append(f"mount --bind {shlex.quote(mount.source)} {target} || exit {_MOUNT_FAILED}")
+        if mount.read_only:
+            lines.append(f"mount -o remount,bind,ro {target} || exit {_MOUNT_FAILED}")
+    lines.append('exec "$@"')
+    script = "\n".join(lines)
+    return ["unshare", "--mount", "--propagation", "private", "--", "/bin/sh", "-c", script, "simnode-container", *argv]
+
+
+class Handle:
+    """A container process, started by us or adopted after a restart."""
+
+    def __init__(self, pid: int, start_time: int, popen: subprocess.Popen[bytes] | None) -> None:
+        self.pid = pid
+        self.start_time = start_time
+        self._popen = popen
+
+    @classmethod
+    def adopt(cls, pid: int, start_time: int) -> Handle:
+        """A process recorded before a restart (it may be gone already)."""
+        return cls(pid, start_time, None)
+
+    def poll(self) -> Exit | None:
+        """None while the process runs, else how it ended."""
+        if self._popen is not None:
+            code = self._popen.poll()
+            if code is None:
+                return None
+            return Exit(exit_code=128 - code, signal=-code) if code < 0 else Exit(exit_code=code)
+        if processes.process_start_time(self.pid) == self.start_time:
+            return None
+        return Exit(exit_code=None)
+
+    def signal_group(self, sig: int) -> None:
+        """Send ``sig`` to the process's group (the container's processes)."""
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.pid, sig)
+
+    def stop(self, grace_seconds: float, *, clock: float | None = None) -> Exit:
+        """SIGTERM the group, wait up to ``grace_seconds``, SIGKILL the group; returns how it ended."""
+        self.signal_group(signal.SIGTERM)
+        deadline = (clock if clock is not None else time.monotonic()) + max(0.0, grace_seconds)
+        result = self.poll()
+        while result is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+            result = self.poll()
+        self.signal_group(signal.SIGKILL)
+        while result is None:
+            time.sleep(0.02)
+            result = self.poll()
+        return result
+
+
+def start(
+    argv: Sequence[str],
+    *,
+    mounts: Sequence[Mount],
+    env: Mapping[str, str],
+    cwd: str,
+    log_path: pathlib.Path,
+) -> Handle:
+    """Start the container's process in a new session with output appended to ``log_path``.
+
+    Raises ``OSError`` when the program cannot be executed at all.
+    """
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("ab") as log:
+        popen = subprocess.Popen(
+            launch_argv(argv, mounts),
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=dict(env),
+            cwd=cwd,
+            start_new_session=True,
+            close_fds=True,
+        )
+    started = processes.process_start_time(popen.pid)
+    return Handle(popen.pid, started if started is not None else 0, popen)

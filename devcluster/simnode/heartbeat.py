@@ -1,0 +1,115 @@
+"""Node heartbeats: Lease renewals (every 10 s) and Node status reports (every 4 min).
+
+The node lifecycle controller counts a node healthy while its Lease is
+fresh, so simnode renews Leases often and reports the Node status rarely,
+as the kubelet does.  For thousands of nodes there is one scheduling thread
+and a small worker pool, never a thread per node: renewals are spread over
+the interval and sent as tiny merge patches.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import datetime
+import heapq
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+
+from devcluster.simnode import errors, fleet, kube_api
+
+__all__ = ["Heartbeat"]
+
+logger = logging.getLogger(__name__)
+
+RENEW_SECONDS = 10.0
+STATUS_SECONDS = 240.0
+
+
+class Heartbeat:
+    """Keeps the Leases and Node statuses of a set of nodes fresh."""
+
+    def __init__(
+        self,
+        api: kube_api.KubeApi,
+        nodes: Sequence[fleet.NodeIdentity],
+        node_uids: dict[str, str],
+        *,
+        workers: int = 4,
+        renew_seconds: float = RENEW_SECONDS,
+        status_seconds: float = STATUS_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._api = api
+        self._nodes = {n.name: n for n in nodes}
+        self._uids = node_uids
+        self._renew = renew_seconds
+        self._status = status_seconds
+        self._clock = clock
+        self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="heartbeat")
+        self._lock = threading.Lock()
+        self._gone: set[str] = set()
+        start = clock()
+        count = max(1, len(nodes))
+        # (due, kind, node): kind 0 = lease, 1 = node status; spread over the period.
+        self._queue: list[tuple[float, int, str]] = []
+        for i, node in enumerate(nodes):
+            self._queue.append((start + renew_seconds * i / count, 0, node.name))
+            self._queue.append((start + status_seconds * (i + 0.5) / count, 1, node.name))
+        heapq.heapify(self._queue)
+        self.renewals = 0
+        self.failures = 0
+
+    def forget(self, name: str) -> None:
+        """Stop heartbeating a node (it was deleted)."""
+        with self._lock:
+            self._gone.add(name)
+
+    def run(self, stop: threading.Event) -> None:
+        """Schedule heartbeats until ``stop`` is set."""
+        try:
+            while not stop.is_set():
+                now = self._clock()
+                while self._queue and self._queue[0][0] <= now:
+                    due, kind, name = heapq.heappop(self._queue)
+                    with self._lock:
+                        if name in self._gone:
+                            continue
+                    self._pool.submit(self._beat, kind, name)
+                    period = self._renew if kind == 0 else self._status
+                    heapq.heappush(self._queue, (max(due + period, now), kind, name))
+                wait = self._queue[0][0] - self._clock() if self._queue else 1.0
+                stop.wait(max(0.05, wait))
+        finally:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def _beat(self, kind: int, name: str) -> None:
+        node = self._nodes[name]
+        now = datetime.datetime.now(datetime.UTC)
+        try:
+            if kind == 0:
+                self._renew_lease(node, now)
+            else:
+                self._api.request(
+                    "PATCH",
+                    f"/api/v1/nodes/{name}/status",
+                    body=fleet.node_status_body(node, now),
+                    content_type=kube_api.STRATEGIC_MERGE_PATCH,
+                )
+            self.renewals += 1
+        except errors.ApiError as exc:
+            self.failures += 1
+            logger.warning("heartbeat failed", extra={"node": name, "error": str(exc)})
+        except OSError as exc:
+            self.failures += 1
+            logger.warning("heartbeat failed", extra={"node": name, "error": repr(exc)})
+
+    def _renew_lease(self, node: fleet.NodeIdentity, now: datetime.datetime) -> None:
+        path = f"/apis/coordination.k8s.io/v1/namespaces/{fleet.LEASE_NAMESPACE}/leases/{node.name}"
+        patch = {"spec": {"renewTime": fleet.micro_time(now), "holderIdentity": node.name}}
+        try:
+            self._api.request("PATCH", path, body=patch, content_type=kube_api.MERGE_PATCH)
+        except errors.NotFound:
+            create = f"/apis/coordination.k8s.io/v1/namespaces/{fleet.LEASE_NAMESPACE}/leases"
+            self._api.request("POST", create, body=fleet.lease_body(node, self._uids.get(node.name), now))
