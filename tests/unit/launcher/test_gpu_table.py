@@ -1,0 +1,71 @@
+"""The GPU UUID → CUDA index table and its sources (CONTRACT.md §4.4)."""
+
+from __future__ import annotations
+
+import json
+import pathlib
+
+import pytest
+
+from launcher import errors, gpu_table
+from launcher import settings as settings_mod
+
+
+class _FakeNvml:
+    def __init__(self, uuids: list[str] | None) -> None:
+        self._uuids = uuids
+
+    def device_uuids(self) -> list[str]:
+        if self._uuids is None:
+            raise errors.NvmlUnavailable("no driver")
+        return self._uuids
+
+    def memory_used_mib(self) -> dict[str, int]:
+        return {}
+
+
+def _settings(**values: object) -> settings_mod.LauncherSettings:
+    return settings_mod.LauncherSettings(**values)  # type: ignore[arg-type]
+
+
+def test_indices_keep_the_requested_order() -> None:
+    table = gpu_table.GpuTable(mapping={"GPU-a": 0, "GPU-b": 1, "GPU-c": 2}, source="test")
+    assert table.indices(["GPU-c", "GPU-a"]) == [2, 0]
+    assert table.indices([]) == []
+
+
+def test_unknown_uuid_names_it_and_the_known_ones() -> None:
+    table = gpu_table.GpuTable(mapping={"GPU-a": 0, "GPU-b": 1}, source="test")
+    with pytest.raises(errors.UnknownGpu) as info:
+        table.indices(["GPU-a", "GPU-z"])
+    assert str(info.value) == "GPU UUID 'GPU-z' not found. Available UUIDs: ['GPU-a', 'GPU-b']"
+    assert info.value.http_status == 400
+
+
+def test_nvml_wins_when_it_has_gpus(tmp_path: pathlib.Path) -> None:
+    path = tmp_path / "map.json"
+    path.write_text(json.dumps({"GPU-file": 5}))
+    table = gpu_table.discover(_settings(gpu_map_file=path), lambda: _FakeNvml(["GPU-x", "GPU-y"]))
+    assert table == gpu_table.GpuTable(mapping={"GPU-x": 0, "GPU-y": 1}, source="nvml")
+
+
+def test_file_when_nvml_is_unavailable(tmp_path: pathlib.Path) -> None:
+    path = tmp_path / "map.json"
+    path.write_text(json.dumps({"GPU-file": 5}))
+    table = gpu_table.discover(_settings(gpu_map_file=path), lambda: _FakeNvml(None))
+    assert table.mapping == {"GPU-file": 5}
+    assert table.source == "file"
+
+
+def test_malformed_file_is_an_error(tmp_path: pathlib.Path) -> None:
+    path = tmp_path / "map.json"
+    path.write_text(json.dumps({"GPU-file": "zero"}))
+    with pytest.raises(ValueError, match="not a JSON object"):
+        gpu_table.discover(_settings(gpu_map_file=path, use_nvml=False))
+
+
+def test_mock_gpus_and_nothing() -> None:
+    mock = gpu_table.discover(_settings(mock_gpus=True, mock_gpu_count=3), lambda: _FakeNvml(["GPU-real"]))
+    assert mock.mapping == {"GPU-0": 0, "GPU-1": 1, "GPU-2": 2}
+    empty = gpu_table.discover(_settings(), lambda: _FakeNvml(None))
+    assert empty == gpu_table.GpuTable(mapping={}, source="none")
