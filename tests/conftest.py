@@ -1,3 +1,3 @@
 """Shared test configuration: the development-cluster fixtures."""
 
-pytest_plugins = ["devcluster.pytest_plugin"]
+pytest_plugins = ["devcluster.pytest_plugin", "devcluster.simnode.pytest_fixtures"]
