@@ -27,7 +27,7 @@ from crds import (
 
 __all__ = ["CustomResource", "decode", "decode_any", "model_for_kind"]
 
-T = TypeVar("T", bound=schema_base.SchemaModel)
+_T = TypeVar("_T", bound=schema_base.SchemaModel)
 
 CustomResource = (
     inference_server_config.InferenceServerConfig
@@ -52,7 +52,7 @@ def _ref(raw: Mapping[str, Any]) -> str:
     return f"{namespace}/{name}" if namespace else str(name)
 
 
-def decode(model: type[T], raw: Mapping[str, Any]) -> T:
+def decode(model: type[_T], raw: Mapping[str, Any]) -> _T:
     """Return ``raw`` parsed as ``model``; raise ``errors.InvalidObject`` naming each bad field path."""
     try:
         return model.model_validate(raw)
