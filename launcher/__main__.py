@@ -36,6 +36,7 @@ def _launcher_parser() -> argparse.ArgumentParser:
     p.add_argument("--log-dir", help="directory of instance logs (default /tmp)")
     p.add_argument("--stop-grace-seconds", type=float, help="SIGTERM grace before SIGKILL of the group (default 10)")
     p.add_argument("--gpu-map-file", help="JSON object GPU UUID -> CUDA index, used when NVML has no GPUs")
+    p.add_argument("--gpu-map-namespace", help="namespace of the gpu-map ConfigMap (default: $NAMESPACE)")
     p.add_argument("--mock-gpus", action="store_true", default=None, help="GPU-0..GPU-<n-1> map to 0..n-1")
     p.add_argument("--mock-gpu-count", type=int, help="n for --mock-gpus (default 8)")
     p.add_argument("--no-nvml", dest="use_nvml", action="store_false", default=None, help="do not ask NVML for GPUs")

@@ -11,6 +11,7 @@
     ├── RevisionGone          a watch cursor outside the event buffer (HTTP 410)
     ├── SpawnFailed           the preloaded parent could not start a child (HTTP 500)
     ├── NvmlUnavailable       NVML (nvidia-ml-py or the driver) cannot be used
+    ├── ConfigMapUnavailable  the gpu-map ConfigMap cannot be read from inside the Pod
     └── GpuDiscoveryFailed    no source could tell which GPUs this Pod has
 
 The HTTP layer maps each class to one status code (``http_status``), so the
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 __all__ = [
     "BadRange",
+    "ConfigMapUnavailable",
     "GpuDiscoveryFailed",
     "InstanceExists",
     "InstanceNotFound",
@@ -94,6 +96,10 @@ class SpawnFailed(LauncherError):
 
 class NvmlUnavailable(LauncherError):
     """NVML cannot be used here (no nvidia-ml-py, no driver, or no GPU)."""
+
+
+class ConfigMapUnavailable(LauncherError):
+    """A ConfigMap could not be read (not in a Pod, no access, not found, malformed)."""
 
 
 class GpuDiscoveryFailed(LauncherError):

@@ -2,8 +2,9 @@
 
 The controller speaks GPU UUIDs; CUDA wants indices.  The table is built
 once at launcher start-up from the first source that works (CONTRACT.md
-§4.4, "our sources"): NVML when a GPU is present, ``--gpu-map-file``, or
-upstream's ``--mock-gpus``.  Translation is pure and fails with a 400-class
+§4.4, "our sources"): NVML when a GPU is present, ``--gpu-map-file``, the
+node's entry of the ``gpu-map`` ConfigMap when ``NODE_NAME`` and
+``NAMESPACE`` are set, or upstream's ``--mock-gpus``.  Translation is pure and fails with a 400-class
 error naming the unknown UUID and the known ones.
 """
 
@@ -14,7 +15,7 @@ from collections.abc import Callable
 
 import pydantic
 
-from launcher import errors, nvml
+from launcher import config_map_reader, errors, nvml
 from launcher import settings as settings_mod
 
 __all__ = ["GpuTable", "discover"]
@@ -51,8 +52,36 @@ def _from_nvml(loader: Callable[[], nvml.Nvml]) -> GpuTable | None:
     return GpuTable(mapping={uuid: index for index, uuid in enumerate(uuids)}, source="nvml")
 
 
-def discover(settings: settings_mod.LauncherSettings, nvml_loader: Callable[[], nvml.Nvml] = nvml.load) -> GpuTable:
-    """Build the table from the first working source (reads NVML or a file).
+_GPU_MAP = "gpu-map"
+
+ConfigMapFetch = Callable[[settings_mod.LauncherSettings, str, str], dict[str, str]]
+
+
+def _from_config_map(settings: settings_mod.LauncherSettings, fetch: ConfigMapFetch) -> GpuTable | None:
+    if not (settings.node_name and settings.namespace):
+        return None
+    namespace = settings.gpu_map_namespace or settings.namespace
+    try:
+        entry = fetch(settings, namespace, _GPU_MAP).get(settings.node_name)
+    except errors.ConfigMapUnavailable as exc:
+        logger.warning("gpu-map ConfigMap unavailable", extra={"reason": str(exc)})
+        return None
+    if entry is None:
+        logger.warning("gpu-map has no entry for this node", extra={"node": settings.node_name})
+        return None
+    try:
+        return GpuTable(mapping=_FileTable.validate_json(entry), source="configmap")
+    except pydantic.ValidationError as exc:
+        logger.warning("gpu-map entry is malformed", extra={"node": settings.node_name, "error": str(exc)})
+        return None
+
+
+def discover(
+    settings: settings_mod.LauncherSettings,
+    nvml_loader: Callable[[], nvml.Nvml] = nvml.load,
+    config_map_fetch: ConfigMapFetch = config_map_reader.fetch,
+) -> GpuTable:
+    """Build the table from the first working source (reads NVML, a file or the apiserver).
 
     A ``--gpu-map-file`` that exists but is malformed is an error rather than
     a silent fall-through: the operator asked for it explicitly.
@@ -70,6 +99,9 @@ def discover(settings: settings_mod.LauncherSettings, nvml_loader: Callable[[], 
                 f"--gpu-map-file {str(settings.gpu_map_file)!r} is not a JSON object UUID → index: {exc}"
             ) from exc
         return GpuTable(mapping=mapping, source="file")
+    table = _from_config_map(settings, config_map_fetch)
+    if table is not None:
+        return table
     if settings.mock_gpus:
         return GpuTable(mapping={f"GPU-{i}": i for i in range(settings.mock_gpu_count)}, source="mock")
     return GpuTable(mapping={}, source="none")

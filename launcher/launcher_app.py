@@ -51,8 +51,13 @@ def create_app(  # noqa: PLR0915 - one closure per route, sharing the table
     max_body_bytes: int,
     on_startup: Callable[[], Awaitable[None]] | None = None,
     on_shutdown: Callable[[], Awaitable[None]] | None = None,
+    healthy: Callable[[], str | None] = lambda: None,
 ) -> request_guard.App:
-    """Build the ASGI app: the FastAPI routes wrapped in the body cap and, with a token, the auth guard."""
+    """Build the ASGI app: the FastAPI routes wrapped in the body cap and, with a token, the auth guard.
+
+    ``healthy`` returns None when the launcher can work, or why it cannot; the
+    liveness probe (``/health``) then answers 503 so that the kubelet restarts it.
+    """
 
     @contextlib.asynccontextmanager
     async def lifespan(_: fastapi.FastAPI) -> AsyncIterator[None]:
@@ -78,8 +83,11 @@ def create_app(  # noqa: PLR0915 - one closure per route, sharing the table
     async def index() -> dict[str, object]:
         return {"name": "Multi-Instance vLLM Management API", "version": "2.0", "endpoints": INDEX_ENDPOINTS}
 
-    @app.get("/health")
-    async def health() -> dict[str, str]:
+    @app.get("/health", response_model=None)
+    async def health() -> dict[str, str] | responses.JSONResponse:
+        problem = healthy()
+        if problem is not None:
+            return responses.JSONResponse({"detail": problem}, status_code=503)
         return {"status": "OK"}
 
     @app.get("/metrics")

@@ -108,6 +108,9 @@ def run(settings: settings_mod.LauncherSettings, observer: inventory.InventoryOb
         max_body_bytes=settings.max_body_bytes,
         on_startup=startup,
         on_shutdown=shutdown,
+        healthy=lambda: (
+            "the preloaded parent exited; instances can neither start nor be watched" if spawn.broken else None
+        ),
     )
     config = uvicorn.Config(
         app,

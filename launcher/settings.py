@@ -49,6 +49,14 @@ class LauncherSettings(pydantic_settings.BaseSettings):
     namespace: str | None = pydantic.Field(
         default=None, validation_alias=pydantic.AliasChoices("namespace", "NAMESPACE")
     )
+    gpu_map_namespace: str | None = None
+    kubernetes_service_host: str | None = pydantic.Field(
+        default=None, validation_alias=pydantic.AliasChoices("kubernetes_service_host", "KUBERNETES_SERVICE_HOST")
+    )
+    kubernetes_service_port: int = pydantic.Field(
+        default=443, validation_alias=pydantic.AliasChoices("kubernetes_service_port", "KUBERNETES_SERVICE_PORT")
+    )
+    service_account_dir: pathlib.Path = pathlib.Path("/var/run/secrets/kubernetes.io/serviceaccount")
 
 
 class RequesterSettings(pydantic_settings.BaseSettings):

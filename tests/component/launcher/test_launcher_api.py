@@ -390,3 +390,19 @@ def test_metrics(launcher: Any, harness: Any) -> None:
     text = launcher.client.get("/metrics").text
     assert re.search(r'^fma_launcher_instances\{status="running"\} 0\.0$', text, re.M), text
     assert re.search(r"^fma_launcher_instance_stop_seconds_count 1\.0$", text, re.M), text
+
+
+def test_losing_the_preloaded_parent_fails_liveness(launcher: Any, harness: Any) -> None:
+    records = [json.loads(line) for line in (launcher.workdir / "agent.log").read_text().splitlines()]
+    (zygote_pid,) = [r["zygote_pid"] for r in records if r.get("msg") == "engine preloaded"]
+    os.kill(zygote_pid, signal.SIGKILL)
+    health = waiting.wait_for(
+        lambda: (r := launcher.client.get("/health")).status_code == 503 and r,
+        timeout=10,
+        what="/health to report the lost preloaded parent",
+    )
+    assert "preloaded parent" in health.json()["detail"]
+    response = _put(launcher, "late", harness.sim_options(processes.free_port()))
+    assert response.status_code == 500
+    assert "preloaded parent" in response.json()["detail"]
+    assert launcher.client.get(BASE).json()["total_instances"] == 0

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import pathlib
+import sys
 from typing import Any
 
 import httpx
@@ -89,3 +91,36 @@ def test_caller_cuda_device_order_is_kept_and_visible_devices_overridden(launche
     seen = _seen_by_child(launcher, "order")
     assert seen["cuda_visible_devices"] == "1"
     assert seen["cuda_device_order"] == "FASTEST_FIRST"
+
+
+def test_requester_agent_reports_the_instance_memory(
+    launcher: Any, harness: Any, agent_factory: Any, tmp_path: pathlib.Path
+) -> None:
+    usage_dir = tmp_path / "usage"
+    port = processes.free_port()
+    body = {
+        "options": harness.sim_options(port, "--sim-gpu-memory-gib", "8", "--gpu-memory-utilization", "0.5"),
+        "gpu_uuids": ["GPU-bbbb"],
+        "env_vars": {"VLLM_SERVER_DEV_MODE": "1", "FMA_SIM_USAGE_DIR": str(usage_dir)},
+    }
+    assert launcher.client.put(f"{BASE}/mem", json=body).status_code == 201
+    spi_port, probes_port = processes.free_port(), processes.free_port()
+    entry = "import sys; from launcher import __main__ as m; sys.exit(m.requester_main())"
+    argv = [sys.executable, "-c", entry, "--host", "127.0.0.1", "--spi-port", str(spi_port)]
+    argv += ["--probes-port", str(probes_port), "--sim-usage-dir", str(usage_dir)]
+    agent_factory(argv, env={"NVIDIA_VISIBLE_DEVICES": "GPU-bbbb"}, name="requester")
+    with (
+        httpx.Client(base_url=f"http://127.0.0.1:{spi_port}", timeout=10) as spi,
+        httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as engine,
+    ):
+        usage = "/v1/dual-pods/accelerator-memory-usage"
+        waiting.wait_for(
+            lambda: spi.get(usage).json() == {"GPU-bbbb": 4096},
+            timeout=20,
+            what="the awake instance's 4 GiB to show",
+            ignore=(httpx.TransportError,),
+        )
+        assert engine.post("/sleep", params={"level": 1}).status_code == 200
+        assert spi.get(usage).json() == {"GPU-bbbb": 1024}
+        assert launcher.client.delete(f"{BASE}/mem").status_code == 200
+        assert spi.get(usage).json() == {"GPU-bbbb": 0}

@@ -69,3 +69,30 @@ def test_mock_gpus_and_nothing() -> None:
     assert mock.mapping == {"GPU-0": 0, "GPU-1": 1, "GPU-2": 2}
     empty = gpu_table.discover(_settings(), lambda: _FakeNvml(None))
     assert empty == gpu_table.GpuTable(mapping={}, source="none")
+
+
+def _no_config_map(settings: settings_mod.LauncherSettings, namespace: str, name: str) -> dict[str, str]:
+    raise errors.ConfigMapUnavailable("not in a Pod")
+
+
+def test_config_map_entry_of_this_node() -> None:
+    seen: list[tuple[str, str]] = []
+
+    def fetch(settings: settings_mod.LauncherSettings, namespace: str, name: str) -> dict[str, str]:
+        seen.append((namespace, name))
+        return {"node-a": '{"GPU-a0": 0}', "node-b": '{"GPU-b0": 0, "GPU-b1": 1}'}
+
+    settings = _settings(node_name="node-b", namespace="ns", use_nvml=False, mock_gpus=True)
+    table = gpu_table.discover(settings, config_map_fetch=fetch)
+    assert table == gpu_table.GpuTable(mapping={"GPU-b0": 0, "GPU-b1": 1}, source="configmap")
+    assert seen == [("ns", "gpu-map")]
+    other_ns = _settings(node_name="node-a", namespace="ns", gpu_map_namespace="fma-system", use_nvml=False)
+    assert gpu_table.discover(other_ns, config_map_fetch=fetch).mapping == {"GPU-a0": 0}
+    assert seen[-1] == ("fma-system", "gpu-map")
+
+
+def test_config_map_failures_fall_through_to_mock() -> None:
+    settings = _settings(node_name="node-z", namespace="ns", use_nvml=False, mock_gpus=True, mock_gpu_count=1)
+    assert gpu_table.discover(settings, config_map_fetch=_no_config_map).source == "mock"
+    assert gpu_table.discover(settings, config_map_fetch=lambda *_: {"node-z": "not json"}).source == "mock"
+    assert gpu_table.discover(settings, config_map_fetch=lambda *_: {}).source == "mock"
