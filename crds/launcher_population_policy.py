@@ -33,14 +33,25 @@ __all__ = [
     "ResourceRange",
 ]
 
+_MAX_QUANTITY_LENGTH = 64
+_MAX_RANGES = 64
 _QUANTITY_SCHEMA: dict[str, Any] = {
     "anyOf": [{"type": "integer"}, {"type": "string"}],
     "pattern": quantity.PATTERN,
+    "maxLength": _MAX_QUANTITY_LENGTH,
     "x-kubernetes-int-or-string": True,
+}
+# The apiserver checks min <= max itself, with Kubernetes' CEL quantity library; the lengths above keep
+# the rule's estimated cost within the apiserver's budget.
+_RANGE_RULE = {
+    "rule": "!has(self.min) || !has(self.max) || quantity(string(self.min)).compareTo(quantity(string(self.max))) <= 0",
+    "message": "min must not be greater than max",
 }
 
 
 def _check_quantity(value: int | str) -> int | str:
+    if isinstance(value, str) and len(value) > _MAX_QUANTITY_LENGTH:
+        raise ValueError(f"quantity {value[:16]!r}... is longer than {_MAX_QUANTITY_LENGTH} characters")
     quantity.parse(value)
     return value
 
@@ -51,6 +62,8 @@ Quantity = Annotated[int | str, pydantic.AfterValidator(_check_quantity), pydant
 
 class ResourceRange(schema_base.SchemaModel):
     """Inclusive bounds on one allocatable resource; a missing bound is unbounded."""
+
+    model_config = pydantic.ConfigDict(json_schema_extra={"x-kubernetes-validations": [_RANGE_RULE]})
 
     min: Quantity | None = None
     """The smallest allocatable amount that matches."""
@@ -75,8 +88,17 @@ class EnhancedNodeSelector(schema_base.SchemaModel):
 
     label_selector: selector.LabelSelector = pydantic.Field(alias="labelSelector")
     """Matched against the node's labels."""
-    allocatable_resources: dict[str, ResourceRange] | None = pydantic.Field(default=None, alias="allocatableResources")
+    allocatable_resources: dict[str, ResourceRange] | None = pydantic.Field(
+        default=None, alias="allocatableResources", json_schema_extra={"maxProperties": _MAX_RANGES}
+    )
     """Resource name → range, matched against ``node.status.allocatable``; a resource the node lacks never matches."""
+
+    @pydantic.field_validator("allocatable_resources")
+    @classmethod
+    def _few_ranges(cls, ranges: dict[str, ResourceRange] | None) -> dict[str, ResourceRange] | None:
+        if ranges is not None and len(ranges) > _MAX_RANGES:
+            raise ValueError(f"at most {_MAX_RANGES} resources may be listed, got {len(ranges)}")
+        return ranges
 
     def matches(self, node_labels: Mapping[str, str], allocatable: Mapping[str, int | str]) -> bool:
         """Return whether a node with these labels and allocatable amounts is selected."""

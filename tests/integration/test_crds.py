@@ -14,6 +14,7 @@ of its own that is deleted afterwards.
 from __future__ import annotations
 
 import datetime
+import functools
 import pathlib
 import subprocess
 import uuid
@@ -23,7 +24,6 @@ from typing import Any
 import pytest
 import yaml
 from kubernetes import client as k8s
-from kubernetes.client.rest import ApiException
 
 import crds
 from crds import decoding, inference_server_config, kinds, launcher_config, launcher_population_policy, manifests
@@ -60,7 +60,7 @@ class _Kubectl:
 def _established(api: k8s.ApiextensionsV1Api, name: str) -> bool:
     try:
         crd = api.read_custom_resource_definition(name)
-    except ApiException as exc:
+    except k8s.ApiException as exc:
         if exc.status == 404:
             return False
         raise
@@ -81,7 +81,7 @@ def extensions(kube_api_client: k8s.ApiClient, kubectl: _Kubectl) -> k8s.Apiexte
     """The apiextensions API, once every FMA CRD is Established."""
     api = k8s.ApiextensionsV1Api(kube_api_client)
     for kind in kinds.ALL:
-        waiting.wait_for(lambda kind=kind: _established(api, kind.crd_name), timeout=60, what=f"{kind.crd_name}")
+        waiting.wait_for(functools.partial(_established, api, kind.crd_name), timeout=60, what=f"{kind.crd_name}")
     return api
 
 
@@ -113,7 +113,9 @@ def test_generated_crds_become_established(extensions: k8s.ApiextensionsV1Api) -
         assert crd.spec.names.short_names == [kind.short_name]
         assert crd.spec.names.categories == [kinds.CATEGORY]
         assert crd.spec.scope == "Namespaced"
-        assert crd.spec.versions[0].subresources.status == {}
+        subresources = crd.spec.versions[0].subresources
+        assert subresources is not None
+        assert subresources.status == {}
         assert _established(extensions, kind.crd_name)
 
 
@@ -165,6 +167,17 @@ spec:
   modelServerConfig: {port: %(port)d}
 """
 
+_LPP_WITH_RANGE = """
+apiVersion: fma.llm-d.ai/v1alpha1
+kind: LauncherPopulationPolicy
+metadata: {name: range-%(name)s}
+spec:
+  enhancedNodeSelector:
+    labelSelector: {}
+    allocatableResources: {memory: {min: %(min)s, max: %(max)s}}
+  countForLauncher: []
+"""
+
 _BAD_LC = """
 apiVersion: fma.llm-d.ai/v1alpha1
 kind: LauncherConfig
@@ -191,6 +204,12 @@ spec:
             id="isc-port-70000",
         ),
         pytest.param(_BAD_LC, "spec.maxInstances", "greater than or equal to 1", id="lc-maxInstances-0"),
+        pytest.param(
+            _LPP_WITH_RANGE % {"name": "a", "min": "2Gi", "max": "1G"},
+            "spec.enhancedNodeSelector.allocatableResources",
+            "min must not be greater than max",
+            id="lpp-range-min-above-max",
+        ),
     ],
 )
 def test_apiserver_rejects_invalid_objects_naming_the_field(
@@ -211,6 +230,10 @@ def test_apiserver_accepts_the_boundary_values(kubectl: _Kubectl, namespace: str
     for port in (1, 65535):
         kubectl.ok("create", "-n", namespace, "-f", "-", stdin=_ISC_WITH_PORT % {"port": port})
     kubectl.ok("create", "-n", namespace, "-f", "-", stdin=_BAD_LC.replace("maxInstances: 0", "maxInstances: 1"))
+    for name, low, high in (("int-str", "1", "'2Gi'"), ("equal", "'1Gi'", "1073741824"), ("milli", "'500m'", "'0.5'")):
+        kubectl.ok(
+            "create", "-n", namespace, "-f", "-", stdin=_LPP_WITH_RANGE % {"name": name, "min": low, "max": high}
+        )
 
 
 def _full_objects() -> list[crds.CustomResource]:
@@ -326,5 +349,6 @@ def test_documented_examples_are_valid_and_apply(
     deployment["spec"]["replicas"] = 0
     kubectl.ok("apply", "-n", namespace, "-f", "-", stdin=yaml.safe_dump(deployment))
     applied = k8s.AppsV1Api(kube_api_client).read_namespaced_deployment("qwen3-small", namespace)
-    annotations = applied.spec.template.metadata.annotations
+    assert applied.spec.template.metadata is not None
+    annotations = applied.spec.template.metadata.annotations or {}
     assert annotations[crds.keys.INFERENCE_SERVER_CONFIG_ANNOTATION] == "qwen3-small"

@@ -103,6 +103,18 @@ def test_valid(selector: dict[str, Any], counts: list[dict[str, Any]]) -> None:
             "spec.enhancedNodeSelector.allocatableResources.cpu.min",
             id="bad-quantity",
         ),
+        pytest.param(
+            {"labelSelector": {}, "allocatableResources": {"cpu": {"min": "1" * 65}}},
+            [],
+            "spec.enhancedNodeSelector.allocatableResources.cpu.min",
+            id="quantity-too-long-for-the-apiserver-rule",
+        ),
+        pytest.param(
+            {"labelSelector": {}, "allocatableResources": {f"r{i}": {} for i in range(65)}},
+            [],
+            "spec.enhancedNodeSelector.allocatableResources",
+            id="more-than-64-ranges",
+        ),
     ],
 )
 def test_invalid_names_the_field(selector: dict[str, Any], counts: list[dict[str, Any]], where: str) -> None:
