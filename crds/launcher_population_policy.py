@@ -43,7 +43,7 @@ _QUANTITY_SCHEMA: dict[str, Any] = {
 }
 # The apiserver checks min <= max itself, with Kubernetes' CEL quantity library; the lengths above keep
 # the rule's estimated cost within the apiserver's budget.
-_RANGE_RULE = {
+_RANGE_RULE: dict[str, pydantic.JsonValue] = {
     "rule": "!has(self.min) || !has(self.max) || quantity(string(self.min)).compareTo(quantity(string(self.max))) <= 0",
     "message": "min must not be greater than max",
 }
