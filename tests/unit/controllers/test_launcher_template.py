@@ -373,7 +373,8 @@ def test_malformed_launcher_config(spec: dict[str, Any], message: str) -> None:
 
 
 def test_missing_container_message_is_exact() -> None:
-    assert launcher_template.malformation(lc({"containers": [{"name": "x"}]})) == 'container "inference-server" not found'
+    message = launcher_template.malformation(lc({"containers": [{"name": "x"}]}))
+    assert message == 'container "inference-server" not found'
     assert launcher_template.malformation(lc()) is None
 
 
