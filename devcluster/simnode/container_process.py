@@ -93,10 +93,10 @@ class Handle:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.pid, sig)
 
-    def stop(self, grace_seconds: float, *, clock: float | None = None) -> Exit:
+    def stop(self, grace_seconds: float) -> Exit:
         """SIGTERM the group, wait up to ``grace_seconds``, SIGKILL the group; returns how it ended."""
         self.signal_group(signal.SIGTERM)
-        deadline = (clock if clock is not None else time.monotonic()) + max(0.0, grace_seconds)
+        deadline = time.monotonic() + max(0.0, grace_seconds)
         result = self.poll()
         while result is None and time.monotonic() < deadline:
             time.sleep(0.05)

@@ -94,7 +94,7 @@ class Heartbeat:
                 self._api.request(
                     "PATCH",
                     f"/api/v1/nodes/{name}/status",
-                    body=fleet.node_status_body(node, now),
+                    body=fleet.node_status_body(node, now, transition=False),
                     content_type=kube_api.STRATEGIC_MERGE_PATCH,
                 )
             self.renewals += 1

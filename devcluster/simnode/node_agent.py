@@ -121,7 +121,8 @@ class Agent:
     # -- registration ---------------------------------------------------------------
 
     def _register_one(self, node: fleet.NodeIdentity) -> str:
-        body = fleet.node_body(node)
+        now = datetime.datetime.now(datetime.UTC)
+        body = fleet.node_body(node, now)
         try:
             created = self._api.request("POST", "/api/v1/nodes", body=body)
         except errors.Conflict:
@@ -131,13 +132,12 @@ class Agent:
                 body={"metadata": {"labels": body["metadata"]["labels"]}},
                 content_type=kube_api.MERGE_PATCH,
             )
-        now = datetime.datetime.now(datetime.UTC)
-        self._api.request(
-            "PATCH",
-            f"/api/v1/nodes/{node.name}/status",
-            body=fleet.node_status_body(node, now),
-            content_type=kube_api.STRATEGIC_MERGE_PATCH,
-        )
+            self._api.request(
+                "PATCH",
+                f"/api/v1/nodes/{node.name}/status",
+                body=fleet.node_status_body(node, now),
+                content_type=kube_api.STRATEGIC_MERGE_PATCH,
+            )
         uid = str(created["metadata"]["uid"])
         lease = fleet.lease_body(node, uid, now)
         try:

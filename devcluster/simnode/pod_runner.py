@@ -140,13 +140,18 @@ class PodRunner:
             uid=meta.uid, namespace=meta.namespace, name=meta.name, node=ctx.node.name
         )
         self._containers: list[_Container] = []
+        policy = the_pod.spec.restart_policy
         for spec, init in [(c, True) for c in the_pod.spec.init_containers] + [
             (c, False) for c in the_pod.spec.containers
         ]:
             entry = self._record.containers.setdefault(spec.name, runtime_record.ContainerEntry())
             container = _Container(spec=spec, init=init, entry=entry)
-            if init and entry.succeeded and entry.last_terminated is not None:
-                container.final = _terminated(entry.last_terminated)
+            last = entry.last_terminated
+            if last is not None and entry.process is None:
+                # Recorded before a restart: a container that will not run again keeps its end state.
+                done = entry.succeeded if init else not restart_rule.should_restart(policy, last.exit_code)
+                if done or (init and policy == "Never"):
+                    container.final = _terminated(last)
             self._containers.append(container)
         self._prepared = False
         self._next_prepare = 0.0
