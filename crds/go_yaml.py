@@ -7,7 +7,12 @@ other's sleeping instances after a migration, so this module re-implements the
 parts of go-yaml v2 that such a document can reach: block mappings with string
 keys, string and integer scalars, the encoder's "natural" key order, the
 scalar-style choice (plain, single-quoted, double-quoted, literal) with YAML
-1.1 implicit-type detection, and line folding at 80 columns.
+1.1 implicit-type detection, and line folding at 80 columns.  It also
+reproduces what the JSON round trip does to strings and go-yaml's own quirks:
+a raw NEL (U+0085) is folded like a line break, a value that starts with a BOM
+has every character escaped, and strings Go cannot marshal (raw control
+characters, NEL in a key) are refused with ``ValueError``.  Vectors produced by
+Go (``tests/unit/crds/testdata/instance_id_vectors``) check all of this.
 
 Known approximation: Go's ``time.Parse`` is emulated with regular expressions
 for the four timestamp layouts go-yaml recognises; exotic inputs that Go parses
@@ -142,6 +147,78 @@ def _is_base60_float(text: str) -> bool:
     if not text or not (text[0] in "+-" or "0" <= text[0] <= "9") or ":" not in text:
         return False
     return _BASE60_FLOAT.match(text) is not None
+
+
+# --- what the JSON round trip does to strings (encoding/json, then go-yaml's scanner) -------------
+
+
+def _unencodable(text: str) -> str | None:
+    """Return the first character go-yaml's reader refuses after ``encoding/json`` left it raw, if any."""
+    for char in text:
+        code = ord(char)
+        if code == 0x7F or (0x80 <= code <= 0x9F and code != 0x85) or code in (0xFFFE, 0xFFFF):
+            return char
+        if 0xD800 <= code <= 0xDFFF:
+            return char
+    return None
+
+
+def _as_go_reads_it(text: str) -> str:
+    """Return ``text`` as ``sigs.k8s.io/yaml`` sees it after marshalling it to JSON and parsing that as YAML.
+
+    ``encoding/json`` escapes every character YAML would treat as white space or a line break, except
+    the space and NEL (U+0085).  go-yaml's double-quoted scanner then folds a raw NEL like a line break:
+    blanks before it are dropped, blanks after it are skipped, one break becomes a space and each further
+    break a newline.  Raises ``ValueError`` where go-yaml would refuse the document.
+    """
+    bad = _unencodable(text)
+    if bad is not None:
+        raise ValueError(f"{text!r} contains {bad!r}, which sigs.k8s.io/yaml cannot encode")
+    if "\x85" not in text:
+        return text
+    out: list[str] = []
+    i, n = 0, len(text)
+    while i < n:
+        while i < n and text[i] not in " \x85":
+            out.append(text[i])
+            i += 1
+        if i >= n:
+            break
+        whitespaces: list[str] = []
+        breaks = 0
+        while i < n and text[i] in " \x85":
+            if text[i] == " ":
+                if not breaks:
+                    whitespaces.append(" ")
+            else:
+                breaks += 1
+                # at the start of a line, "---" or "..." before a blank is a document marker (the string's
+                # closing quote is not a blank, so the end of the string does not count)
+                if text.startswith(("---", "..."), i + 1) and i + 4 < n and text[i + 4] in " \x85":
+                    raise ValueError(f"{text!r} contains a document marker after a line break")
+            i += 1
+        if breaks:
+            out.append(" " if breaks == 1 else "\n" * (breaks - 1))
+        else:
+            out.extend(whitespaces)
+    return "".join(out)
+
+
+def _through_json(document: Mapping[str, Value]) -> dict[str, Value]:
+    """Return ``document`` with every string as go-yaml reads it back (keys in Go's JSON order, later wins)."""
+    result: dict[str, Value] = {}
+    for key in sorted(document):
+        value = document[key]
+        if isinstance(value, Mapping):
+            converted: Value = _through_json(value)
+        elif isinstance(value, str):
+            converted = _as_go_reads_it(value)
+        else:
+            converted = value
+        if "\x85" in key:
+            raise ValueError(f"key {key!r} contains a line break (U+0085), which sigs.k8s.io/yaml cannot encode")
+        result[_as_go_reads_it(key)] = converted
+    return result
 
 
 # --- key order (go-yaml v2 sorter.go) ---------------------------------------------------------
@@ -394,9 +471,12 @@ class _Emitter:
     def double(self, value: str, indent: int, allow_breaks: bool) -> None:
         self.write_indicator('"', True, False, False)
         spaces = False
+        # go-yaml's is_bom() looks at the start of the value, not at position i: after a leading BOM
+        # every character is escaped.
+        escape_all = value.startswith("\ufeff")
         for i, char in enumerate(value):
             code = ord(char)
-            if not _printable(char) or code == 0xFEFF or char in _BREAKS or char in '"\\':
+            if escape_all or not _printable(char) or char in _BREAKS or char in '"\\':
                 escape = _ESCAPES.get(code)
                 if escape is None:
                     if code <= 0xFF:
@@ -490,7 +570,11 @@ class _Emitter:
 
 
 def marshal(document: Mapping[str, Value]) -> str:
-    """Return what ``sigs.k8s.io/yaml.Marshal`` produces for the JSON object ``document``. Pure."""
+    """Return what ``sigs.k8s.io/yaml.Marshal`` produces for the JSON object ``document``. Pure.
+
+    Raises ``ValueError`` for strings Go cannot marshal this way (control characters such as U+007F).
+    """
+    document = _through_json(document)
     emitter = _Emitter()
     if document:
         emitter.mapping(document, 0)

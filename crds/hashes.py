@@ -56,17 +56,7 @@ def model_server_yaml(config: inference_server_config.ModelServerConfig) -> byte
 
     Empty optional fields are omitted, as Go's ``omitempty`` does.
     """
-    document: dict[str, go_yaml.Value] = {"port": config.port}
-    if config.options:
-        document["options"] = config.options
-    for name, mapping in (
-        ("env_vars", config.env_vars),
-        ("labels", config.labels),
-        ("annotations", config.annotations),
-    ):
-        if mapping:
-            document[name] = dict(mapping)
-    return go_yaml.marshal(document).encode("utf-8")
+    return go_yaml.marshal(config.go_document()).encode("utf-8")
 
 
 def instance_id(config: inference_server_config.ModelServerConfig, gpu_uuids: Sequence[str]) -> str:

@@ -21,7 +21,7 @@ from typing import Literal
 
 import pydantic
 
-from crds import kinds, routing_metadata, schema_base, status
+from crds import go_yaml, kinds, routing_metadata, schema_base, status
 
 __all__ = ["InferenceServerConfig", "InferenceServerConfigSpec", "InferenceServerConfigStatus", "ModelServerConfig"]
 
@@ -55,6 +55,23 @@ class ModelServerConfig(schema_base.SchemaModel):
         if found:
             raise ValueError("; ".join(found))
         return annotations
+
+    @pydantic.model_validator(mode="after")
+    def _hashable(self) -> ModelServerConfig:
+        # Upstream cannot marshal some control characters (and NEL in keys); refusing them here keeps
+        # every decoded ISC hashable into an instance ID.
+        go_yaml.marshal(self.go_document())
+        return self
+
+    def go_document(self) -> dict[str, go_yaml.Value]:
+        """Return the config as upstream's Go struct marshals it: ``port`` always, empty fields omitted."""
+        document: dict[str, go_yaml.Value] = {"port": self.port}
+        if self.options:
+            document["options"] = self.options
+        for name, mapping in (("env_vars", self.env_vars), ("labels", self.labels), ("annotations", self.annotations)):
+            if mapping:
+                document[name] = dict(mapping)
+        return document
 
     def routing(self) -> routing_metadata.RoutingMetadata:
         """Return the routing labels and annotations to commit at bind time."""

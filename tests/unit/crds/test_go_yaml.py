@@ -22,7 +22,47 @@ _VECTORS: list[dict[str, Any]] = json.loads(
 
 @pytest.mark.parametrize("vector", [pytest.param(v, id=v["name"]) for v in _VECTORS])
 def test_matches_go_output(vector: dict[str, Any]) -> None:
-    assert go_yaml.marshal(vector["config"]) == vector["yaml"]
+    if "error" in vector:
+        # Go refuses these (raw control characters, line breaks in keys); so must we
+        with pytest.raises(ValueError, match=r"cannot encode|document marker"):
+            go_yaml.marshal(vector["config"])
+    else:
+        assert go_yaml.marshal(vector["config"]) == vector["yaml"]
+
+
+def test_vectors_cover_the_cases_the_contract_names() -> None:
+    names = {vector["name"] for vector in _VECTORS}
+    assert {"long-options", "numeric-looking-values", "keys-with-digits-and-underscores"} <= names
+    assert sum("error" not in vector for vector in _VECTORS) > 250
+    assert sum("error" in vector for vector in _VECTORS) > 20
+
+
+@pytest.mark.parametrize(
+    ("value", "rendered"),
+    [
+        pytest.param("a\x85b", "a b", id="nel-folds-to-space"),
+        pytest.param("a \x85  b", "a b", id="nel-eats-surrounding-blanks"),
+        pytest.param("a\x85\x85b", "|-\n    a\n    b", id="two-nels-make-a-newline"),
+        pytest.param("\ufeffab", '"\\uFEFF\\x61\\x62"', id="leading-bom-escapes-everything"),
+        pytest.param("a\ufeffb", '"a\\uFEFFb"', id="inner-bom-escaped-alone"),
+    ],
+)
+def test_go_quirks(value: str, rendered: str) -> None:
+    assert go_yaml.marshal({"m": {"k": value}}) == f"m:\n  k: {rendered}\n"
+
+
+@pytest.mark.parametrize(
+    "document",
+    [
+        pytest.param({"k": "a\x7fb"}, id="del"),
+        pytest.param({"k": "\x80"}, id="c1-control"),
+        pytest.param({"k\x85": "v"}, id="nel-in-key"),
+        pytest.param({"k": "a\x85--- b"}, id="document-marker"),
+    ],
+)
+def test_refuses_what_go_refuses(document: dict[str, go_yaml.Value]) -> None:
+    with pytest.raises(ValueError, match=r"cannot encode|document marker"):
+        go_yaml.marshal(document)
 
 
 def test_contract_example() -> None:

@@ -11,9 +11,10 @@ import subprocess
 import sys
 from typing import Any
 
+import pydantic
 import pytest
 
-from crds import hashes, inference_server_config
+from crds import hashes, inference_server_config, routing_metadata
 
 _VECTORS: list[dict[str, Any]] = json.loads(
     (pathlib.Path(__file__).parent / "testdata" / "instance_id_vectors" / "vectors.json").read_text()
@@ -32,10 +33,30 @@ def _msc(**changes: Any) -> inference_server_config.ModelServerConfig:
     return inference_server_config.ModelServerConfig.model_validate({**_BASE, **changes})
 
 
-@pytest.mark.parametrize("vector", [pytest.param(v, id=v["name"]) for v in _VECTORS])
+def _valid_routing(vector: dict[str, Any]) -> bool:
+    config = vector["config"]
+    return not routing_metadata.problems(config.get("labels"), config.get("annotations"))
+
+
+_HASHABLE = [v for v in _VECTORS if "error" not in v and _valid_routing(v)]
+_UNHASHABLE = [v for v in _VECTORS if "error" in v and _valid_routing(v)]
+
+
+@pytest.mark.parametrize("vector", [pytest.param(v, id=v["name"]) for v in _HASHABLE])
 def test_instance_id_matches_upstream_go(vector: dict[str, Any]) -> None:
     config = inference_server_config.ModelServerConfig.model_validate(vector["config"])
     assert hashes.instance_id(config, vector["gpus"]) == vector["instance_id"]
+
+
+@pytest.mark.parametrize("vector", [pytest.param(v, id=v["name"]) for v in _UNHASHABLE])
+def test_configs_go_cannot_marshal_are_invalid(vector: dict[str, Any]) -> None:
+    with pytest.raises(pydantic.ValidationError, match=r"cannot encode|document marker"):
+        inference_server_config.ModelServerConfig.model_validate(vector["config"])
+
+
+def test_enough_vectors_are_compared() -> None:
+    assert len(_HASHABLE) > 200
+    assert len(_UNHASHABLE) > 20
 
 
 def test_instance_id_shape() -> None:
@@ -47,7 +68,7 @@ def test_instance_id_shape() -> None:
 def test_instance_id_is_stable_across_processes() -> None:
     program = (
         "import json, sys\n"
-        "from crds import hashes, inference_server_config\n"
+        "from crds import hashes, inference_server_config, routing_metadata\n"
         "config = inference_server_config.ModelServerConfig.model_validate(json.loads(sys.argv[1]))\n"
         "print(hashes.instance_id(config, sys.argv[2].split(',')), hashes.config_key(config))\n"
     )

@@ -115,6 +115,9 @@ def test_valid_variants(path: str, value: Any) -> None:
             "spec.modelServerConfig.env_vars", {"A": 1}, "spec.modelServerConfig.env_vars.A", id="env-not-string"
         ),
         pytest.param("spec.modelServerConfig", _DELETE, "spec.modelServerConfig", id="msc-missing"),
+        pytest.param(
+            "spec.modelServerConfig.options", "--x \x7f", "spec.modelServerConfig", id="not-marshallable-by-upstream"
+        ),
         pytest.param("kind", "LauncherConfig", "kind", id="wrong-kind"),
         pytest.param("apiVersion", "fma.llm-d.ai/v1", "apiVersion", id="wrong-version"),
         pytest.param("status", {"observedGeneration": -1}, "status.observedGeneration", id="negative-generation"),

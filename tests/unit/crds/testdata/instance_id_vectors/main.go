@@ -2,9 +2,13 @@
 // upstream FMA computes them: sigs.k8s.io/yaml.Marshal of the ISC's
 // modelServerConfig, then "I" + base64url(SHA-256(Y + ";gpus=" + U)) + "i".
 //
-// Usage (from this folder, offline with a warm module cache):
+// Usage (from this folder, offline with a warm module cache; make_cases.py
+// writes cases.json, hand-picked cases plus seeded random ones):
 //
+//	python3 make_cases.py
 //	GOFLAGS=-mod=mod GOPROXY=off GOSUMDB=off go run . < cases.json > vectors.json
+//
+// A case that Go cannot marshal is recorded with its error instead of an ID.
 //
 // The Python tests compare crds.hashes and crds.go_yaml against vectors.json.
 package main
@@ -36,8 +40,9 @@ type testCase struct {
 
 type vector struct {
 	testCase
-	YAML       string `json:"yaml"`
-	InstanceID string `json:"instance_id"`
+	YAML       string `json:"yaml,omitempty"`
+	InstanceID string `json:"instance_id,omitempty"`
+	Error      string `json:"error,omitempty"`
 }
 
 func main() {
@@ -49,7 +54,8 @@ func main() {
 	for _, c := range cases {
 		y, err := yaml.Marshal(c.Config)
 		if err != nil {
-			panic(err)
+			out = append(out, vector{testCase: c, Error: err.Error()})
+			continue
 		}
 		sum := sha256.Sum256([]byte(string(y) + ";gpus=" + strings.Join(c.GPUs, ",")))
 		id := "I" + base64.RawURLEncoding.EncodeToString(sum[:]) + "i"
