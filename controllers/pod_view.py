@@ -17,7 +17,7 @@ from crds import binding_record, keys, names
 __all__ = [
     "Classification",
     "PodKind",
-    "annotations",
+    "annotations_of",
     "classify",
     "container_status",
     "finalizers",
@@ -26,7 +26,7 @@ __all__ = [
     "is_launcher",
     "is_ready",
     "is_requester",
-    "labels",
+    "labels_of",
     "name",
     "node_of_provider",
     "pod_ip",
@@ -54,12 +54,12 @@ def uid(pod: Mapping[str, Any]) -> str:
     return str(_meta(pod).get("uid", ""))
 
 
-def annotations(pod: Mapping[str, Any]) -> dict[str, str]:
+def annotations_of(pod: Mapping[str, Any]) -> dict[str, str]:
     """The Pod's annotations (a copy; empty when none)."""
     return dict(_meta(pod).get("annotations") or {})
 
 
-def labels(pod: Mapping[str, Any]) -> dict[str, str]:
+def labels_of(pod: Mapping[str, Any]) -> dict[str, str]:
     """The Pod's labels (a copy; empty when none)."""
     return dict(_meta(pod).get("labels") or {})
 
@@ -80,13 +80,13 @@ def is_requester(pod: Mapping[str, Any]) -> bool:
     The ISC key's *presence* selects launcher mode even when empty (an empty
     value is a status error, reported by the reconcile).
     """
-    notes = annotations(pod)
+    notes = annotations_of(pod)
     return bool(notes.get(keys.SERVER_PATCH_ANNOTATION)) or keys.INFERENCE_SERVER_CONFIG_ANNOTATION in notes
 
 
 def is_launcher(pod: Mapping[str, Any]) -> bool:
     """A launcher carries the launcher-config-name label."""
-    return keys.LAUNCHER_CONFIG_NAME_LABEL in labels(pod)
+    return keys.LAUNCHER_CONFIG_NAME_LABEL in labels_of(pod)
 
 
 def node_of_provider(pod: Mapping[str, Any]) -> str | None:
@@ -111,7 +111,7 @@ def classify(pod: Mapping[str, Any]) -> Classification:
     if is_requester(pod):
         node = (pod.get("spec") or {}).get("nodeName")
         return Classification("requester", str(node) if node else None, uid(pod))
-    record = binding_record.from_annotations(annotations(pod))
+    record = binding_record.from_annotations(annotations_of(pod))
     if record is not None:
         return Classification("bound-provider", node_of_provider(pod), record.uid)
     if is_launcher(pod):
@@ -129,7 +129,7 @@ def is_ready(pod: Mapping[str, Any]) -> bool:
     """Whether the Pod's Ready condition is True."""
     for condition in (pod.get("status") or {}).get("conditions") or []:
         if condition.get("type") == "Ready":
-            return condition.get("status") == "True"
+            return bool(condition.get("status") == "True")
     return False
 
 
