@@ -1,14 +1,86 @@
-"""Entry point of `fma-extender`."""
+"""Entry point of ``fma-extender``: flags, settings, logging, the cluster model and uvicorn.
 
+Flags win over ``FMA_EXTENDER_*`` environment variables (only given flags are
+passed to ``Settings``).  The watch caches start before the server; until
+they have synced, ``/healthz`` answers 503 and the verbs answer neutrally for
+nodes the model does not know yet.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
 import sys
+
+import pydantic
+import uvicorn
+
+import kube
+from extender import http_api, live_model, log_output, metrics, scoring
+from extender import settings as settings_mod
+from kube import errors as kube_errors
 
 __all__ = ["main"]
 
+logger = logging.getLogger(__name__)
 
-def main() -> int:
-    """Report that this process is not implemented yet."""
-    print("fma-extender: not implemented yet", file=sys.stderr)
-    return 2
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="fma-extender", description="FMA kube-scheduler extender (filter, prioritize).")
+    p.add_argument("--host", help="listen address (default 127.0.0.1)")
+    p.add_argument("--port", type=int, help="listen port (default 8890)")
+    p.add_argument("--log-level", choices=["critical", "error", "warning", "info", "debug"])
+    p.add_argument("--kubeconfig", help="kubeconfig path (default: $KUBECONFIG, ~/.kube/config or in-cluster)")
+    p.add_argument("--namespace", help="namespace of ISCs and LauncherConfigs (default: all)")
+    p.add_argument("--gpu-map-namespace", help="namespace of the gpu-map ConfigMap (default: --namespace)")
+    p.add_argument("--tls-cert-file", help="serve HTTPS with this certificate (with --tls-key-file)")
+    p.add_argument("--tls-key-file", help="private key of --tls-cert-file")
+    p.add_argument("--sleeper-limit", type=int, help="the controller's direct-mode sleeper limit (default 2)")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the extender until SIGTERM or SIGINT."""
+    args = _parser().parse_args(argv)
+    given = {k: v for k, v in vars(args).items() if v is not None}
+    try:
+        settings = settings_mod.Settings(**given)
+    except pydantic.ValidationError as exc:
+        print(f"fma-extender: invalid configuration: {exc}", file=sys.stderr)
+        return 2
+    log_output.configure(settings.log_level)
+    try:
+        api = kube.connect(settings.kubeconfig, field_manager="fma-extender")
+    except kube_errors.ConfigError as exc:
+        print(f"fma-extender: {exc}", file=sys.stderr)
+        return 2
+    model = live_model.ClusterModel(
+        api, namespace=settings.namespace, gpu_map_namespace=settings.effective_gpu_map_namespace
+    )
+    app = http_api.create_app(
+        world=model,
+        extender_metrics=metrics.ExtenderMetrics(),
+        ready=lambda: model.synced,
+        policy=scoring.Policy(sleeper_limit=settings.sleeper_limit),
+        max_body_bytes=settings.max_body_bytes,
+    )
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        access_log=False,
+        ssl_certfile=str(settings.tls_cert_file) if settings.tls_cert_file else None,
+        ssl_keyfile=str(settings.tls_key_file) if settings.tls_key_file else None,
+    )
+    model.start()
+    logger.info("extender starting", extra={"host": settings.host, "port": settings.port, "tls": settings.tls})
+    try:
+        uvicorn.Server(config).run()
+    finally:
+        model.stop()
+        api.close()
+    return 0
 
 
 if __name__ == "__main__":

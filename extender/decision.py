@@ -1,0 +1,102 @@
+"""The two extender verbs as pure functions over a cluster snapshot: filter and prioritize.
+
+Each verb parses the Pod's demand, then judges every candidate node with
+``scoring`` and builds the wire answer (``protocol``).  They read the cluster
+only through ``World`` (the live model, or a hand-made one in tests) and
+return an ``Outcome`` for the metrics beside the answer, so the HTTP layer only
+parses, calls, counts and serialises (decide, then do).
+
+A Pod that is not an FMA requester is answered at once: filter passes every
+node and prioritize gives every node the neutral score, without looking at
+any node.  A node unknown to the model passes filter and scores neutral.
+
+Pure; no I/O.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Protocol
+
+from extender import config_summary, demand, node_view, protocol, scoring
+
+__all__ = ["Outcome", "World", "filter_nodes", "prioritize"]
+
+
+class World(Protocol):
+    """Read access to the cluster model."""
+
+    def node(self, name: str) -> node_view.NodeView | None:
+        """The view of node ``name``, or None when the model does not know it."""
+        ...
+
+    def server_config(self, namespace: str, name: str) -> config_summary.ServerConfigSummary | None:
+        """The summary of ISC ``namespace/name``, or None."""
+        ...
+
+    def launcher_config(self, namespace: str, name: str) -> config_summary.LauncherConfigSummary | None:
+        """The summary of LauncherConfig ``namespace/name``, or None."""
+        ...
+
+
+@dataclasses.dataclass(frozen=True)
+class Outcome:
+    """What a verb decided, for metrics and logs."""
+
+    fma: bool
+    """Whether the Pod is an FMA requester."""
+    nodes: int
+    """Candidate nodes judged."""
+    best: scoring.Placement
+    """The class of the best node (``neutral`` for non-FMA Pods)."""
+
+
+def _demand(args: protocol.ExtenderArgs, world: World) -> demand.Demand | None:
+    return demand.of_pod(args.pod, world.server_config, world.launcher_config)
+
+
+def filter_nodes(args: protocol.ExtenderArgs, world: World) -> tuple[protocol.ExtenderFilterResult, Outcome]:
+    """Answer ``/filter``: drop only the nodes that certainly cannot host the requester."""
+    names = args.candidate_names()
+    want = _demand(args, world)
+    failed: dict[str, str] = {}
+    unresolvable: dict[str, str] = {}
+    if want is not None:
+        for name in names:
+            rejected = scoring.rejection(want, world.node(name))
+            if rejected is not None:
+                (unresolvable if rejected.unresolvable else failed)[name] = rejected.reason
+    passing = [name for name in names if name not in failed and name not in unresolvable]
+    if args.cache_capable:
+        result = protocol.ExtenderFilterResult(
+            node_names=passing, failed_nodes=failed, failed_and_unresolvable_nodes=unresolvable
+        )
+    else:
+        assert args.nodes is not None
+        keep = set(passing)
+        kept = [item for item, name in zip(args.nodes.items, names, strict=True) if name in keep]
+        result = protocol.ExtenderFilterResult(
+            nodes=protocol.NodeList(items=kept), failed_nodes=failed, failed_and_unresolvable_nodes=unresolvable
+        )
+    return result, Outcome(fma=want is not None, nodes=len(names), best=scoring.Placement.NEUTRAL)
+
+
+def prioritize(
+    args: protocol.ExtenderArgs, world: World, policy: scoring.Policy | None = None
+) -> tuple[list[protocol.HostPriority], Outcome]:
+    """Answer ``/prioritize``: one 0-10 score per candidate node, in the order sent."""
+    names = args.candidate_names()
+    want = _demand(args, world)
+    if want is None:
+        neutral = [protocol.HostPriority(host=name, score=scoring.NEUTRAL_SCORE) for name in names]
+        return neutral, Outcome(fma=False, nodes=len(names), best=scoring.Placement.NEUTRAL)
+    answer = []
+    best: scoring.Assessment | None = None
+    for name in names:
+        judged = scoring.assess(want, world.node(name), policy)
+        answer.append(protocol.HostPriority(host=name, score=judged.score))
+        if best is None or judged.score > best.score:
+            best = judged
+    return answer, Outcome(
+        fma=True, nodes=len(names), best=best.placement if best is not None else scoring.Placement.NEUTRAL
+    )

@@ -1,0 +1,183 @@
+"""The watch-fed cluster model behind the HTTP verbs.
+
+Watch caches (``kube.WatchCache``) mirror Pods (indexed by node), Nodes, the
+``gpu-map`` ConfigMap, ISCs and LauncherConfigs.  Node views
+(``node_view.NodeView``) are built lazily, on the first request that needs a
+node, and memoised until a change on that node invalidates them; ISC and LC
+summaries are memoised per resourceVersion.  So a verb over 1,000 nodes reads
+1,000 ready-made values in the common case, while a change costs one rebuild
+of one node.
+
+Invalidation is race-free without holding a lock while building: each node
+has a generation counter that every change bumps, and a view built from an
+older generation is returned but not stored.
+
+Threads: the caches' threads call the handlers; request handlers read.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Mapping
+from typing import Any, Final
+
+import kube
+from extender import config_summary, errors, node_view
+from kube import resources
+
+__all__ = ["GPU_MAP_NAME", "ClusterModel"]
+
+logger = logging.getLogger(__name__)
+
+GPU_MAP_NAME: Final = "gpu-map"
+"""The ConfigMap mapping node name -> JSON of GPU UUID -> index (CONTRACT.md §2.4)."""
+
+_BY_NODE: Final = "node"
+
+
+def _pod_nodes(pod: Mapping[str, Any]) -> list[str]:
+    name = node_view.node_of_pod(pod)
+    return [name] if name else []
+
+
+def _version(obj: Mapping[str, Any]) -> str:
+    return str((obj.get("metadata") or {}).get("resourceVersion", ""))
+
+
+class ClusterModel:
+    """The extender's view of the cluster; implements ``decision.World``."""
+
+    def __init__(
+        self,
+        api: kube.Client,
+        *,
+        namespace: str | None = None,
+        gpu_map_namespace: str | None = None,
+        cache_factory: Callable[..., kube.WatchCache] = kube.WatchCache,
+    ) -> None:
+        self._pods = cache_factory(api, resources.PODS, namespace=None, indexers={_BY_NODE: _pod_nodes})
+        self._nodes = cache_factory(api, resources.NODES)
+        self._iscs = cache_factory(api, resources.INFERENCE_SERVER_CONFIGS, namespace=namespace)
+        self._lcs = cache_factory(api, resources.LAUNCHER_CONFIGS, namespace=namespace)
+        self._gpu_map: kube.WatchCache | None = None
+        if gpu_map_namespace:
+            self._gpu_map = cache_factory(
+                api,
+                resources.CONFIG_MAPS,
+                namespace=gpu_map_namespace,
+                field_selector=f"metadata.name={GPU_MAP_NAME}",
+            )
+        self._lock = threading.Lock()
+        self._views: dict[str, node_view.NodeView] = {}
+        self._generations: dict[str, int] = {}
+        self._epoch = 0
+        self._summaries: dict[tuple[str, str], tuple[str, object]] = {}
+        self._pods.add_handler(self._on_pod)
+        self._nodes.add_handler(self._on_node)
+        if self._gpu_map is not None:
+            self._gpu_map.add_handler(self._on_gpu_map)
+
+    # --- lifecycle --------------------------------------------------------------------
+
+    def _caches(self) -> list[kube.WatchCache]:
+        caches = [self._pods, self._nodes, self._iscs, self._lcs]
+        if self._gpu_map is not None:
+            caches.append(self._gpu_map)
+        return caches
+
+    def start(self) -> None:
+        """Start every watch."""
+        for cache in self._caches():
+            cache.start()
+
+    def wait_synced(self, timeout: float) -> None:
+        """Wait until every cache has its first list; raise ``errors.NotSynced`` on timeout."""
+        if not kube.cache.wait_all_synced(self._caches(), timeout):
+            pending = [c.resource.plural for c in self._caches() if not c.synced]
+            raise errors.NotSynced(f"watch caches not synced after {timeout}s: {pending!r}")
+
+    @property
+    def synced(self) -> bool:
+        """Whether every cache has loaded its first list."""
+        return all(cache.synced for cache in self._caches())
+
+    def stop(self) -> None:
+        """Stop every watch."""
+        for cache in self._caches():
+            cache.stop()
+
+    # --- invalidation (cache threads) -------------------------------------------------------
+
+    def _invalidate(self, names: list[str]) -> None:
+        with self._lock:
+            for name in names:
+                self._views.pop(name, None)
+                self._generations[name] = self._generations.get(name, 0) + 1
+
+    def _on_pod(self, key: str, old: Mapping[str, Any] | None, new: Mapping[str, Any] | None) -> None:
+        names = {n for obj in (old, new) if obj is not None for n in _pod_nodes(obj)}
+        if names:
+            self._invalidate(sorted(names))
+
+    def _on_node(self, key: str, old: Mapping[str, Any] | None, new: Mapping[str, Any] | None) -> None:
+        self._invalidate([key])
+
+    def _on_gpu_map(self, key: str, old: Mapping[str, Any] | None, new: Mapping[str, Any] | None) -> None:
+        with self._lock:
+            self._views.clear()
+            self._epoch += 1
+
+    # --- reads (request handlers) -------------------------------------------------------------
+
+    def _gpu_map_entry(self, name: str) -> str | None:
+        if self._gpu_map is None:
+            return None
+        for config_map in self._gpu_map.items():
+            value = (config_map.get("data") or {}).get(name)
+            return str(value) if value is not None else None
+        return None
+
+    def node(self, name: str) -> node_view.NodeView | None:
+        """The memoised view of node ``name``; None when neither the Node nor any Pod on it is known."""
+        with self._lock:
+            view = self._views.get(name)
+            if view is not None:
+                return view
+            stamp = (self._generations.get(name, 0), self._epoch)
+        raw = self._nodes.get(name)
+        if raw is None:
+            return None
+        view = node_view.build(name, raw, self._pods.by_index(_BY_NODE, name), self._gpu_map_entry(name))
+        with self._lock:
+            if (self._generations.get(name, 0), self._epoch) == stamp:
+                self._views[name] = view
+        return view
+
+    def _summary(self, cache: kube.WatchCache, kind: str, namespace: str, name: str, make: Callable[..., Any]) -> Any:
+        raw = cache.get(f"{namespace}/{name}")
+        if raw is None:
+            return None
+        version = _version(raw)
+        with self._lock:
+            cached = self._summaries.get((kind, f"{namespace}/{name}"))
+        if cached is not None and cached[0] == version:
+            return cached[1]
+        summary = make(raw)
+        with self._lock:
+            self._summaries[(kind, f"{namespace}/{name}")] = (version, summary)
+        return summary
+
+    def server_config(self, namespace: str, name: str) -> config_summary.ServerConfigSummary | None:
+        """The summary of ISC ``namespace/name``, or None when it is missing or malformed."""
+        result: config_summary.ServerConfigSummary | None = self._summary(
+            self._iscs, "isc", namespace, name, config_summary.summarize_isc
+        )
+        return result
+
+    def launcher_config(self, namespace: str, name: str) -> config_summary.LauncherConfigSummary | None:
+        """The summary of LauncherConfig ``namespace/name``, or None when it is missing or malformed."""
+        result: config_summary.LauncherConfigSummary | None = self._summary(
+            self._lcs, "lc", namespace, name, config_summary.summarize_lc
+        )
+        return result

@@ -1,0 +1,315 @@
+"""What the extender knows about one node: GPUs, who holds them, sleepers and idle launchers.
+
+A ``NodeView`` is rebuilt from raw objects whenever something on the node
+changes (``build``), so the scoring code reads a small immutable value instead
+of walking Pods on every request.  The facts come only from the API server
+(CONTRACT.md §2, §12.3):
+
+- the node's GPU UUIDs, in index order, from its ``gpu-map`` entry, and its GPU
+  count from ``status.allocatable``;
+- GPUs *held*: the ``accelerators`` annotation of each live Pod that requests
+  GPUs (a requester once the controller knows its GPUs); a GPU-requesting Pod
+  without it holds ``unknown_held`` GPUs that could be any free-looking ones;
+- *launchers* that are unbound, not being deleted and not stuck, with their
+  published inventory (``instances`` annotation); every running instance of an
+  unbound launcher is asleep (``launcher_inventory.asleep``);
+- sleeping *direct providers* that carry a ``config-key``.
+
+Bound launchers are left out: the controller never picks one for another
+requester.  Pure; no I/O.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+from collections.abc import Iterable, Mapping
+from typing import Any, Final
+
+from crds import accelerators, binding_record, keys, launcher_inventory, quantity
+from crds import errors as crds_errors
+
+__all__ = [
+    "GPU_RESOURCE",
+    "HOSTNAME_LABEL",
+    "Instance",
+    "Launcher",
+    "NodeView",
+    "Sleeper",
+    "build",
+    "gpu_request",
+    "node_of_pod",
+    "parse_gpu_map_entry",
+]
+
+logger = logging.getLogger(__name__)
+
+GPU_RESOURCE: Final = "nvidia.com/gpu"
+"""The extended resource the device plugin hands out."""
+
+HOSTNAME_LABEL: Final = "kubernetes.io/hostname"
+"""The node selector key that pins providers to their node (CONTRACT.md §2.4)."""
+
+_DONE_PHASES: Final = frozenset({"Succeeded", "Failed"})
+
+
+@dataclasses.dataclass(frozen=True)
+class Instance:
+    """One engine instance of a launcher, as published in its inventory."""
+
+    id: str
+    config_key: str
+    gpus: tuple[str, ...]
+    port: int | None
+    running: bool
+
+
+@dataclasses.dataclass(frozen=True)
+class Launcher:
+    """An unbound launcher Pod that the controller may use for a requester of its LauncherConfig."""
+
+    namespace: str
+    name: str
+    config_name: str
+    instances: tuple[Instance, ...]
+
+    def running(self) -> tuple[Instance, ...]:
+        """The instances whose process is alive (asleep, since the launcher is unbound)."""
+        return tuple(item for item in self.instances if item.running)
+
+
+@dataclasses.dataclass(frozen=True)
+class Sleeper:
+    """A sleeping engine that a requester of the same config key could wake on the same GPUs."""
+
+    namespace: str
+    config_key: str
+    gpus: frozenset[str]
+    provider: str
+    """``namespace/name`` of the launcher or direct provider that hosts it."""
+
+
+@dataclasses.dataclass(frozen=True)
+class NodeView:
+    """Everything the scoring needs about one node."""
+
+    name: str
+    labels: Mapping[str, str]
+    gpu_capacity: int
+    """Allocatable ``nvidia.com/gpu``."""
+    gpus: tuple[str, ...]
+    """GPU UUIDs from ``gpu-map``, in index order (empty when the node has no entry)."""
+    held: frozenset[str]
+    """UUIDs held by live GPU-requesting Pods whose GPUs are known."""
+    unknown_held: int
+    """GPUs held by live Pods whose GPUs are not known yet (counted from their requests)."""
+    launchers: tuple[Launcher, ...] = ()
+    direct_sleepers: tuple[Sleeper, ...] = ()
+
+    @property
+    def free_uuids(self) -> frozenset[str]:
+        """GPUs not known to be held (``unknown_held`` of them may still be taken)."""
+        return frozenset(self.gpus) - self.held
+
+    @property
+    def free_count(self) -> int:
+        """How many GPUs the device plugin can still hand out."""
+        return max(0, self.gpu_capacity - len(self.held) - self.unknown_held)
+
+    def sleepers(self) -> list[Sleeper]:
+        """Every sleeping engine on the node: running instances of unbound launchers, then direct sleepers."""
+        found = [
+            Sleeper(
+                namespace=launcher.namespace,
+                config_key=item.config_key,
+                gpus=frozenset(item.gpus),
+                provider=f"{launcher.namespace}/{launcher.name}",
+            )
+            for launcher in self.launchers
+            for item in launcher.running()
+            if item.config_key and item.gpus
+        ]
+        found.extend(self.direct_sleepers)
+        return found
+
+
+def _meta(obj: Mapping[str, Any]) -> Mapping[str, Any]:
+    meta = obj.get("metadata")
+    return meta if isinstance(meta, Mapping) else {}
+
+
+def _spec(obj: Mapping[str, Any]) -> Mapping[str, Any]:
+    spec = obj.get("spec")
+    return spec if isinstance(spec, Mapping) else {}
+
+
+def _count(raw: object) -> int:
+    if raw is None:
+        return 0
+    try:
+        return int(quantity.parse(raw if isinstance(raw, int | str) else str(raw)))
+    except ValueError:
+        return 0
+
+
+def gpu_request(spec: Mapping[str, Any]) -> int:
+    """GPUs a PodSpec asks for, as the scheduler counts them: max(sum of containers, largest init container)."""
+
+    def of(container: object) -> int:
+        if not isinstance(container, Mapping):
+            return 0
+        resources = container.get("resources") or {}
+        limits = resources.get("limits") or {}
+        requests = resources.get("requests") or {}
+        return _count(limits.get(GPU_RESOURCE, requests.get(GPU_RESOURCE)))
+
+    app = sum(of(c) for c in spec.get("containers") or [])
+    init = max((of(c) for c in spec.get("initContainers") or []), default=0)
+    return max(app, init)
+
+
+def node_of_pod(pod: Mapping[str, Any]) -> str | None:
+    """The node a Pod is on: ``spec.nodeName``, else (providers) its hostname node selector or node-name label."""
+    spec = _spec(pod)
+    name = spec.get("nodeName")
+    if isinstance(name, str) and name:
+        return name
+    selector = spec.get("nodeSelector") or {}
+    pinned = selector.get(HOSTNAME_LABEL) if isinstance(selector, Mapping) else None
+    if isinstance(pinned, str) and pinned:
+        return pinned
+    labels = _meta(pod).get("labels") or {}
+    if keys.LAUNCHER_CONFIG_NAME_LABEL in labels:
+        value = labels.get(keys.NODE_NAME_LABEL)
+        return str(value) if value else None
+    return None
+
+
+def parse_gpu_map_entry(value: str | None) -> tuple[str, ...]:
+    """The UUIDs of one ``gpu-map`` value (JSON UUID -> index), in index order; () when absent or malformed."""
+    if not value:
+        return ()
+    try:
+        table = json.loads(value)
+    except json.JSONDecodeError:
+        return ()
+    if not isinstance(table, dict):
+        return ()
+    pairs = [(index, uuid) for uuid, index in table.items() if isinstance(index, int) and isinstance(uuid, str)]
+    return tuple(uuid for _, uuid in sorted(pairs))
+
+
+def _live(pod: Mapping[str, Any]) -> bool:
+    status = pod.get("status")
+    phase = status.get("phase") if isinstance(status, Mapping) else None
+    return phase not in _DONE_PHASES
+
+
+def _launcher(pod: Mapping[str, Any]) -> Launcher | None:
+    meta = _meta(pod)
+    labels = meta.get("labels") or {}
+    annotations = meta.get("annotations") or {}
+    if meta.get("deletionTimestamp") or binding_record.from_annotations(annotations) is not None:
+        return None
+    if labels.get(keys.LAUNCHER_STUCK_LABEL) == keys.STUCK_TRUE:
+        return None
+    try:
+        inventory = launcher_inventory.parse(annotations.get(keys.INSTANCES_ANNOTATION))
+    except crds_errors.InvalidAnnotation:
+        logger.warning("launcher inventory unparsable", extra={"pod": f"{meta.get('namespace')}/{meta.get('name')}"})
+        inventory = None
+    instances = tuple(
+        Instance(
+            id=item.id,
+            config_key=item.config_key,
+            gpus=tuple(item.gpus),
+            port=item.port,
+            running=item.status == "running",
+        )
+        for item in (inventory.instances if inventory is not None else [])
+    )
+    return Launcher(
+        namespace=str(meta.get("namespace") or ""),
+        name=str(meta.get("name") or ""),
+        config_name=str(labels.get(keys.LAUNCHER_CONFIG_NAME_LABEL) or ""),
+        instances=instances,
+    )
+
+
+def _direct_sleeper(pod: Mapping[str, Any]) -> Sleeper | None:
+    meta = _meta(pod)
+    annotations = meta.get("annotations") or {}
+    labels = meta.get("labels") or {}
+    if meta.get("deletionTimestamp") or binding_record.from_annotations(annotations) is not None:
+        return None
+    if labels.get(keys.SLEEPING_LABEL) != keys.SLEEPING_TRUE:
+        return None
+    config_key = annotations.get(keys.CONFIG_KEY_ANNOTATION)
+    try:
+        gpus = accelerators.parse(annotations.get(keys.ACCELERATORS_ANNOTATION))
+    except crds_errors.InvalidAnnotation:
+        return None
+    if not config_key or not gpus:
+        return None
+    namespace = str(meta.get("namespace") or "")
+    return Sleeper(
+        namespace=namespace,
+        config_key=config_key,
+        gpus=frozenset(gpus),
+        provider=f"{namespace}/{meta.get('name')}",
+    )
+
+
+def build(
+    name: str,
+    node: Mapping[str, Any] | None,
+    pods: Iterable[Mapping[str, Any]],
+    gpu_map_entry: str | None,
+) -> NodeView:
+    """Return the view of node ``name`` from its Node object, the Pods on it and its ``gpu-map`` value (pure)."""
+    labels: Mapping[str, str] = {}
+    capacity = 0
+    if node is not None:
+        labels = _meta(node).get("labels") or {}
+        status = node.get("status") or {}
+        capacity = _count((status.get("allocatable") or {}).get(GPU_RESOURCE))
+    held: set[str] = set()
+    unknown = 0
+    launchers: list[Launcher] = []
+    direct: list[Sleeper] = []
+    for pod in pods:
+        if not _live(pod):
+            continue
+        meta = _meta(pod)
+        annotations = meta.get("annotations") or {}
+        labels_of_pod = meta.get("labels") or {}
+        if keys.LAUNCHER_CONFIG_NAME_LABEL in labels_of_pod:
+            launcher = _launcher(pod)
+            if launcher is not None:
+                launchers.append(launcher)
+        elif keys.NOMINAL_ANNOTATION in annotations:
+            sleeper = _direct_sleeper(pod)
+            if sleeper is not None:
+                direct.append(sleeper)
+        wanted = gpu_request(_spec(pod))
+        if wanted <= 0:
+            continue
+        try:
+            known = accelerators.parse(annotations.get(keys.ACCELERATORS_ANNOTATION))
+        except crds_errors.InvalidAnnotation:
+            known = []
+        if known and len(known) == wanted:
+            held.update(known)
+        else:
+            unknown += wanted
+    return NodeView(
+        name=name,
+        labels=dict(labels),
+        gpu_capacity=capacity,
+        gpus=parse_gpu_map_entry(gpu_map_entry),
+        held=frozenset(held),
+        unknown_held=unknown,
+        launchers=tuple(sorted(launchers, key=lambda item: (item.namespace, item.name))),
+        direct_sleepers=tuple(direct),
+    )
