@@ -63,6 +63,17 @@ def main() -> None:
             config["labels"] = {_text(rng, 8) or "k": _text(rng, 100) for _ in range(rng.randrange(1, 3))}
         gpus = [f"GPU-{rng.randrange(8)}" for _ in range(rng.randrange(0, 4))]
         cases.append({"name": f"random-{index}", "config": config, "gpus": gpus})
+    words = ["a", "bb", "--flag", "x: y", "it's", '"q"', "#c", "\\", "é", " ", "  ", "\t", "1", "true", "模"]
+    for index in range(150):
+
+        def long_text() -> str:
+            return " ".join(rng.choice(words) for _ in range(rng.randrange(10, 60)))
+
+        config = {"port": rng.randrange(1, 65536), "options": long_text()}
+        config["env_vars"] = {_key(rng): long_text() for _ in range(rng.randrange(1, 4))}
+        if rng.random() < 0.3:
+            config["env_vars"]["K" * rng.randrange(120, 140) + _key(rng)] = long_text()
+        cases.append({"name": f"random-fold-{index}", "config": config, "gpus": ["GPU-0"]})
     (_HERE / "cases.json").write_text(json.dumps(cases, indent=2, ensure_ascii=False) + "\n")
 
 
