@@ -66,7 +66,7 @@ INFERENCE_SERVER_CONFIG_ANNOTATION = PREFIX + "inference-server-config"
 """On a requester: the name of an InferenceServerConfig; its presence selects launcher mode (empty is an error)."""
 
 ADMIN_PORT_ANNOTATION = PREFIX + "admin-port"
-"""On a requester: the decimal SPI port (default 8081); parse with ``ports.parse_admin_port``."""
+"""On a requester: the decimal SPI port (default 8081); read it with ``ports.admin_port``."""
 
 STATUS_ANNOTATION = PREFIX + "status"
 """On a requester, written by the DPC: ``{"Errors":[...]}``; see ``requester_status``. VAP-protected."""
@@ -84,7 +84,7 @@ INSTANCE_ID_ANNOTATION = PREFIX + "instance-id"
 """On a bound launcher: the instance ID of the bound instance (``hashes.instance_id``). VAP-protected."""
 
 SERVER_PORT_ANNOTATION = PREFIX + "server-port"
-"""On a bound launcher: the decimal ISC port of the bound instance (``ports.parse_server_port``). VAP-protected."""
+"""On a bound launcher: the decimal ISC port of the bound instance (``ports.parse_port``). VAP-protected."""
 
 VLLM_CONFIG_ANNOTATION = PREFIX + "vllm-config"
 """On a bound launcher: compact JSON of the VllmConfig sent to create the instance. VAP-protected."""
