@@ -1,0 +1,137 @@
+"""filter and prioritize as pure functions: wire shapes, neutral answers, class of the best node."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Any
+
+import pytest
+
+from crds import keys
+from extender import config_summary, decision, errors, node_view, protocol, scoring
+
+KEY = "Cmodel-c"
+
+
+@dataclasses.dataclass
+class FakeWorld:
+    """A hand-made cluster model."""
+
+    nodes: dict[str, node_view.NodeView]
+    iscs: dict[str, config_summary.ServerConfigSummary]
+    lcs: dict[str, config_summary.LauncherConfigSummary]
+    node_reads: int = 0
+
+    def node(self, name: str) -> node_view.NodeView | None:
+        self.node_reads += 1
+        return self.nodes.get(name)
+
+    def server_config(self, namespace: str, name: str) -> config_summary.ServerConfigSummary | None:
+        return self.iscs.get(f"{namespace}/{name}")
+
+    def launcher_config(self, namespace: str, name: str) -> config_summary.LauncherConfigSummary | None:
+        return self.lcs.get(f"{namespace}/{name}")
+
+
+def _view(name: str, *, gpus: int = 2, sleeper_on: str | None = None, held: tuple[str, ...] = ()) -> node_view.NodeView:
+    launchers: tuple[node_view.Launcher, ...] = ()
+    if sleeper_on is not None:
+        instance = node_view.Instance(id="I1i", config_key=KEY, gpus=(sleeper_on,), port=8005, running=True)
+        launchers = (node_view.Launcher(namespace="team", name=f"l-{name}", config_name="lc", instances=(instance,)),)
+    return node_view.NodeView(
+        name=name,
+        labels={},
+        gpu_capacity=gpus,
+        gpus=tuple(f"{name}-G{i}" for i in range(gpus)),
+        held=frozenset(held),
+        unknown_held=0,
+        launchers=launchers,
+    )
+
+
+@pytest.fixture
+def world() -> FakeWorld:
+    return FakeWorld(
+        nodes={
+            "a": _view("a"),
+            "b": _view("b", sleeper_on="b-G1", held=("b-G0",)),
+            "small": _view("small", gpus=1),
+        },
+        iscs={"team/isc": config_summary.ServerConfigSummary(config_key=KEY, launcher_config_name="lc", port=8005)},
+        lcs={"team/lc": config_summary.LauncherConfigSummary(max_instances=2, node_selector={})},
+    )
+
+
+def _pod(annotations: dict[str, str] | None = None, gpus: int = 1) -> dict[str, Any]:
+    return {
+        "metadata": {"name": "r", "namespace": "team", "annotations": annotations or {}},
+        "spec": {"containers": [{"name": "inference-server", "resources": {"limits": {"nvidia.com/gpu": str(gpus)}}}]},
+    }
+
+
+REQUESTER = _pod({keys.INFERENCE_SERVER_CONFIG_ANNOTATION: "isc"})
+
+
+def _args(pod: dict[str, Any], names: list[str]) -> protocol.ExtenderArgs:
+    return protocol.parse_args(json.dumps({"Pod": pod, "NodeNames": names}).encode())
+
+
+def test_prioritize_prefers_the_hot_node(world: FakeWorld) -> None:
+    answer, outcome = decision.prioritize(_args(REQUESTER, ["a", "b", "ghost"]), world)
+    assert [(p.host, p.score) for p in answer] == [("a", 3), ("b", 10), ("ghost", scoring.NEUTRAL_SCORE)]
+    assert outcome.best is scoring.Placement.CERTAIN_HOT
+    assert outcome.fma
+
+
+def test_non_fma_pod_is_neutral_without_reading_nodes(world: FakeWorld) -> None:
+    answer, outcome = decision.prioritize(_args(_pod(), ["a", "b"]), world)
+    assert {p.score for p in answer} == {scoring.NEUTRAL_SCORE}
+    assert not outcome.fma
+    result, _ = decision.filter_nodes(_args(_pod(gpus=8), ["a", "b"]), world)
+    assert result.node_names == ["a", "b"]
+    assert world.node_reads == 0
+
+
+def test_filter_in_node_cache_mode_answers_names(world: FakeWorld) -> None:
+    big = _pod({keys.INFERENCE_SERVER_CONFIG_ANNOTATION: "isc"}, gpus=2)
+    result, outcome = decision.filter_nodes(_args(big, ["a", "small", "ghost"]), world)
+    wire = json.loads(result.model_dump_json(by_alias=True))
+    assert wire["NodeNames"] == ["a", "ghost"]
+    assert wire["Nodes"] is None
+    assert set(wire["FailedAndUnresolvableNodes"]) == {"small"}
+    assert wire["FailedNodes"] == {}
+    assert wire["Error"] == ""
+    assert outcome.nodes == 3
+
+
+def test_filter_with_full_nodes_echoes_the_passing_objects(world: FakeWorld) -> None:
+    items = [{"metadata": {"name": "a"}, "extra": 1}, {"metadata": {"name": "small"}}]
+    big = _pod({keys.INFERENCE_SERVER_CONFIG_ANNOTATION: "isc"}, gpus=2)
+    args = protocol.parse_args(json.dumps({"Pod": big, "Nodes": {"items": items}}).encode())
+    assert not args.cache_capable
+    result, _ = decision.filter_nodes(args, world)
+    wire = json.loads(result.model_dump_json(by_alias=True))
+    assert wire["Nodes"]["items"] == [items[0]]
+    assert wire["NodeNames"] is None
+
+
+@pytest.mark.parametrize(
+    ("body", "fragment"),
+    [
+        pytest.param(b"{", "malformed ExtenderArgs", id="not JSON"),
+        pytest.param(b"[]", "malformed ExtenderArgs", id="not an object"),
+        pytest.param(b'{"NodeNames": ["a"]}', "Pod", id="no Pod"),
+        pytest.param(b'{"Pod": {"metadata": {}}}', "NodeNames", id="no candidates"),
+        pytest.param(b'{"Pod": {"metadata": {}}, "NodeNames": "a"}', "NodeNames", id="names not a list"),
+        pytest.param(b'{"Pod": {"metadata": {}}, "Nodes": {"items": [{}]}}', "metadata.name", id="nameless node"),
+        pytest.param(b'{"Pod": {"metadata": {"annotations": {"a": 1}}}, "NodeNames": []}', "annotations", id="bad pod"),
+    ],
+)
+def test_malformed_args_name_the_problem(body: bytes, fragment: str) -> None:
+    with pytest.raises(errors.BadExtenderArgs, match=fragment):
+        protocol.parse_args(body)
+
+
+def test_host_priority_wire_names() -> None:
+    assert protocol.HostPriority(host="a", score=10).model_dump(by_alias=True) == {"Host": "a", "Score": 10}
