@@ -19,6 +19,7 @@ import dataclasses
 import os
 import pathlib
 import shlex
+import shutil
 import signal
 import subprocess
 import time
@@ -29,6 +30,7 @@ from devcluster import processes
 __all__ = ["Exit", "Handle", "Mount", "launch_argv", "start"]
 
 _MOUNT_FAILED = 121
+_SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,20 +50,22 @@ class Exit:
     signal: int | None = None
 
 
-def launch_argv(argv: Sequence[str], mounts: Sequence[Mount]) -> list[str]:
+def launch_argv(argv: Sequence[str], mounts: Sequence[Mount], unshare: str = "unshare") -> list[str]:
     """The command line that runs ``argv`` with ``mounts`` in a private mount namespace.  Pure."""
     if not mounts:
         return list(argv)
-    lines = ["set -e"]
+    # The mount tools come from the system PATH; the command is then looked up in the container's PATH.
+    lines = ["set -e", 'container_path="$PATH"', f"PATH={_SYSTEM_PATH}"]
     for mount in sorted(mounts, key=lambda m: m.target.count("/")):
         target = shlex.quote(mount.target)
         lines.append(f"mkdir -p {target}")
         lines.append(f"mount --bind {shlex.quote(mount.source)} {target} || exit {_MOUNT_FAILED}")
         if mount.read_only:
             lines.append(f"mount -o remount,bind,ro {target} || exit {_MOUNT_FAILED}")
+    lines.append('PATH="$container_path"')
     lines.append('exec "$@"')
     script = "\n".join(lines)
-    return ["unshare", "--mount", "--propagation", "private", "--", "/bin/sh", "-c", script, "simnode-container", *argv]
+    return [unshare, "--mount", "--propagation", "private", "--", "/bin/sh", "-c", script, "simnode-container", *argv]
 
 
 class Handle:
@@ -123,7 +127,7 @@ def start(
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("ab") as log:
         popen = subprocess.Popen(
-            launch_argv(argv, mounts),
+            launch_argv(argv, mounts, shutil.which("unshare", path=_SYSTEM_PATH) or "unshare"),
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,

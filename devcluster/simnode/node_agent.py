@@ -45,6 +45,7 @@ logger = logging.getLogger(__name__)
 
 _POD_FIELD_SELECTOR = "spec.nodeName!="
 _WATCH_SECONDS = 240
+_NOT_READY_TAINT = "node.kubernetes.io/not-ready"
 
 
 def service_env(server: str) -> dict[str, str]:
@@ -125,6 +126,7 @@ class Agent:
         body = fleet.node_body(node, now)
         try:
             created = self._api.request("POST", "/api/v1/nodes", body=body)
+            self._drop_not_ready_taint(node, created)
         except errors.Conflict:
             created = self._api.request(
                 "PATCH",
@@ -152,6 +154,24 @@ class Agent:
                 content_type=kube_api.MERGE_PATCH,
             )
         return uid
+
+    def _drop_not_ready_taint(self, node: fleet.NodeIdentity, created: dict[str, Any]) -> None:
+        """Remove the ``not-ready`` taint that admission puts on every new Node.
+
+        The node lifecycle controller would remove it too, since the Node is
+        Ready from its creation, but only a few Nodes per second: with a
+        thousand Nodes the last ones would stay unschedulable for minutes.
+        """
+        taints = (created.get("spec") or {}).get("taints") or []
+        kept = [t for t in taints if t.get("key") != _NOT_READY_TAINT]
+        if len(kept) == len(taints):
+            return
+        self._api.request(
+            "PATCH",
+            f"/api/v1/nodes/{node.name}",
+            body={"spec": {"taints": kept or None}},
+            content_type=kube_api.MERGE_PATCH,
+        )
 
     def register(self) -> dict[str, str]:
         """Create or update every Node, its status and Lease; returns node name → UID."""

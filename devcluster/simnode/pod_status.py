@@ -210,6 +210,7 @@ def compute(
     previous = {c.type: c for c in previous_conditions}
     the_phase = phase(view)
     conditions: list[dict[str, Any]] = [
+        _condition("PodScheduled", True, previous, now),
         _condition("PodReadyToStartContainers", view.pod_ip is not None, previous, now),
     ]
     incomplete = [
