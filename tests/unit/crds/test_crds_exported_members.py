@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import pathlib
 import pkgutil
+import subprocess
+import sys
 import types
 import typing
 
@@ -12,6 +15,7 @@ import pytest
 
 import crds
 
+_REPO = pathlib.Path(__file__).resolve().parents[3]
 _MODULES = sorted(info.name for info in pkgutil.iter_modules(crds.__path__) if info.name != "__main__")
 
 
@@ -50,3 +54,19 @@ def test_package_does_not_import_kubernetes_or_our_other_packages() -> None:
             if inspect.ismodule(value):
                 top = value.__name__.split(".")[0]
                 assert top not in {"kubernetes", "kube", "certs", "webhook", "extender", "controllers", "launcher"}
+
+
+def test_importing_crds_loads_no_client_library_and_does_no_io() -> None:
+    program = (
+        "import sys, socket\n"
+        "def refuse(*args, **kwargs):\n"
+        "    raise AssertionError('network use at import time')\n"
+        "socket.socket.connect = refuse\n"
+        "import crds, crds.__main__\n"
+        "loaded = sorted(m for m in sys.modules if m.split('.')[0] in "
+        "{'kubernetes', 'kube', 'certs', 'webhook', 'extender', 'controllers', 'launcher', 'devcluster'})\n"
+        "print(','.join(loaded))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, check=False, cwd=_REPO)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == ""
