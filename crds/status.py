@@ -15,6 +15,7 @@ Pure; no I/O.
 
 from __future__ import annotations
 
+import datetime
 from typing import Annotated, Any, Literal
 
 import pydantic
@@ -35,6 +36,7 @@ __all__ = [
     "lc_missing_container_message",
     "lpp_malformed_lc_message",
     "lpp_missing_lc_message",
+    "set_condition",
 ]
 
 ACCEPTED = "Accepted"
@@ -110,6 +112,55 @@ class ResourceStatus(schema_base.SchemaModel):
     def condition(self, condition_type: str) -> Condition | None:
         """Return the condition of ``condition_type``, or ``None``."""
         return next((item for item in self.conditions if item.type == condition_type), None)
+
+
+def set_condition(
+    conditions: list[Condition],
+    *,
+    condition_type: str,
+    status: Literal["True", "False", "Unknown"],
+    reason: str,
+    message: str,
+    observed_generation: int | None,
+    now: datetime.datetime,
+) -> list[Condition]:
+    """Return ``conditions`` with ``condition_type`` set, like apimachinery's ``SetStatusCondition``.
+
+    ``lastTransitionTime`` moves to ``now`` only when the status changes, so that
+    rewriting an unchanged condition does not look like a transition.  The
+    order of the other conditions is kept and a new type is appended.  Pure.
+    """
+    updated: list[Condition] = []
+    found = False
+    for existing in conditions:
+        if existing.type != condition_type:
+            updated.append(existing)
+            continue
+        found = True
+        since = existing.last_transition_time if existing.status == status else now
+        updated.append(
+            existing.model_copy(
+                update={
+                    "status": status,
+                    "reason": reason,
+                    "message": message,
+                    "observed_generation": observed_generation,
+                    "last_transition_time": since,
+                }
+            )
+        )
+    if not found:
+        updated.append(
+            Condition(
+                type=condition_type,
+                status=status,
+                reason=reason,
+                message=message,
+                observed_generation=observed_generation,
+                last_transition_time=now,
+            )
+        )
+    return updated
 
 
 def lc_missing_container_message() -> str:

@@ -72,3 +72,41 @@ def test_upstream_messages() -> None:
         status.lpp_malformed_lc_message("x", "boom")
         == 'LauncherConfig "x" referenced in CountForLauncher is malformed: boom'
     )
+
+
+_T0 = datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)
+_T1 = datetime.datetime(2026, 1, 2, tzinfo=datetime.UTC)
+
+
+def _set(
+    conditions: list[status.Condition], state: Any, reason: str, when: datetime.datetime
+) -> list[status.Condition]:
+    return status.set_condition(
+        conditions,
+        condition_type=status.ACCEPTED,
+        status=state,
+        reason=reason,
+        message=f"because {reason}",
+        observed_generation=4,
+        now=when,
+    )
+
+
+def test_set_condition_appends_a_new_type() -> None:
+    other = status.Condition.model_validate({**_CONDITION, "type": "ResolvedRefs"})
+    result = _set([other], "True", status.REASON_VALID, _T0)
+    assert [c.type for c in result] == ["ResolvedRefs", "Accepted"]
+    assert result[1].last_transition_time == _T0
+    assert result[1].observed_generation == 4
+
+
+def test_set_condition_keeps_transition_time_while_status_is_unchanged() -> None:
+    first = _set([], "True", status.REASON_VALID, _T0)
+    again = _set(first, "True", "StillValid", _T1)
+    assert again[0].last_transition_time == _T0
+    assert again[0].reason == "StillValid"
+    flipped = _set(again, "False", status.REASON_INVALID_SPEC, _T1)
+    assert flipped[0].last_transition_time == _T1
+    assert flipped[0].status == "False"
+    assert len(flipped) == 1
+    assert first[0].status == "True", "the input list is not modified"
