@@ -1,0 +1,67 @@
+"""The requester agent container that replaces a user's ``inference-server`` container.
+
+The agent (``fma-requester``, CONTRACT.md §3) serves the requester SPI and
+the readiness probe; the kubelet gives the Pod its GPUs because the agent
+container keeps the user's own ``nvidia.com/gpu`` limits and requests.
+Every field the apiserver would default is written out, so that the
+created Pod's container equals what this module returns.
+
+Pure; no I/O.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Any
+
+from crds import names
+
+__all__ = ["PROBES_PORT_ENV", "SPI_PORT_ENV", "AgentSpec", "container"]
+
+PROBES_PORT_ENV = "PROBES_PORT"
+"""The agent's probe-port variable (CONTRACT.md §2.4)."""
+SPI_PORT_ENV = "SPI_PORT"
+"""The agent's SPI-port variable (CONTRACT.md §2.4)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class AgentSpec:
+    """What the webhook's settings say about the agent."""
+
+    image: str
+    command: tuple[str, ...]
+    image_pull_policy: str = "IfNotPresent"
+    cpu: str = "50m"
+    memory: str = "128Mi"
+    probes_port: int = names.PROBES_PORT_DEFAULT
+
+
+def container(spec: AgentSpec, spi_port: int, gpu_resources: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """The agent container serving the SPI on ``spi_port``.
+
+    ``gpu_resources`` maps ``limits``/``requests`` to the user's GPU
+    quantities (copied verbatim).
+    """
+    limits: dict[str, Any] = {"memory": spec.memory, **gpu_resources.get("limits", {})}
+    requests: dict[str, Any] = {"cpu": spec.cpu, "memory": spec.memory, **gpu_resources.get("requests", {})}
+    return {
+        "name": names.INFERENCE_SERVER_CONTAINER,
+        "image": spec.image,
+        "imagePullPolicy": spec.image_pull_policy,
+        "command": list(spec.command),
+        "env": [
+            {"name": PROBES_PORT_ENV, "value": str(spec.probes_port)},
+            {"name": SPI_PORT_ENV, "value": str(spi_port)},
+        ],
+        "readinessProbe": {
+            "httpGet": {"path": "/ready", "port": spec.probes_port, "scheme": "HTTP"},
+            "periodSeconds": 1,
+            "timeoutSeconds": 1,
+            "successThreshold": 1,
+            "failureThreshold": 1,
+        },
+        "resources": {"limits": limits, "requests": requests},
+        "terminationMessagePath": "/dev/termination-log",
+        "terminationMessagePolicy": "File",
+    }

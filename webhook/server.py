@@ -1,0 +1,102 @@
+"""The ``fma-webhook`` process: settings → app → uvicorn over a reloading TLS context.
+
+uvicorn would build its own ``SSLContext`` from file names once; its
+``ssl_context_factory`` hands it the context of our
+``certs.ReloadingContext`` instead, whose watcher thread loads
+renewed certificate files into the live context, so a rotation needs no
+restart (new connections get the new certificate, old ones finish).
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import socket
+import ssl
+from types import FrameType
+from typing import Any
+
+import uvicorn
+
+from certs import reloading_context
+from kube import client as kube_client
+from webhook import app as app_mod
+from webhook import cluster_facts, log_format, metrics, mutation, requester_agent
+from webhook import settings as settings_mod
+
+__all__ = ["build_state", "build_uvicorn", "mutation_options", "run"]
+
+logger = logging.getLogger(__name__)
+
+
+def mutation_options(settings: settings_mod.Settings) -> mutation.Options:
+    """The mutation's options from the settings (pure)."""
+    agent = requester_agent.AgentSpec(
+        image=settings.requester_image,
+        command=tuple(settings.requester_command),
+        image_pull_policy=settings.image_pull_policy,
+        cpu=settings.requester_cpu,
+        memory=settings.requester_memory,
+        probes_port=settings.probes_port,
+    )
+    return mutation.Options(agent=agent, spi_port=settings.spi_port, scheduler_name=settings.scheduler_name)
+
+
+def build_state(
+    settings: settings_mod.Settings, facts: cluster_facts.FactSource, webhook_metrics: metrics.Metrics
+) -> app_mod.AppState:
+    """The app state for ``settings``."""
+    return app_mod.AppState(
+        options=mutation_options(settings),
+        facts=facts,
+        metrics=webhook_metrics,
+        max_body_bytes=settings.max_body_bytes,
+    )
+
+
+def build_uvicorn(app: Any, context: ssl.SSLContext, *, log_level: str = "warning") -> uvicorn.Server:
+    """A uvicorn server for ``app`` over ``context`` (sockets are given to ``run``/``serve``)."""
+    config = uvicorn.Config(
+        app,
+        log_config=None,
+        log_level=log_level,
+        access_log=False,
+        ssl_context_factory=lambda _config, _default: context,
+        timeout_graceful_shutdown=10,
+    )
+    return uvicorn.Server(config)
+
+
+def _exit_cleanly(_sig: int, _frame: FrameType | None) -> None:
+    raise SystemExit(0)
+
+
+def run(settings: settings_mod.Settings) -> int:
+    """Serve until SIGTERM/SIGINT; returns the exit status."""
+    log_format.configure(settings.log_level)
+    webhook_metrics = metrics.Metrics()
+    context = reloading_context.ReloadingContext(
+        settings.tls_cert_file, settings.tls_key_file, on_reload=webhook_metrics.certificate_loaded
+    )
+    context.start(settings.cert_check_seconds)
+    lookups: cluster_facts.ClusterLookups | None = None
+    facts: cluster_facts.FactSource = cluster_facts.NoLookups()
+    if settings.lookups:
+        lookups = cluster_facts.ClusterLookups(
+            kube_client.connect(settings.kubeconfig, field_manager="fma-webhook"),
+            timeout=settings.lookup_timeout_seconds,
+        )
+        lookups.start()
+        facts = lookups
+    state = build_state(settings, facts, webhook_metrics)
+    server = build_uvicorn(app_mod.create_app(state), context.context, log_level=settings.log_level)
+    sock = socket.create_server((settings.host, settings.port), reuse_port=False)
+    logger.info("webhook serving", extra={"host": settings.host, "port": sock.getsockname()[1]})
+    signal.signal(signal.SIGTERM, _exit_cleanly)
+    try:
+        server.run(sockets=[sock])
+    finally:
+        context.stop()
+        if lookups is not None:
+            lookups.stop()
+    return 0

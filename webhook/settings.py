@@ -1,0 +1,64 @@
+"""Settings of ``fma-webhook``: the one ``Settings`` object of the process.
+
+Built once in ``main()`` from flags (which win) and ``FMA_WEBHOOK_*``
+environment variables, then passed down; nothing reads the environment
+anywhere else, and nothing here runs at import time.
+"""
+
+from __future__ import annotations
+
+import pathlib
+from typing import Literal
+
+import pydantic
+import pydantic_settings
+
+from crds import names
+
+__all__ = ["LogLevel", "Settings"]
+
+LogLevel = Literal["critical", "error", "warning", "info", "debug"]
+
+
+class Settings(pydantic_settings.BaseSettings):
+    """``fma-webhook``: the mutating admission webhook."""
+
+    model_config = pydantic_settings.SettingsConfigDict(env_prefix="FMA_WEBHOOK_", extra="forbid")
+
+    host: str = "0.0.0.0"  # noqa: S104 - the apiserver reaches the webhook through the Pod network
+    port: int = pydantic.Field(default=8443, ge=1, le=65535)
+    tls_cert_file: pathlib.Path = pathlib.Path("/etc/fma-webhook/tls/tls.crt")
+    tls_key_file: pathlib.Path = pathlib.Path("/etc/fma-webhook/tls/tls.key")
+    cert_check_seconds: float = pydantic.Field(default=10.0, gt=0)
+    """How often the certificate files are checked for renewal."""
+
+    requester_image: str = "fma:latest"
+    """Image of the requester agent container."""
+    requester_command: list[str] = pydantic.Field(default_factory=lambda: ["fma-requester"])
+    """Command of the requester agent container (``fma-requester``; flags may follow)."""
+    image_pull_policy: Literal["Always", "IfNotPresent", "Never"] = "IfNotPresent"
+    requester_cpu: str = "50m"
+    """CPU request of the requester agent."""
+    requester_memory: str = "128Mi"
+    """Memory request and limit of the requester agent."""
+    probes_port: int = pydantic.Field(default=names.PROBES_PORT_DEFAULT, ge=1, le=65535)
+    spi_port: int = pydantic.Field(default=names.SPI_PORT_DEFAULT, ge=1, le=65535)
+    scheduler_name: str = names.SCHEDULER_NAME_DEFAULT
+    """Scheduler set on requesters; empty leaves ``schedulerName`` alone."""
+
+    max_body_bytes: int = pydantic.Field(default=7 * 1024 * 1024, ge=4096)
+    """Largest AdmissionReview accepted (the apiserver's own limit is about 3 MiB for an object)."""
+    lookups: bool = True
+    """Read the cluster for warnings (missing ISC) and owner-selector checks."""
+    kubeconfig: str | None = None
+    """Credentials for lookups (default: $KUBECONFIG, ~/.kube/config or in-cluster)."""
+    lookup_timeout_seconds: float = pydantic.Field(default=1.0, gt=0)
+    log_level: LogLevel = "info"
+
+    @pydantic.model_validator(mode="after")
+    def _distinct_ports(self) -> Settings:
+        if self.probes_port == self.spi_port:
+            raise ValueError(f"probes_port and spi_port must differ, both are {self.probes_port}")
+        if self.port == 0 or not self.requester_command:
+            raise ValueError("requester_command must not be empty")
+        return self
