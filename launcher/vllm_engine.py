@@ -49,6 +49,8 @@ class VllmEngine:
 
     def run(self, argv: list[str]) -> int:
         api_server = self._api_server or importlib.import_module(_API_SERVER)
+        if hasattr(api_server, "cli_env_setup"):
+            api_server.cli_env_setup()  # newer vLLM: worker multiprocessing defaults, as its own __main__ does
         cli_args = importlib.import_module(_CLI_ARGS)
         parser = cli_args.make_arg_parser(_parser_class()(description="vLLM OpenAI-compatible API server"))
         args = parser.parse_args(argv)

@@ -8,6 +8,7 @@ import os
 import queue
 import re
 import signal
+import sys
 import threading
 import uuid
 from collections.abc import Callable
@@ -406,3 +407,12 @@ def test_losing_the_preloaded_parent_fails_liveness(launcher: Any, harness: Any)
     assert response.status_code == 500
     assert "preloaded parent" in response.json()["detail"]
     assert launcher.client.get(BASE).json()["total_instances"] == 0
+
+
+def test_vllm_engine_without_vllm_fails_start_up_clearly(agent_factory: Callable[..., Any], tmp_path: Any) -> None:
+    argv = [sys.executable, "-m", "launcher", "--engine", "vllm", "--host", "127.0.0.1"]
+    argv += ["--port", str(processes.free_port()), "--no-nvml", "--log-dir", str(tmp_path)]
+    proc = agent_factory(argv, name="vllm-launcher")
+    assert proc.wait(30) != 0
+    (log,) = tmp_path.glob("vllm-launcher-*/agent.log")
+    assert "the engine could not be preloaded: ModuleNotFoundError: No module named 'vllm'" in log.read_text()
