@@ -4,7 +4,8 @@
     ├── ApiError                 the apiserver answered with an error status
     │   ├── NotFound             404: the object does not exist (any more)
     │   ├── Conflict             409: already exists, or a stale resourceVersion
-    │   └── Gone                 410: a watch's resourceVersion is too old; re-list
+    │   ├── Gone                 410: a watch's resourceVersion is too old; re-list
+    │   └── Unreachable          no answer at all (connection refused, reset, timeout)
     ├── PodConfigError           a Pod cannot start as configured (missing ConfigMap
     │                            key, unsupported feature, ...); it stays Pending and
     │                            the message goes into its status and an Event
@@ -26,6 +27,7 @@ __all__ = [
     "NotFound",
     "PodConfigError",
     "SimnodeError",
+    "Unreachable",
     "VolumeNotReady",
 ]
 
@@ -52,6 +54,10 @@ class Conflict(ApiError):
 
 class Gone(ApiError):
     """The watch's resourceVersion expired; the caller must list again."""
+
+
+class Unreachable(ApiError):
+    """The apiserver could not be reached; the request may be retried."""
 
 
 class PodConfigError(SimnodeError):

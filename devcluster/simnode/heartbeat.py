@@ -101,9 +101,6 @@ class Heartbeat:
         except errors.ApiError as exc:
             self.failures += 1
             logger.warning("heartbeat failed", extra={"node": name, "error": str(exc)})
-        except OSError as exc:
-            self.failures += 1
-            logger.warning("heartbeat failed", extra={"node": name, "error": repr(exc)})
 
     def _renew_lease(self, node: fleet.NodeIdentity, now: datetime.datetime) -> None:
         path = f"/apis/coordination.k8s.io/v1/namespaces/{fleet.LEASE_NAMESPACE}/leases/{node.name}"

@@ -17,6 +17,7 @@ import threading
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+import urllib3
 from kubernetes import client as k8s_client
 from kubernetes import config as k8s_config
 from kubernetes.watch import watch as k8s_watch
@@ -44,6 +45,14 @@ def _error(status: int, body: bytes | str | None) -> errors.ApiError:
         status, errors.ApiError
     )
     return kind(status, message)
+
+
+def _lines(raw: Any) -> Iterator[str]:
+    """The watch stream's lines; a broken connection becomes ``Unreachable``."""
+    try:
+        yield from k8s_watch.iter_resp_lines(raw)
+    except (urllib3.exceptions.HTTPError, OSError) as exc:
+        raise errors.Unreachable(0, repr(exc)) from exc
 
 
 class KubeApi:
@@ -96,6 +105,8 @@ class KubeApi:
             return self._api.call_api(*params, _request_timeout=timeout)
         except k8s_client.ApiException as exc:
             raise _error(int(exc.status or 0), exc.body) from exc
+        except urllib3.exceptions.HTTPError as exc:
+            raise errors.Unreachable(0, repr(exc)) from exc
 
     def request(
         self,
@@ -138,7 +149,7 @@ class KubeApi:
         try:
             if not 200 <= response.status < 300:
                 raise _error(response.status, raw.read())
-            for line in k8s_watch.iter_resp_lines(raw):
+            for line in _lines(raw):
                 if not line:
                     continue
                 event = json.loads(line)

@@ -22,7 +22,6 @@ import urllib.parse
 from typing import Any
 
 import pydantic
-import urllib3
 
 from devcluster.simnode import (
     container_process,
@@ -301,7 +300,7 @@ class Agent:
                         self.dispatch(obj, deleted=kind == "DELETED")
             except errors.Gone:
                 resource_version = None
-            except (errors.ApiError, OSError, urllib3.exceptions.HTTPError, ValueError) as exc:
+            except (errors.ApiError, ValueError) as exc:
                 logger.warning("pod watch failed; retrying", extra={"error": repr(exc)})
                 stop.wait(1.0)
 
@@ -345,7 +344,7 @@ class Agent:
                         self._node_gone(str(meta["name"]))
             except errors.Gone:
                 resource_version = None
-            except (errors.ApiError, OSError, urllib3.exceptions.HTTPError, ValueError) as exc:
+            except (errors.ApiError, ValueError) as exc:
                 logger.warning("node watch failed; retrying", extra={"error": repr(exc)})
                 stop.wait(1.0)
 

@@ -82,8 +82,10 @@ class StatusOnlyWorker:
                 return
             try:
                 self._reconcile(uid)
-            except (errors.ApiError, OSError) as exc:
+            except errors.ApiError as exc:
                 logger.warning("status-only pod not reconciled", extra={"uid": uid, "error": repr(exc)})
+            except Exception:  # supervising code: one bad Pod must not stop the worker
+                logger.exception("status-only pod reconcile crashed", extra={"uid": uid})
 
     def close(self) -> None:
         """Wake ``run`` so that it returns."""
