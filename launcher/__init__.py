@@ -1,3 +1,17 @@
-"""Node-side agents: the launcher service, the requester agent and the engine simulator."""
+"""Node-side agents: the launcher service, the requester agent and the engine simulator.
+
+Other packages talk to these over HTTP only (CONTRACT.md §3-§5), so the
+package exports nothing.  Module map:
+
+- launcher service: ``launcher_server`` (process wiring), ``launcher_app``
+  (HTTP API), ``request_guard`` (body cap, bearer auth), ``process_table``
+  (instances), ``event_log`` (revisions, watch), ``log_range``, ``schemas``,
+  ``zygote`` and ``spawner`` (the preloaded parent), ``engine`` with
+  ``sim_engine`` and ``vllm_engine``, ``gpu_table``, ``config_map_reader``,
+  ``nvml``, ``inventory`` (the Pod-publisher seam), ``launcher_metrics``;
+- requester agent: ``requester_server``, ``requester_app``, ``gpu_discovery``;
+- engine simulator: ``engine_sim``, ``sim_cli``, ``sim_model``, ``sim_usage``;
+- shared: ``settings``, ``errors``, ``log_output``.
+"""
 
 __all__: list[str] = []
