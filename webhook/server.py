@@ -9,10 +9,13 @@ restart (new connections get the new certificate, old ones finish).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import signal
 import socket
 import ssl
+import threading
+import time
 from types import FrameType
 from typing import Any
 
@@ -24,7 +27,7 @@ from webhook import app as app_mod
 from webhook import cluster_facts, log_format, metrics, mutation, requester_agent
 from webhook import settings as settings_mod
 
-__all__ = ["build_state", "build_uvicorn", "mutation_options", "run"]
+__all__ = ["ThreadedServer", "build_state", "build_uvicorn", "mutation_options", "run"]
 
 logger = logging.getLogger(__name__)
 
@@ -65,6 +68,35 @@ def build_uvicorn(app: Any, context: ssl.SSLContext, *, log_level: str = "warnin
         timeout_graceful_shutdown=10,
     )
     return uvicorn.Server(config)
+
+
+@dataclasses.dataclass
+class ThreadedServer:
+    """A uvicorn server running in a background thread (for embedding: tests, benchmarks)."""
+
+    server: uvicorn.Server
+    thread: threading.Thread
+    port: int
+
+    @classmethod
+    def start(cls, app: Any, context: ssl.SSLContext, host: str = "127.0.0.1", timeout: float = 10.0) -> ThreadedServer:
+        """Listen on a free port of ``host`` and serve ``app`` until ``stop``; wait until it accepts."""
+        server = build_uvicorn(app, context)
+        sock = socket.create_server((host, 0))
+        port = int(sock.getsockname()[1])
+        thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="fma-webhook", daemon=True)
+        thread.start()
+        deadline = time.monotonic() + timeout
+        while not server.started:
+            if not thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("the webhook server did not start")
+            time.sleep(0.01)
+        return cls(server=server, thread=thread, port=port)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Ask the server to exit and wait for its thread."""
+        self.server.should_exit = True
+        self.thread.join(timeout)
 
 
 def _exit_cleanly(_sig: int, _frame: FrameType | None) -> None:

@@ -59,6 +59,6 @@ class Settings(pydantic_settings.BaseSettings):
     def _distinct_ports(self) -> Settings:
         if self.probes_port == self.spi_port:
             raise ValueError(f"probes_port and spi_port must differ, both are {self.probes_port}")
-        if self.port == 0 or not self.requester_command:
+        if not self.requester_command:
             raise ValueError("requester_command must not be empty")
         return self
