@@ -83,18 +83,23 @@ def filter_nodes(args: protocol.ExtenderArgs, world: World) -> tuple[protocol.Ex
 
 def prioritize(
     args: protocol.ExtenderArgs, world: World, policy: scoring.Policy | None = None
-) -> tuple[list[protocol.HostPriority], Outcome]:
-    """Answer ``/prioritize``: one 0-10 score per candidate node, in the order sent."""
+) -> tuple[list[tuple[str, int]], Outcome]:
+    """Answer ``/prioritize``: one (host, 0-10 score) per candidate node, in the order sent.
+
+    Plain pairs rather than ``protocol.HostPriority`` objects: building 1,000
+    models per call costs more than the scoring; ``protocol.encode_priorities``
+    writes the wire form.
+    """
     names = args.candidate_names()
     want = _demand(args, world)
     if want is None:
-        neutral = [protocol.HostPriority(host=name, score=scoring.NEUTRAL_SCORE) for name in names]
+        neutral = [(name, scoring.NEUTRAL_SCORE) for name in names]
         return neutral, Outcome(fma=False, nodes=len(names), best=scoring.Placement.NEUTRAL)
-    answer = []
+    answer: list[tuple[str, int]] = []
     best: scoring.Assessment | None = None
     for name in names:
         judged = scoring.assess(want, world.node(name), policy)
-        answer.append(protocol.HostPriority(host=name, score=judged.score))
+        answer.append((name, judged.score))
         if best is None or judged.score > best.score:
             best = judged
     return answer, Outcome(

@@ -20,7 +20,6 @@ from collections.abc import Callable
 from typing import Final
 
 import fastapi
-import pydantic
 from fastapi import responses
 
 from extender import decision, errors, metrics, protocol, scoring
@@ -31,8 +30,6 @@ logger = logging.getLogger(__name__)
 
 FILTER_PATH: Final = "/filter"
 PRIORITIZE_PATH: Final = "/prioritize"
-
-_PRIORITIES = pydantic.TypeAdapter(list[protocol.HostPriority])
 
 
 def _json(body: bytes) -> responses.Response:
@@ -96,7 +93,7 @@ def create_app(
         if isinstance(args, responses.JSONResponse):
             return args
         priorities, outcome = decision.prioritize(args, world, policy)
-        body = _PRIORITIES.dump_json(priorities, by_alias=True)
+        body = protocol.encode_priorities(priorities)
         extender_metrics.nodes_scored.labels(verb="prioritize").inc(outcome.nodes)
         extender_metrics.decisions.labels(placement=outcome.best.value).inc()
         extender_metrics.latency.labels(verb="prioritize").observe(time.perf_counter() - started)

@@ -107,15 +107,43 @@ class NodeView:
     launchers: tuple[Launcher, ...] = ()
     direct_sleepers: tuple[Sleeper, ...] = ()
 
+    _free_uuids: frozenset[str] = dataclasses.field(init=False, repr=False, compare=False)
+    _sleeper_sets: Mapping[tuple[str, str], tuple[frozenset[str], ...]] = dataclasses.field(
+        init=False, repr=False, compare=False
+    )
+    _by_config: Mapping[tuple[str, str], tuple[Launcher, ...]] = dataclasses.field(
+        init=False, repr=False, compare=False
+    )
+
+    def __post_init__(self) -> None:
+        # Indexes computed once per view, so that judging a node is a few dict lookups.
+        sets: dict[tuple[str, str], set[frozenset[str]]] = {}
+        for sleeper in self.sleepers():
+            sets.setdefault((sleeper.namespace, sleeper.config_key), set()).add(sleeper.gpus)
+        by_config: dict[tuple[str, str], list[Launcher]] = {}
+        for launcher in self.launchers:
+            by_config.setdefault((launcher.namespace, launcher.config_name), []).append(launcher)
+        object.__setattr__(self, "_free_uuids", frozenset(self.gpus) - self.held)
+        object.__setattr__(self, "_sleeper_sets", {k: tuple(sorted(v, key=sorted)) for k, v in sets.items()})
+        object.__setattr__(self, "_by_config", {k: tuple(v) for k, v in by_config.items()})
+
     @property
     def free_uuids(self) -> frozenset[str]:
         """GPUs not known to be held (``unknown_held`` of them may still be taken)."""
-        return frozenset(self.gpus) - self.held
+        return self._free_uuids
 
     @property
     def free_count(self) -> int:
         """How many GPUs the device plugin can still hand out."""
         return max(0, self.gpu_capacity - len(self.held) - self.unknown_held)
+
+    def sleeper_gpu_sets(self, namespace: str, config_key: str) -> tuple[frozenset[str], ...]:
+        """The distinct GPU sets of the sleepers of ``config_key`` in ``namespace`` on this node."""
+        return self._sleeper_sets.get((namespace, config_key), ())
+
+    def launchers_of(self, namespace: str, config_name: str) -> tuple[Launcher, ...]:
+        """The usable launchers of LauncherConfig ``namespace/config_name`` on this node."""
+        return self._by_config.get((namespace, config_name), ())
 
     def sleepers(self) -> list[Sleeper]:
         """Every sleeping engine on the node: running instances of unbound launchers, then direct sleepers."""

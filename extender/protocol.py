@@ -17,6 +17,8 @@ Pure; no I/O.
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterable
 from typing import Any, Final
 
 import pydantic
@@ -34,6 +36,7 @@ __all__ = [
     "PodMetadata",
     "PodSpecArgs",
     "ResourceRequirements",
+    "encode_priorities",
     "parse_args",
 ]
 
@@ -167,6 +170,16 @@ class HostPriority(pydantic.BaseModel):
 
     host: str = pydantic.Field(alias="Host")
     score: int = pydantic.Field(ge=0, le=MAX_EXTENDER_PRIORITY, alias="Score")
+
+
+def encode_priorities(priorities: Iterable[tuple[str, int]]) -> bytes:
+    """The HostPriorityList JSON ``[{"Host": ..., "Score": ...}]`` of (host, score) pairs; scores must be 0..10."""
+    entries = []
+    for host, score in priorities:
+        if not 0 <= score <= MAX_EXTENDER_PRIORITY:
+            raise ValueError(f"score {score!r} of {host!r} is outside 0..{MAX_EXTENDER_PRIORITY}")
+        entries.append({"Host": host, "Score": score})
+    return json.dumps(entries, separators=(",", ":")).encode()
 
 
 def _summary(exc: pydantic.ValidationError) -> str:

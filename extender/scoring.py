@@ -112,6 +112,11 @@ class Rejection:
     unresolvable: bool
 
 
+_NEUTRAL: Final = Assessment(placement=Placement.NEUTRAL, score=NEUTRAL_SCORE)
+_COLD: Final = Assessment(placement=Placement.COLD, score=COLD_SCORE)
+_WARM: Final = Assessment(placement=Placement.WARM, score=WARM_SCORE)
+
+
 def hot_chance(want: demand_mod.Demand, node: node_view.NodeView) -> float:
     """Probability that the device plugin gives the requester exactly the GPUs of a matching sleeper.
 
@@ -124,19 +129,15 @@ def hot_chance(want: demand_mod.Demand, node: node_view.NodeView) -> float:
     n = want.gpus
     if want.config_key is None or n <= 0:
         return 0.0
+    candidates = node.sleeper_gpu_sets(want.namespace, want.config_key)
+    if not candidates:
+        return 0.0
     free = node.free_uuids
     u = node.unknown_held
     m = min(node.free_count, len(free) - u)
     if m < n:
         return 0.0
-    sets = {
-        sleeper.gpus
-        for sleeper in node.sleepers()
-        if sleeper.namespace == want.namespace
-        and sleeper.config_key == want.config_key
-        and len(sleeper.gpus) == n
-        and sleeper.gpus <= free
-    }
+    sets = [gpus for gpus in candidates if len(gpus) == n and gpus <= free]
     if not sets:
         return 0.0
     f = len(free)
@@ -177,7 +178,7 @@ def assess(want: demand_mod.Demand, node: node_view.NodeView | None, policy: Pol
     """Return the placement class and score of ``node`` for ``want`` (None: a node the model does not know)."""
     policy = policy or Policy()
     if node is None or (want.config_key is None and want.mode is demand_mod.Mode.LAUNCHER):
-        return Assessment(placement=Placement.NEUTRAL, score=NEUTRAL_SCORE)
+        return _NEUTRAL
     chance = hot_chance(want, node)
     if chance >= _CERTAIN:
         return Assessment(placement=Placement.CERTAIN_HOT, score=CERTAIN_HOT_SCORE, hot_chance=1.0)
@@ -194,16 +195,16 @@ def _launcher_assessment(want: demand_mod.Demand, node: node_view.NodeView) -> A
     summary = want.launcher_config_summary
     max_instances = summary.max_instances if summary is not None else 1
     best_reclaim: int | None = None
-    for launcher in node.launchers:
-        if launcher.namespace != want.namespace or launcher.config_name != want.launcher_config:
-            continue
+    if want.launcher_config is None:
+        return _COLD
+    for launcher in node.launchers_of(want.namespace, want.launcher_config):
         needs_reclaim, evictions = _reclaim_evictions(launcher, want, max_instances)
         if not needs_reclaim:
-            return Assessment(placement=Placement.WARM, score=WARM_SCORE)
+            return _WARM
         best_reclaim = evictions if best_reclaim is None else min(best_reclaim, evictions)
     if best_reclaim is not None:
         return _penalised(Placement.RECLAIM, RECLAIM_SCORE, best_reclaim)
-    return Assessment(placement=Placement.COLD, score=COLD_SCORE)
+    return _COLD
 
 
 def _matches(selector: Mapping[str, str], labels: Mapping[str, str]) -> bool:
@@ -227,10 +228,7 @@ def rejection(want: demand_mod.Demand, node: node_view.NodeView | None) -> Rejec
         )
     summary = want.launcher_config_summary
     if want.mode is demand_mod.Mode.LAUNCHER and summary is not None and summary.node_selector:
-        has_launcher = any(
-            launcher.namespace == want.namespace and launcher.config_name == want.launcher_config
-            for launcher in node.launchers
-        )
+        has_launcher = bool(node.launchers_of(want.namespace, want.launcher_config or ""))
         if not has_launcher and not _matches(summary.node_selector, node.labels):
             return Rejection(
                 reason=f"launchers of LauncherConfig {want.launcher_config!r} cannot run here: "

@@ -79,14 +79,14 @@ def _args(pod: dict[str, Any], names: list[str]) -> protocol.ExtenderArgs:
 
 def test_prioritize_prefers_the_hot_node(world: FakeWorld) -> None:
     answer, outcome = decision.prioritize(_args(REQUESTER, ["a", "b", "ghost"]), world)
-    assert [(p.host, p.score) for p in answer] == [("a", 3), ("b", 10), ("ghost", scoring.NEUTRAL_SCORE)]
+    assert answer == [("a", 3), ("b", 10), ("ghost", scoring.NEUTRAL_SCORE)]
     assert outcome.best is scoring.Placement.CERTAIN_HOT
     assert outcome.fma
 
 
 def test_non_fma_pod_is_neutral_without_reading_nodes(world: FakeWorld) -> None:
     answer, outcome = decision.prioritize(_args(_pod(), ["a", "b"]), world)
-    assert {p.score for p in answer} == {scoring.NEUTRAL_SCORE}
+    assert {score for _, score in answer} == {scoring.NEUTRAL_SCORE}
     assert not outcome.fma
     result, _ = decision.filter_nodes(_args(_pod(gpus=8), ["a", "b"]), world)
     assert result.node_names == ["a", "b"]
@@ -135,3 +135,8 @@ def test_malformed_args_name_the_problem(body: bytes, fragment: str) -> None:
 
 def test_host_priority_wire_names() -> None:
     assert protocol.HostPriority(host="a", score=10).model_dump(by_alias=True) == {"Host": "a", "Score": 10}
+    encoded = json.loads(protocol.encode_priorities([("a", 10), ("b", 0)]))
+    assert [protocol.HostPriority.model_validate(item).host for item in encoded] == ["a", "b"]
+    assert encoded == [{"Host": "a", "Score": 10}, {"Host": "b", "Score": 0}]
+    with pytest.raises(ValueError, match="outside"):
+        protocol.encode_priorities([("a", 11)])
