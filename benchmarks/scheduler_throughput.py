@@ -1,0 +1,470 @@
+"""Scheduling throughput: the stock kube-scheduler versus the FMA scheduler with the extender.
+
+Why: every GPU Pod the FMA scheduler places costs two synchronous HTTP calls
+to ``fma-extender`` (filter, prioritize) over all candidate nodes.  This
+benchmark measures what that costs, side by side in one run on one cluster:
+
+- one development control plane and one simnode with ``--nodes`` status-only
+  nodes (``--gpus-per-node`` GPUs each, Pods are only reported Running);
+- ``--sleepers`` launcher Pods, each publishing one sleeping instance of the
+  benchmark's model on a random node (so the extender has real work);
+- for each scheduler in turn, ``--pods`` one-GPU requesters (ISC annotation)
+  are created *first*, while no scheduler serves their ``schedulerName``; then
+  that scheduler starts, and throughput is (pods - 1) / (last bind - first
+  bind), from a watch of ``spec.nodeName``.  Creation speed and scheduler
+  start-up are so kept out of the number;
+- ``default``: kube-scheduler with the stock configuration (one profile);
+  ``fma``: the packaged FMA configuration (``extender.scheduler_config``) with
+  the real ``fma-extender`` process.  Both get the same client QPS/burst
+  overlay (the stock 50 QPS would cap both at the binding rate);
+- afterwards, with the FMA Pods still in place: ``--calls`` direct filter and
+  prioritize calls to the extender with all node names (client-side latency,
+  loopback HTTP included), and the server-side histogram of the run.
+
+Bounded: each phase stops after ``--phase-timeout`` seconds and reports what
+was scheduled by then.  Prints a table and writes
+``benchmarks/results/scheduler_throughput.json``.  Targets: FMA/default >= 0.5,
+extender p99 per call <= 20 ms at 1,000 nodes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import contextlib
+import json
+import os
+import pathlib
+import platform
+import random
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import httpx
+import yaml
+
+import crds
+import kube
+from crds import inference_server_config, keys, launcher_inventory, manifests
+from devcluster import binaries, control_plane, processes, waiting
+from devcluster import simnode as simnode_mod
+from devcluster.simnode import fleet
+from extender import scheduler_config
+
+RESULT = pathlib.Path(__file__).parent / "results" / "scheduler_throughput.json"
+NAMESPACE = "bench"
+ISC = "bench-isc"
+LC = "bench-lc"
+MODEL = inference_server_config.ModelServerConfig(port=8005, options="--model bench")
+QPS_OVERLAY = {"clientConnection": {"qps": 1000, "burst": 2000}}
+DEFAULT_PROFILE = "bench-default"
+
+
+def _log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def _install(api: kube.Client) -> None:
+    for document in manifests.documents():
+        with contextlib.suppress(kube.errors.Conflict):
+            api.create(kube.resources.CUSTOM_RESOURCE_DEFINITIONS, document)
+
+    def established() -> bool:
+        for document in manifests.documents():
+            crd = api.get(kube.resources.CUSTOM_RESOURCE_DEFINITIONS, document["metadata"]["name"])
+            conditions = {c["type"]: c["status"] for c in (crd.get("status") or {}).get("conditions") or []}
+            if conditions.get("Established") != "True":
+                return False
+        return True
+
+    waiting.wait_for(established, timeout=60, what="CRDs Established")
+    api.create(kube.resources.NAMESPACES, {"metadata": {"name": NAMESPACE}})
+    waiting.wait_for(
+        lambda: api.get_or_none(kube.resources.SERVICE_ACCOUNTS, "default", NAMESPACE),
+        timeout=60,
+        what="default ServiceAccount",
+    )
+    api.create(
+        kube.resources.LAUNCHER_CONFIGS,
+        {
+            "apiVersion": crds.kinds.API_VERSION,
+            "kind": "LauncherConfig",
+            "metadata": {"name": LC},
+            "spec": {"maxInstances": 2, "podTemplate": {"spec": {"containers": [{"name": "inference-server"}]}}},
+        },
+        NAMESPACE,
+    )
+    api.create(
+        kube.resources.INFERENCE_SERVER_CONFIGS,
+        {
+            "apiVersion": crds.kinds.API_VERSION,
+            "kind": "InferenceServerConfig",
+            "metadata": {"name": ISC},
+            "spec": {"modelServerConfig": MODEL.to_raw(), "launcherConfigName": LC},
+        },
+        NAMESPACE,
+    )
+
+
+def _pod(
+    name: str, labels: Mapping[str, str], annotations: Mapping[str, str], gpus: int, **spec: Any
+) -> dict[str, Any]:
+    resources: dict[str, Any] = {"requests": {"cpu": "10m", "memory": "16Mi"}}
+    if gpus:
+        resources["limits"] = {"nvidia.com/gpu": str(gpus)}
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "labels": dict(labels), "annotations": dict(annotations)},
+        "spec": {"containers": [{"name": "inference-server", "image": "ignored", "resources": resources}], **spec},
+    }
+
+
+def _create_all(api: kube.Client, bodies: list[dict[str, Any]], workers: int = 8) -> None:
+    with concurrent.futures.ThreadPoolExecutor(workers) as pool:
+        list(pool.map(lambda body: api.create(kube.resources.PODS, body, NAMESPACE), bodies))
+
+
+def _sleepers(api: kube.Client, nodes: list[str], count: int, rng: random.Random) -> None:
+    key = crds.config_key(MODEL)
+    bodies = []
+    for index, node in enumerate(rng.sample(nodes, min(count, len(nodes)))):
+        inventory = launcher_inventory.LauncherInventory(
+            revision=1,
+            instances=[
+                launcher_inventory.InventoryInstance(
+                    id=f"I-bench-{index}-i",
+                    isc=ISC,
+                    config_key=key,
+                    gpus=[fleet.gpu_uuid(node, 3)],
+                    port=MODEL.port,
+                    status="running",
+                )
+            ],
+        )
+        bodies.append(
+            _pod(
+                f"launcher-{index}",
+                {
+                    keys.LAUNCHER_CONFIG_NAME_LABEL: LC,
+                    keys.NODE_NAME_LABEL: node,
+                    keys.COMPONENT_LABEL: keys.COMPONENT_LAUNCHER,
+                    "bench/role": "launcher",
+                },
+                {keys.INSTANCES_ANNOTATION: inventory.format()},
+                0,
+                nodeSelector={"kubernetes.io/hostname": node},
+            )
+        )
+    _create_all(api, bodies)
+
+
+class BindWatch:
+    """Records when each Pod of one phase first shows a ``spec.nodeName``."""
+
+    def __init__(self, api: kube.Client, phase: str) -> None:
+        self.bound: dict[str, float] = {}
+        self.lock = threading.Lock()
+        self.cache = kube.WatchCache(
+            api, kube.resources.PODS, namespace=NAMESPACE, label_selector=f"bench/phase={phase}"
+        )
+        self.cache.add_handler(self._on_change)
+
+    def _on_change(self, key: str, old: Mapping[str, Any] | None, new: Mapping[str, Any] | None) -> None:
+        if new is not None and (new.get("spec") or {}).get("nodeName"):
+            with self.lock:
+                self.bound.setdefault(key, time.monotonic())
+
+    def count(self) -> int:
+        with self.lock:
+            return len(self.bound)
+
+
+def _spawn_scheduler(
+    cluster: control_plane.ClusterState, workdir: pathlib.Path, name: str, config: dict[str, Any]
+) -> tuple[processes.ProcessRecord, int]:
+    path = workdir / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    port = processes.free_port()
+    kubeconfig = cluster.state_dir / "scheduler.kubeconfig"
+    record = processes.spawn(
+        name,
+        [
+            str(binaries.locate().kube_scheduler),
+            f"--config={path}",
+            f"--authentication-kubeconfig={kubeconfig}",
+            f"--authorization-kubeconfig={kubeconfig}",
+            "--bind-address=127.0.0.1",
+            f"--secure-port={port}",
+            f"--cert-dir={workdir / (name + '-certs')}",
+            "--v=1",
+        ],
+        workdir / f"{name}.log",
+    )
+    return record, port
+
+
+def _phase(
+    api: kube.Client,
+    cluster: control_plane.ClusterState,
+    workdir: pathlib.Path,
+    *,
+    phase: str,
+    profile: str,
+    config: dict[str, Any],
+    pods: int,
+    timeout: float,
+) -> tuple[dict[str, Any], processes.ProcessRecord]:
+    isc_annotation = {keys.INFERENCE_SERVER_CONFIG_ANNOTATION: ISC}
+    bodies = [
+        _pod(f"{phase}-{i}", {"bench/phase": phase}, isc_annotation, 1, schedulerName=profile) for i in range(pods)
+    ]
+    watch = BindWatch(api, phase)
+    watch.cache.start()
+    watch.cache.wait_synced(60)
+    started = time.monotonic()
+    _create_all(api, bodies)
+    _log(f"{phase}: created {pods} pods in {time.monotonic() - started:.1f}s; starting its scheduler")
+    record, _ = _spawn_scheduler(cluster, workdir, f"scheduler-{phase}", config)
+    deadline = time.monotonic() + timeout
+    last_report = 0.0
+    while watch.count() < pods and time.monotonic() < deadline:
+        if not processes.is_alive(record):
+            raise RuntimeError(f"scheduler of phase {phase} exited; see {record.log}")
+        if time.monotonic() - last_report > 15:
+            _log(f"{phase}: {watch.count()}/{pods} scheduled")
+            last_report = time.monotonic()
+        time.sleep(0.2)
+    watch.cache.stop()
+    times = sorted(watch.bound.values())
+    scheduled = len(times)
+    span = times[-1] - times[0] if scheduled > 1 else 0.0
+    result = {
+        "pods": pods,
+        "scheduled": scheduled,
+        "timed_out": scheduled < pods,
+        "seconds_first_to_last_bind": round(span, 3),
+        "pods_per_second": round((scheduled - 1) / span, 1) if span > 0 else None,
+    }
+    _log(f"{phase}: {result}")
+    return result, record
+
+
+def _delete_phase(api: kube.Client, phase: str) -> None:
+    api.request(
+        "DELETE",
+        kube.resources.PODS.path(NAMESPACE),
+        query={"labelSelector": f"bench/phase={phase}", "gracePeriodSeconds": 0},
+    )
+    waiting.wait_for(
+        lambda: (
+            not api.list_page(kube.resources.PODS, NAMESPACE, label_selector=f"bench/phase={phase}", limit=1)["items"]
+        ),
+        timeout=300,
+        what=f"pods of phase {phase} deleted",
+        interval=1.0,
+    )
+
+
+def _percentile(samples: list[float], q: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def _direct_latency(url: str, nodes: list[str], calls: int) -> dict[str, Any]:
+    pod = _pod("probe", {}, {keys.INFERENCE_SERVER_CONFIG_ANNOTATION: ISC}, 1)
+    pod["metadata"]["namespace"] = NAMESPACE
+    body = json.dumps({"Pod": pod, "NodeNames": nodes}).encode()
+    out: dict[str, Any] = {"nodes_per_call": len(nodes), "calls": calls}
+    with httpx.Client(base_url=url, timeout=10) as client:
+        for verb in ("filter", "prioritize"):
+            samples = []
+            for _ in range(calls):
+                begin = time.perf_counter()
+                response = client.post(f"/{verb}", content=body, headers={"content-type": "application/json"})
+                samples.append(time.perf_counter() - begin)
+                response.raise_for_status()
+            out[verb] = {
+                "p50_ms": round(1000 * statistics.median(samples), 2),
+                "p99_ms": round(1000 * _percentile(samples, 0.99), 2),
+                "max_ms": round(1000 * max(samples), 2),
+            }
+    return out
+
+
+def _server_histogram(url: str) -> dict[str, Any]:
+    """Per verb: calls and the histogram bucket that holds the 99th percentile (an upper bound)."""
+    buckets: dict[str, list[tuple[float, float]]] = {}
+    for line in httpx.get(f"{url}/metrics", timeout=10).text.splitlines():
+        if line.startswith("fma_extender_request_duration_seconds_bucket{"):
+            labels, value = line[line.index("{") + 1 : line.index("}")], float(line.rsplit(" ", 1)[1])
+            fields = dict(item.split("=", 1) for item in labels.split(","))
+            bound = float(fields["le"].strip('"').replace("+Inf", "inf"))
+            buckets.setdefault(fields["verb"].strip('"'), []).append((bound, value))
+    result = {}
+    for verb, pairs in buckets.items():
+        pairs.sort()
+        total = pairs[-1][1]
+        p99 = next((bound for bound, count in pairs if count >= 0.99 * total), float("inf"))
+        result[verb] = {"calls": int(total), "p99_le_ms": round(1000 * p99, 1)}
+    return result
+
+
+@contextlib.contextmanager
+def _cluster(workdir: pathlib.Path, nodes: int, gpus: int) -> Iterator[tuple[control_plane.ClusterState, list[str]]]:
+    state_dir = workdir / "cluster"
+    _log("starting the control plane")
+    cluster = control_plane.up(control_plane.ClusterOptions(state_dir=state_dir, apiserver_port=None))
+    options = simnode_mod.SimnodeOptions(
+        nodes=0, status_only_nodes=nodes, gpus_per_node=gpus, gpu_map_namespace="default", node_prefix="bench"
+    )
+    record = None
+    try:
+        _log(f"starting simnode with {nodes} status-only nodes")
+        record = simnode_mod.spawn(cluster, options, workdir / "simnode.log")
+        simnode_mod.wait_ready(cluster, options, record, timeout=900)
+        yield cluster, simnode_mod.node_names(options)
+    finally:
+        if record is not None:
+            simnode_mod.stop(record, simnode_mod.state_dir_of(cluster, options), grace_seconds=10)
+        control_plane.down(state_dir, grace_seconds=5)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--nodes", type=int, default=1000)
+    parser.add_argument("--gpus-per-node", type=int, default=4)
+    parser.add_argument("--pods", type=int, default=2000)
+    parser.add_argument("--sleepers", type=int, default=100)
+    parser.add_argument("--calls", type=int, default=200, help="direct extender calls per verb")
+    parser.add_argument("--phase-timeout", type=float, default=600.0)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--out", type=pathlib.Path, default=RESULT)
+    args = parser.parse_args(argv)
+    rng = random.Random(args.seed)
+    results: dict[str, Any] = {
+        "benchmark": "scheduler_throughput",
+        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "machine": {"platform": platform.platform(), "python": platform.python_version(), "cpus": _cpus()},
+        "parameters": {k: (str(v) if isinstance(v, pathlib.Path) else v) for k, v in vars(args).items()},
+    }
+    with (
+        tempfile.TemporaryDirectory(prefix="fma-bench-") as tmp,
+        _cluster(pathlib.Path(tmp), args.nodes, args.gpus_per_node) as (cluster, nodes),
+    ):
+        workdir = pathlib.Path(tmp)
+        api = kube.connect(str(cluster.kubeconfig))
+        extender = None
+        try:
+            _install(api)
+            _sleepers(api, nodes, args.sleepers, rng)
+            base = {
+                "apiVersion": "kubescheduler.config.k8s.io/v1",
+                "kind": "KubeSchedulerConfiguration",
+                "clientConnection": {"kubeconfig": str(cluster.state_dir / "scheduler.kubeconfig")},
+                "leaderElection": {"leaderElect": False},
+                "profiles": [{"schedulerName": DEFAULT_PROFILE}],
+            }
+            default_config = control_plane.merge_config(base, QPS_OVERLAY)
+            default, default_record = _phase(
+                api,
+                cluster,
+                workdir,
+                phase="default",
+                profile=DEFAULT_PROFILE,
+                config=default_config,
+                pods=args.pods,
+                timeout=args.phase_timeout,
+            )
+            processes.stop(default_record, grace_seconds=5)
+            _delete_phase(api, "default")
+
+            port = processes.free_port()
+            url = f"http://127.0.0.1:{port}"
+            extender = processes.spawn(
+                "fma-extender",
+                [
+                    sys.executable,
+                    "-m",
+                    "extender",
+                    f"--port={port}",
+                    f"--kubeconfig={cluster.kubeconfig}",
+                    "--gpu-map-namespace=default",
+                    "--log-level=warning",
+                ],
+                workdir / "extender.log",
+            )
+            waiting.wait_for(
+                lambda: httpx.get(f"{url}/healthz", timeout=2).status_code == 200,
+                timeout=120,
+                what="extender healthy",
+                ignore=(httpx.HTTPError,),
+            )
+            fma_config = control_plane.merge_config(
+                scheduler_config.render(
+                    url, kubeconfig=str(cluster.state_dir / "scheduler.kubeconfig"), leader_election=False
+                ),
+                QPS_OVERLAY,
+            )
+            fma, fma_record = _phase(
+                api,
+                cluster,
+                workdir,
+                phase="fma",
+                profile=scheduler_config.SCHEDULER_NAME,
+                config=fma_config,
+                pods=args.pods,
+                timeout=args.phase_timeout,
+            )
+            processes.stop(fma_record, grace_seconds=5)
+            fma["extender_server_side"] = _server_histogram(url)
+            _log("measuring direct extender calls")
+            results["extender_direct"] = _direct_latency(url, nodes, args.calls)
+            _delete_phase(api, "fma")
+        finally:
+            if extender is not None:
+                processes.stop(extender, grace_seconds=5)
+            api.close()
+    results["default"] = default
+    results["fma"] = fma
+    ratio = (
+        fma["pods_per_second"] / default["pods_per_second"]
+        if fma["pods_per_second"] and default["pods_per_second"]
+        else None
+    )
+    results["ratio_fma_to_default"] = round(ratio, 3) if ratio is not None else None
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=2) + "\n")
+    _print_table(results)
+    return 0
+
+
+def _cpus() -> int:
+    return len(os.sched_getaffinity(0))
+
+
+def _print_table(results: Mapping[str, Any]) -> None:
+    p = results["parameters"]
+    print(f"\nScheduling {p['pods']} one-GPU Pods on {p['nodes']} status-only nodes ({p['sleepers']} sleepers)")
+    print(f"{'scheduler':<34}{'scheduled':>10}{'seconds':>10}{'pods/s':>10}")
+    for name, label in (("default", "default (stock kube-scheduler)"), ("fma", "fma-scheduler + fma-extender")):
+        row = results[name]
+        print(f"{label:<34}{row['scheduled']:>10}{row['seconds_first_to_last_bind']:>10}{row['pods_per_second']!s:>10}")
+    print(f"ratio fma/default: {results['ratio_fma_to_default']} (target >= 0.5)")
+    direct = results["extender_direct"]
+    print(f"\nExtender per call at {direct['nodes_per_call']} nodes ({direct['calls']} calls, loopback HTTP):")
+    print(f"{'verb':<12}{'p50 ms':>10}{'p99 ms':>10}{'max ms':>10}")
+    for verb in ("filter", "prioritize"):
+        row = direct[verb]
+        print(f"{verb:<12}{row['p50_ms']:>10}{row['p99_ms']:>10}{row['max_ms']:>10}")
+    for verb, row in results["fma"].get("extender_server_side", {}).items():
+        print(f"server-side during the run, {verb}: {row['calls']} calls, p99 <= {row['p99_le_ms']} ms")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
