@@ -142,7 +142,7 @@ def test_views_are_memoised_and_invalidated_per_node(
 
 def test_summaries_follow_the_resource_version(model: live_model.ClusterModel, caches: dict[str, FakeCache]) -> None:
     config = inference_server_config.ModelServerConfig(port=8005, options="--model m")
-    isc = {
+    isc: dict[str, Any] = {
         "apiVersion": crds.kinds.API_VERSION,
         "kind": "InferenceServerConfig",
         "metadata": {"name": "isc", "namespace": "team", "resourceVersion": "1"},
