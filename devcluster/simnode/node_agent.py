@@ -366,7 +366,10 @@ class Agent:
         ]
         for thread in threads:
             thread.start()
-        logger.info("simnode running", extra={"nodes": len(self._nodes), "state_dir": str(self._state_dir)})
+        logger.info(
+            "simnode running",
+            extra={"nodes": len(self._nodes), "state_dir": str(self._state_dir), "pod_path": self._base_env["PATH"]},
+        )
         stop.wait()
         logger.info("simnode stopping")
         self._status_only.close()

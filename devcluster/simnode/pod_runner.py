@@ -139,6 +139,7 @@ class PodRunner:
         self._record = record or runtime_record.PodRecord(
             uid=meta.uid, namespace=meta.namespace, name=meta.name, node=ctx.node.name
         )
+        self._record.app_containers = [c.name for c in the_pod.spec.containers]
         self._containers: list[_Container] = []
         policy = the_pod.spec.restart_policy
         for spec, init in [(c, True) for c in the_pod.spec.init_containers] + [

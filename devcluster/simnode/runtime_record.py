@@ -74,6 +74,7 @@ class PodRecord(_Model):
     start_time: str | None = None
     gpus: dict[str, list[str]] = pydantic.Field(default_factory=dict)
     containers: dict[str, ContainerEntry] = pydantic.Field(default_factory=dict)
+    app_containers: list[str] = pydantic.Field(default_factory=list)
 
 
 def pod_dir(state_dir: pathlib.Path, uid: str) -> pathlib.Path:
@@ -120,10 +121,10 @@ def remove(state_dir: pathlib.Path, uid: str) -> None:
 
 
 def find_log(state_dir: pathlib.Path, namespace: str, name: str, container: str | None) -> pathlib.Path | None:
-    """The log of a Pod's container (its first container when None), for ``fma-dev logs``."""
+    """The log of a Pod's container (its first app container when None), for ``fma-dev logs``."""
     for record in load_all(state_dir):
         if record.namespace == namespace and record.name == name:
-            chosen = container or next(iter(record.containers), None)
+            chosen = container or next(iter(record.app_containers or record.containers), None)
             if chosen is None:
                 return None
             path = log_path(state_dir, record.uid, chosen)

@@ -392,3 +392,59 @@ def test_nodes_leases_and_gpu_map_describe_the_gpus(api: httpx.Client, simnode: 
         assert all(u.startswith("GPU-") for u in mapping)
         seen.update(mapping)
     assert len(seen) == 2 * len(simnode.node_names)
+
+
+def test_init_containers_run_in_order_and_env_comes_from_the_api(
+    api: httpx.Client, simnode: RunningSimnode, fresh_namespace: str
+) -> None:
+    ns = fresh_namespace
+    _ok(api.post(f"/api/v1/namespaces/{ns}/configmaps", json={"metadata": {"name": "cm"}, "data": {"mode": "fast"}}))
+    _ok(api.post(f"/api/v1/namespaces/{ns}/secrets", json={"metadata": {"name": "s"}, "stringData": {"token": "t0k"}}))
+
+    def step(name: str) -> dict[str, Any]:
+        script = f"open('/run/fma-simnode-work/order', 'a').write('{name}\\n')"
+        return {
+            "name": name,
+            "image": "ignored",
+            "command": ["python", "-c", script],
+            "volumeMounts": [{"name": "work", "mountPath": "/run/fma-simnode-work"}],
+        }
+
+    main_script = """
+        import os
+        print("order", open("/run/fma-simnode-work/order").read().split())
+        for key in ("MODE", "TOKEN", "CM_mode", "GREETING", "NVIDIA_VISIBLE_DEVICES", "KUBERNETES_SERVICE_HOST"):
+            print(key, os.environ.get(key))
+        print("path0", os.environ["PATH"].split(":")[0])
+    """
+    pod = _python_pod(
+        "ordered",
+        main_script,
+        initContainers=[step("first"), step("second")],
+        volumes=[{"name": "work", "emptyDir": {}}],
+        container={
+            "volumeMounts": [{"name": "work", "mountPath": "/run/fma-simnode-work"}],
+            "envFrom": [{"configMapRef": {"name": "cm"}, "prefix": "CM_"}],
+            "env": [
+                {"name": "MODE", "valueFrom": {"configMapKeyRef": {"name": "cm", "key": "mode"}}},
+                {"name": "TOKEN", "valueFrom": {"secretKeyRef": {"name": "s", "key": "token"}}},
+                {"name": "GREETING", "value": "mode=$(MODE) literal=$$(MODE)"},
+            ],
+        },
+    )
+    _ok(api.post(f"/api/v1/namespaces/{ns}/pods", json=pod))
+    phase = waiting.wait_for(lambda: _finished(api, ns, "ordered"), timeout=60, what="the ordered Pod to finish")
+    log = simnode.log_of(ns, "ordered")
+    assert phase == "Succeeded", log
+    lines = set(log.splitlines())
+    assert "order ['first', 'second']" in lines, log
+    assert "MODE fast" in lines
+    assert "TOKEN t0k" in lines
+    assert "CM_mode fast" in lines
+    assert "GREETING mode=fast literal=$(MODE)" in lines
+    assert "NVIDIA_VISIBLE_DEVICES None" in lines
+    assert "KUBERNETES_SERVICE_HOST 127.0.0.1" in lines
+    assert f"path0 {pathlib.Path(sys.prefix) / 'bin'}" in lines, log
+    obj = _pod(api, ns, "ordered")
+    assert obj is not None
+    assert [s["state"]["terminated"]["reason"] for s in obj["status"]["initContainerStatuses"]] == ["Completed"] * 2

@@ -125,3 +125,56 @@ def test_restarted_simnode_adopts_pods_and_a_deleted_node_stops_them(
                 simnode_mod.stop(record, state_dir)
         api.delete(f"/api/v1/nodes/{node}")
         api.delete(f"/api/v1/namespaces/{ns}/pods/sleeper", params={"gracePeriodSeconds": "0"})
+
+
+def test_status_only_nodes_report_pods_running_without_processes(
+    api: httpx.Client, devcluster: control_plane.ClusterState, fresh_namespace: str, tmp_path: pathlib.Path
+) -> None:
+    ns = fresh_namespace
+    opts = simnode_mod.SimnodeOptions(
+        nodes=0,
+        status_only_nodes=2,
+        gpus_per_node=4,
+        node_prefix=f"kwok-{uuid.uuid4().hex[:6]}",
+        gpu_map_namespace=None,
+        state_dir=tmp_path / "state",
+    )
+    node = simnode_mod.node_names(opts)[1]
+    record = simnode_mod.spawn(devcluster, opts, tmp_path / "simnode.log")
+    try:
+        simnode_mod.wait_ready(devcluster, opts, record, timeout=60)
+        pod = {
+            "metadata": {"name": "phantom"},
+            "spec": {
+                "nodeName": node,
+                "containers": [
+                    {
+                        "name": "main",
+                        "image": "ignored",
+                        "command": ["false"],
+                        "resources": {"limits": {"nvidia.com/gpu": "4"}},
+                    }
+                ],
+            },
+        }
+        assert api.post(f"/api/v1/namespaces/{ns}/pods", json=pod).status_code == 201
+
+        def ready() -> dict[str, Any] | None:
+            obj = api.get(f"/api/v1/namespaces/{ns}/pods/phantom").json()
+            conditions = {c["type"]: c["status"] for c in obj.get("status", {}).get("conditions") or []}
+            return obj if conditions.get("Ready") == "True" else None
+
+        obj = waiting.wait_for(ready, timeout=30, what="the status-only Pod to be Ready")
+        assert obj["status"]["phase"] == "Running"
+        assert obj["status"]["podIP"].startswith("127.128.1.")
+        assert not (tmp_path / "state" / "pods").exists(), "status-only Pods run nothing"
+        assert api.delete(f"/api/v1/namespaces/{ns}/pods/phantom").status_code == 200
+        waiting.wait_for(
+            lambda: api.get(f"/api/v1/namespaces/{ns}/pods/phantom").status_code == 404,
+            timeout=30,
+            what="the status-only Pod to be deleted",
+        )
+    finally:
+        simnode_mod.stop(record, tmp_path / "state")
+        for name in simnode_mod.node_names(opts):
+            api.delete(f"/api/v1/nodes/{name}")
