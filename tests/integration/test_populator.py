@@ -98,7 +98,8 @@ class Harness:
     """This test's node label key: nodes labelled ``<pool>=yes`` are selected by its policies."""
     populator: populator.Populator
     registry: prometheus_client.CollectorRegistry
-    labelled: list[str] = dataclasses.field(default_factory=list)
+    labelled: list[tuple[str, str]] = dataclasses.field(default_factory=list)
+    """(node, label key) pairs this test set, removed afterwards."""
 
     def launchers(self, config: str | None = None, node: str | None = None) -> list[dict[str, Any]]:
         selector = LAUNCHER_SELECTOR
@@ -126,9 +127,10 @@ class Harness:
         items, _ = self.admin.list_all(resources.EVENTS, self.namespace)
         return [e for e in items if e.get("reason") == reason]
 
-    def label_node(self, node: str, selected: bool) -> None:
-        self.labelled.append(node)
-        self.admin.patch(resources.NODES, node, {"metadata": {"labels": {self.pool: "yes" if selected else None}}})
+    def label_node(self, node: str, selected: bool, key: str | None = None) -> None:
+        key = key or self.pool
+        self.labelled.append((node, key))
+        self.admin.patch(resources.NODES, node, {"metadata": {"labels": {key: "yes" if selected else None}}})
 
     def create_config(self, name: str, spec: dict[str, Any]) -> dict[str, Any]:
         body = {
@@ -227,8 +229,8 @@ def harness_factory(
 
     yield start
     for harness, caches, api in started:
-        for node in set(harness.labelled):
-            admin.patch(resources.NODES, node, {"metadata": {"labels": {pool: None}}})
+        for node, key in set(harness.labelled):
+            admin.patch(resources.NODES, node, {"metadata": {"labels": {key: None}}})
         harness.populator.stop()
         for cache in caches:
             cache.stop()
@@ -358,7 +360,8 @@ def test_unschedulable_launcher_becomes_stuck_with_label_and_one_event(
     h = harness_factory(stuck_scheduling_threshold=3.0)
     node = simnode.node_names[0]
     h.label_node(node, True)
-    h.create_config("lc", launcher_spec(nodeSelector=NOWHERE))
+    gate = f"populator-gate.fma/{h.namespace}"
+    h.create_config("lc", launcher_spec(nodeSelector={gate: "yes"}))
     h.create_policy("pool", {"lc": 1})
     stuck = waiting.wait_for(
         lambda: [
@@ -378,6 +381,21 @@ def test_unschedulable_launcher_becomes_stuck_with_label_and_one_event(
     waiting.wait_for(lambda: h.gauge("lc", "stuck_scheduling") == 1.0, timeout=10, what="the stuck gauge")
     assert h.populator.stats().stuck_marks == 1
     assert [p["metadata"]["name"] for p in h.launchers("lc", node)] == [name]
+
+    # Recovery: once the node admits it, the launcher runs, becomes Ready and loses the label; no new Event.
+    h.label_node(node, True, key=gate)
+    recovered = waiting.wait_for(
+        lambda: [
+            p for p in h.launchers("lc", node) if ready(p) and keys.LAUNCHER_STUCK_LABEL not in p["metadata"]["labels"]
+        ],
+        timeout=60,
+        what="the launcher Ready and no longer labelled stuck",
+    )
+    assert [p["metadata"]["name"] for p in recovered] == [name]
+    waiting.wait_for(lambda: h.gauge("lc", "unbound") == 1.0, timeout=10, what="the gauge back to unbound")
+    assert h.gauge("lc", "stuck_scheduling") == 0.0
+    assert len(h.events(names.EVENT_LAUNCHER_STUCK)) == 1
+    assert h.populator.stats().stuck_clears == 1
 
 
 def test_deleting_excess_never_loses_a_concurrent_binding(
