@@ -76,7 +76,7 @@ class Heartbeat:
                     with self._lock:
                         if name in self._gone:
                             continue
-                    self._pool.submit(self._beat, kind, name)
+                    self._pool.submit(self.beat, kind, name)
                     period = self._renew if kind == 0 else self._status
                     heapq.heappush(self._queue, (max(due + period, now), kind, name))
                 wait = self._queue[0][0] - self._clock() if self._queue else 1.0
@@ -84,7 +84,8 @@ class Heartbeat:
         finally:
             self._pool.shutdown(wait=True, cancel_futures=True)
 
-    def _beat(self, kind: int, name: str) -> None:
+    def beat(self, kind: int, name: str) -> None:
+        """Send one heartbeat now: kind 0 renews the Lease, kind 1 reports the Node status."""
         node = self._nodes[name]
         now = datetime.datetime.now(datetime.UTC)
         try:
