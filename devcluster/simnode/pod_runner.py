@@ -81,6 +81,10 @@ class _PodLog(logging.LoggerAdapter):  # type: ignore[type-arg]  # generic only 
         return msg, kwargs
 
 
+def _parse_time(text: str) -> datetime.datetime:
+    return datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
 def _now() -> str:
     return fleet.rfc3339(datetime.datetime.now(datetime.UTC))
 
@@ -371,7 +375,7 @@ class PodRunner:
             except errors.NotFound as exc:
                 raise errors.VolumeNotReady(f"serviceaccount {service_account!r} not found") from exc
             status = result.get("status") or {}
-            expires = datetime.datetime.fromisoformat(str(status["expirationTimestamp"]).replace("Z", "+00:00"))
+            expires = _parse_time(str(status["expirationTimestamp"]))
             valid = (expires - datetime.datetime.now(datetime.UTC)).total_seconds()
             return str(status["token"]), valid
 
@@ -494,7 +498,9 @@ class PodRunner:
             entry.succeeded = True
             container.final = _terminated(entry.last_terminated)
         elif restart_rule.should_restart(policy, code, init=container.init):
-            delay = restart_rule.backoff_seconds(entry.restart_count)
+            last = entry.last_terminated
+            ran = (_parse_time(last.finished_at) - _parse_time(last.started_at)).total_seconds()
+            delay = restart_rule.backoff_seconds(entry.restart_count, ran)
             container.next_start = now + delay
             container.final = None
             if delay > 0:

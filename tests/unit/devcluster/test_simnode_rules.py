@@ -56,6 +56,8 @@ def test_should_restart(policy: str, code: int, init: bool, expected: bool) -> N
 
 def test_backoff_doubles_to_five_minutes() -> None:
     assert [restart_rule.backoff_seconds(n) for n in range(7)] == [0.0, 10.0, 20.0, 40.0, 80.0, 160.0, 300.0]
+    assert restart_rule.backoff_seconds(5, ran_seconds=599.0) == 160.0
+    assert restart_rule.backoff_seconds(5, ran_seconds=600.0) == 0.0
 
 
 @pytest.mark.parametrize(
