@@ -51,6 +51,7 @@ DEV_MODE_ENV = "VLLM_SERVER_DEV_MODE"
 _ACTION = re.compile(r"\{\{(.*?)\}\}", re.DOTALL)
 _KNOWN = re.compile(r"^\s*\.(NodeName|LocalVolume)\s*$")
 _SHELLS = frozenset({"sh", "bash", "ash", "dash", "zsh"})
+_TOKEN_VOLUME = re.compile(r"^kube-api-access-[a-z0-9]+$")
 
 
 def validate(template: str) -> dict[str, Any]:
@@ -156,7 +157,10 @@ def derive(
     if args is not None:
         patched["args"] = args
     patched["env"] = ensure_dev_mode(server.get("env"))
-    mounted = {m.get("name") for m in server.get("volumeMounts") or []}
+    mounts = [m for m in server.get("volumeMounts") or [] if not _TOKEN_VOLUME.match(str(m.get("name", "")))]
+    if "volumeMounts" in server:
+        patched["volumeMounts"] = copy.deepcopy(mounts)
+    mounted = {m.get("name") for m in mounts}
     spec: dict[str, Any] = {"containers": [patched]}
     used = [copy.deepcopy(dict(v)) for v in volumes if v.get("name") in mounted]
     if used:

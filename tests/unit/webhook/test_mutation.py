@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 from typing import Any
 
@@ -109,7 +110,9 @@ def test_direct_mode_derives_the_server_patch(pod_raw, options, apply_patch) -> 
         {keys.ACTUATION_ANNOTATION: "direct", keys.PROVIDER_LABELS_ANNOTATION: "inference-pool"},
         labels={"app": "llm", "pod-template-hash": "abc", "inference-pool": "pool-a"},
     )
-    server = pod["spec"]["containers"][0]
+    server = copy.deepcopy(pod["spec"]["containers"][0])
+    token_mount = {"name": "kube-api-access-abcde", "mountPath": "/var/run/secrets/kubernetes.io/serviceaccount"}
+    pod["spec"]["containers"][0]["volumeMounts"].append(token_mount)
     decision = mutation.mutate(pod, options, NO_FACTS)
     assert decision.allowed, decision.message
     assert decision.mode == "direct"
