@@ -12,6 +12,7 @@ unschedulable by an extra nodeSelector, which costs no processes.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import pathlib
 import random
 import sys
@@ -52,11 +53,8 @@ def admin(devcluster: control_plane.ClusterState) -> Iterator[kube.Client]:
             force=True,
         )
     for document in manifests.documents():
-        waiting.wait_for(
-            lambda name=document["metadata"]["name"]: _established(client, name),
-            timeout=30,
-            what=f"CRD {document['metadata']['name']} established",
-        )
+        name = str(document["metadata"]["name"])
+        waiting.wait_for(functools.partial(_established, client, name), timeout=30, what=f"CRD {name} established")
     yield client
     client.close()
 
@@ -113,11 +111,11 @@ class Harness:
     def live(self, config: str, node: str) -> list[dict[str, Any]]:
         return [p for p in self.launchers(config, node) if not p["metadata"].get("deletionTimestamp")]
 
-    def exactly(self, config: str, node: str, count: int) -> list[dict[str, Any]] | None:
-        """The pair's launchers when there are exactly ``count``, none of them terminating; else None."""
+    def exactly(self, config: str, node: str, count: int) -> list[dict[str, Any]]:
+        """The pair's launchers when there are exactly ``count`` (> 0), none terminating; else an empty list."""
         pods = self.launchers(config, node)
         if len(pods) != count or any(p["metadata"].get("deletionTimestamp") for p in pods):
-            return None
+            return []
         return pods
 
     def gauge(self, config: str, phase: str) -> float | None:
@@ -309,16 +307,16 @@ def test_template_edit_replaces_unbound_launchers_but_not_a_bound_one(
     patch = {"spec": {"podTemplate": {"spec": launcher_spec(activeDeadlineSeconds=100000)}}}
     h.admin.patch(resources.LAUNCHER_CONFIGS, "lc", patch, h.namespace)
 
-    def replaced() -> list[dict[str, Any]] | None:
+    def replaced() -> list[dict[str, Any]]:
         pods = h.live("lc", third_node)
         if len(pods) != 2 or len(h.launchers("lc", third_node)) != 2:
-            return None
+            return []
         new = [
             p
             for p in pods
             if p["metadata"]["annotations"][keys.LAUNCHER_POPULATOR_TEMPLATE_HASH_ANNOTATION] != old_hash
         ]
-        return pods if len(new) == 1 and not bound(new[0]) else None
+        return pods if len(new) == 1 and not bound(new[0]) else []
 
     pods = waiting.wait_for(replaced, timeout=30, what="the unbound launcher replaced")
     kept = [p for p in pods if p["metadata"]["uid"] == chosen["metadata"]["uid"]]
@@ -431,9 +429,9 @@ def test_deleting_excess_never_loses_a_concurrent_binding(
         binder.join()
         if "pod" in result:
             outcomes["bound"] += 1
-            uid = result["pod"]["metadata"]["uid"]
+            uid = str(result["pod"]["metadata"]["uid"])
             waiting.wait_for(
-                lambda uid=uid: [p["metadata"]["uid"] for p in h.launchers("lc", node)] == [uid],
+                functools.partial(lambda kept: [p["metadata"]["uid"] for p in h.launchers("lc", node)] == [kept], uid),
                 timeout=30,
                 what="only the bound launcher left",
             )
