@@ -55,6 +55,7 @@ from controllers import workers as worker_pool
 from crds import keys, kinds, names
 
 __all__ = [
+    "EVENT_FAILED_CREATE",
     "INDEX_LAUNCHER_CONFIG",
     "INDEX_LAUNCHER_PAIR",
     "POD_INDEXERS",
@@ -66,6 +67,9 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+EVENT_FAILED_CREATE = "FailedCreateLauncher"
+"""Warning Event on a LauncherConfig whose launcher Pod the apiserver refused (an extension; not in the contract)."""
 
 INDEX_LAUNCHER_PAIR = "launcher-pair"
 """Pod index: ``<node>/<launcher config>`` of each launcher Pod."""
@@ -448,7 +452,7 @@ class Populator:
                     auth_token_key=self._settings.auth_token_key,
                 )
                 for _ in range(plan.creates):
-                    result = self._api.create(kube.resources.PODS, body, self._namespace)
+                    result = self._create(body, config_raw, node_name)
                     created.add(str(_meta(result).get("uid")))
                     with self._lock:
                         self._stats.creates += 1
@@ -462,6 +466,19 @@ class Populator:
             self._mark_stuck(pods[mark.name], mark.phase)
         for name in plan.clear_stuck:
             self._clear_stuck(name)
+
+    def _create(self, body: Mapping[str, Any], config_raw: Mapping[str, Any], node_name: str) -> dict[str, Any]:
+        try:
+            return self._api.create(kube.resources.PODS, body, self._namespace)
+        except (kube.errors.Invalid, kube.errors.BadRequest, kube.errors.Forbidden) as exc:
+            # The apiserver refuses the Pod the template gives: tell the LauncherConfig's owner, retry with back-off.
+            self._events.record(
+                {**config_raw, "apiVersion": kinds.API_VERSION, "kind": kinds.LAUNCHER_CONFIG.kind},
+                "Warning",
+                EVENT_FAILED_CREATE,
+                f"creating a launcher on node {node_name!r} failed: {exc.message}",
+            )
+            raise errors.RetryableError(f"creating a launcher on node {node_name!r} failed: {exc}") from exc
 
     def _delete(self, delete: population_plan.Delete, node_name: str, config_name: str) -> bool:
         extra = {"node": node_name, "launcher_config": config_name, "pod": delete.name, "reason": delete.reason}

@@ -19,7 +19,7 @@ import prometheus_client
 import pytest
 
 import kube
-from controllers import launcher_template, populator
+from controllers import errors, launcher_template, populator
 from crds import keys
 
 NS = "ns"
@@ -72,10 +72,13 @@ class FakeClient:
         self.writes: list[tuple[str, str]] = []
         self.server_pods: dict[str, dict[str, Any]] = {}
         self.delete_error: Exception | None = None
+        self.create_error: Exception | None = None
         self.prune_conditions = False
         self._uids = itertools.count(1)
 
     def create(self, resource: kube.resources.Resource, body: Mapping[str, Any], namespace: str | None = None) -> Any:
+        if self.create_error is not None:
+            raise self.create_error
         obj = copy.deepcopy(dict(body))
         uid = f"uid-{next(self._uids)}"
         obj["metadata"] |= {"name": obj["metadata"]["generateName"] + uid, "uid": uid, "resourceVersion": "1"}
@@ -322,3 +325,17 @@ def test_gauge_follows_the_launchers_and_disappears_with_them(world: World) -> N
     world.pods.remove(f"{NS}/l1")
     world.drain()
     assert sample("fma_launcher_pod_count", {"lcfg_name": "lc", "phase": "unbound"}) is None
+
+
+def test_a_refused_create_is_reported_on_the_config_and_retried(world: World) -> None:
+    world.client.create_error = kube.errors.Invalid(422, "Invalid", "spec.containers[0].image: Required value")
+    world.policies.put(lpp(1))
+    with pytest.raises(errors.RetryableError, match="image: Required value"):
+        world.pair()
+    assert world.events.recorded == [
+        (
+            "lc",
+            "FailedCreateLauncher",
+            "creating a launcher on node 'n1' failed: spec.containers[0].image: Required value",
+        )
+    ]
