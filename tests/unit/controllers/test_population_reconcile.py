@@ -339,3 +339,16 @@ def test_a_refused_create_is_reported_on_the_config_and_retried(world: World) ->
             "creating a launcher on node 'n1' failed: spec.containers[0].image: Required value",
         )
     ]
+
+
+def test_a_stored_negative_count_is_reported_and_its_pairs_left_alone(world: World) -> None:
+    # Our CRD rejects it; an object stored under upstream's schema can still carry one.
+    pod = launcher_template.specialise(lc(), "n1")
+    pod["metadata"] |= {"name": "l1", "uid": "u1", "resourceVersion": "5", "namespace": NS}
+    world.policies.put(lpp(-1))
+    world.pods.put(pod)
+    world.drain()
+    assert not any(verb in ("create", "delete") for verb, _ in world.client.writes)
+    message = "spec.countForLauncher[0].launcherCount: must not be negative, got -1"
+    assert world.events.recorded == [("p", "InvalidSpec", message)]
+    assert ("status", "p") in world.client.writes
