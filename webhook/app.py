@@ -60,11 +60,14 @@ async def _read_capped(request: fastapi.Request, limit: int) -> tuple[bytes, boo
     return b"".join(chunks), False
 
 
-def _facts_for(state: AppState, namespace: str, raw: dict[str, Any]) -> cluster_facts.Facts:
+async def _facts_for(state: AppState, namespace: str, raw: dict[str, Any]) -> cluster_facts.Facts:
+    """Gather facts, in a worker thread only when that means waiting on the apiserver."""
     try:
         view = pod_view.parse(raw)
     except pydantic.ValidationError:
         return cluster_facts.Facts()  # mutate() denies it with the details
+    if state.facts.blocks(view):
+        return await anyio.to_thread.run_sync(state.facts.gather, namespace, view)
     return state.facts.gather(namespace, view)
 
 
@@ -76,7 +79,7 @@ async def _decide(state: AppState, body: bytes, too_large: bool) -> tuple[str, m
     if request.operation != "CREATE" or request.kind.kind != "Pod" or not isinstance(request.object, dict):
         return request.uid, mutation.Decision(allowed=True, mode="none")
     raw = request.object
-    facts = await anyio.to_thread.run_sync(_facts_for, state, request.namespace, raw)
+    facts = await _facts_for(state, request.namespace, raw)
     return request.uid, mutation.mutate(raw, state.options, facts)
 
 

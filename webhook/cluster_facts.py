@@ -50,6 +50,10 @@ class Facts:
 class FactSource(Protocol):
     """Gathers ``Facts`` for a Pod being admitted into ``namespace``."""
 
+    def blocks(self, pod: pod_view.PodView) -> bool:
+        """Whether ``gather`` would wait on the network for ``pod`` (then it runs in a worker thread)."""
+        ...
+
     def gather(self, namespace: str, pod: pod_view.PodView) -> Facts:
         """Read what the mutation of ``pod`` needs; never raises for lookup failures."""
         ...
@@ -57,6 +61,10 @@ class FactSource(Protocol):
 
 class NoLookups:
     """A fact source for webhooks without cluster access: everything is unknown."""
+
+    def blocks(self, pod: pod_view.PodView) -> bool:
+        """Never."""
+        return False
 
     def gather(self, namespace: str, pod: pod_view.PodView) -> Facts:
         """Unknown facts."""
@@ -93,6 +101,10 @@ class ClusterLookups:
         """Whether the ISC cache has listed once."""
         return self._iscs.synced
 
+    def blocks(self, pod: pod_view.PodView) -> bool:
+        """Only the owner lookup (direct mode with ``provider-labels``) goes to the apiserver."""
+        return bool(pod.metadata.annotations.get(keys.PROVIDER_LABELS_ANNOTATION, "").strip())
+
     def gather(self, namespace: str, pod: pod_view.PodView) -> Facts:
         """ISC existence from the cache, the owner's selector keys from one GET when needed."""
         annotations = pod.metadata.annotations
@@ -102,7 +114,7 @@ class ClusterLookups:
             isc_exists = self._iscs.get(f"{namespace}/{isc}") is not None
         owner_name: str | None = None
         owner_keys: frozenset[str] | None = None
-        if annotations.get(keys.PROVIDER_LABELS_ANNOTATION, "").strip():
+        if self.blocks(pod):
             owner_name, owner_keys = self._owner_selector(namespace, pod)
         return Facts(isc_exists=isc_exists, owner=owner_name, owner_selector_keys=owner_keys)
 
