@@ -106,15 +106,18 @@ def wait_ready(
 
 def stop(
     record: processes.ProcessRecord, state_dir: pathlib.Path, *, grace_seconds: float = 20.0, leave_pods: bool = False
-) -> None:
+) -> int:
     """Stop simnode (it stops its Pods' processes) and then any container process it left behind.
 
-    With ``leave_pods`` the container processes are kept for a later simnode
-    (started with ``leave_pods_running``) to adopt.
+    Returns how many container processes were still running after simnode
+    exited and had to be stopped here (0 when simnode cleaned up after
+    itself).  With ``leave_pods`` the container processes are kept for a
+    later simnode (started with ``leave_pods_running``) to adopt.
     """
     processes.stop(record, grace_seconds=grace_seconds)
-    if not leave_pods:
-        node_agent.stop_recorded_processes(state_dir)
+    if leave_pods:
+        return 0
+    return node_agent.stop_recorded_processes(state_dir)
 
 
 def container_log(

@@ -5,16 +5,21 @@ deterministically, so that a restarted simnode gets the same names, GPU
 UUIDs and address blocks and can adopt what ran before.  Pure; no I/O.
 
 Addresses: node *i* owns the loopback block 127.A.B.0/24 with
-A = 1 + i // 256, B = i % 256 (status-only nodes start at A = 128); the
-node's own address is .1 and its Pods get .2 to .254.  Linux routes all of
-127.0.0.0/8 to ``lo``, so every such address can be bound and reached, and
-none collides with 127.0.0.1 where the control plane listens.
+B = i % 256 and A = 1 + (offset + i // 256) % 127 for process-running nodes
+(128 + ... for status-only ones), where the offset comes from a hash of the
+node-name prefix, so that two simnodes with different prefixes on one
+cluster normally get different blocks (the agent also avoids every Pod IP
+it sees in the cluster).  The node's own address is .1 and its Pods get .2
+to .254.  Linux routes all of 127.0.0.0/8 to ``lo``, so every such address
+can be bound and reached, and none collides with 127.0.0.1 where the
+control plane listens.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime
+import hashlib
 import uuid
 from typing import Any
 
@@ -70,11 +75,18 @@ class NodeIdentity:
         return values
 
 
-def _block(first_octet: int, index: int) -> tuple[int, int]:
-    a = first_octet + index // 256
-    if a > 254 or (first_octet < _STATUS_ONLY_FIRST_OCTET and a >= _STATUS_ONLY_FIRST_OCTET):
+_A_VALUES = 127
+_MAX_NODES = _A_VALUES * 256
+
+
+def _offset(prefix: str) -> int:
+    return int(hashlib.sha256(prefix.encode()).hexdigest(), 16) % _A_VALUES
+
+
+def _block(first_octet: int, offset: int, index: int) -> tuple[int, int]:
+    if index >= _MAX_NODES:
         raise ValueError(f"too many nodes for the loopback address plan: index {index}")
-    return (a, index % 256)
+    return (first_octet + (offset + index // 256) % _A_VALUES, index % 256)
 
 
 def gpu_uuid(node: str, index: int) -> str:
@@ -96,6 +108,7 @@ def plan(
 ) -> list[NodeIdentity]:
     """The Nodes for these options: ``PREFIX-i`` run processes, ``PREFIX-so-j`` only report status."""
     result: list[NodeIdentity] = []
+    offset = _offset(prefix)
     for status_only, count, first in ((False, nodes, 1), (True, status_only_nodes, _STATUS_ONLY_FIRST_OCTET)):
         for i in range(count):
             name = f"{prefix}-so-{i}" if status_only else f"{prefix}-{i}"
@@ -103,7 +116,7 @@ def plan(
                 NodeIdentity(
                     name=name,
                     status_only=status_only,
-                    block=_block(first, i),
+                    block=_block(first, offset, i),
                     gpu_uuids=tuple(gpu_uuid(name, g) for g in range(gpus_per_node)),
                     gpu_product=gpu_product,
                     gpu_memory_mib=gpu_memory_mib,

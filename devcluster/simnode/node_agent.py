@@ -110,8 +110,9 @@ class Agent:
         self._runners: dict[str, pod_runner.PodRunner] = {}
         self._lock = threading.Lock()
         self._deleted_nodes: set[str] = set()
+        self._cluster_ips: dict[str, str] = {}
         self._status_only = status_only.StatusOnlyWorker(
-            api, {n.name: n for n in self._nodes if n.status_only}, self._ledgers
+            api, {n.name: n for n in self._nodes if n.status_only}, self._ledgers, self.foreign_ips
         )
         self._service_env = service_env(api.server)
         self._base_env = base_env(sys.prefix, os.environ.get("PATH"), os.environ.get("HOME"))
@@ -201,6 +202,11 @@ class Agent:
 
     # -- pods -----------------------------------------------------------------------
 
+    def foreign_ips(self, uid: str) -> set[str]:
+        """Pod IPs the cluster reports for every Pod but ``uid`` (other simnodes' Pods included)."""
+        with self._lock:
+            return {ip for other, ip in self._cluster_ips.items() if other != uid}
+
     def _context(self, node: fleet.NodeIdentity) -> pod_runner.RunnerContext:
         return pod_runner.RunnerContext(
             api=self._api,
@@ -210,6 +216,7 @@ class Agent:
             events=self._events,
             service_env=self._service_env,
             base_env=self._base_env,
+            foreign_ips=self.foreign_ips,
         )
 
     def _parse(self, raw: dict[str, Any]) -> pod.Pod | None:
@@ -229,11 +236,16 @@ class Agent:
         the_pod = self._parse(raw)
         if the_pod is None:
             return
+        uid = the_pod.metadata.uid
+        with self._lock:
+            if deleted or not the_pod.status.pod_ip:
+                self._cluster_ips.pop(uid, None)
+            else:
+                self._cluster_ips[uid] = the_pod.status.pod_ip
         node_name = the_pod.spec.node_name or ""
         node = self._by_name.get(node_name)
         if node is None or node_name in self._deleted_nodes:
             return
-        uid = the_pod.metadata.uid
         if node.status_only:
             self._status_only.update(uid, None if deleted else the_pod)
             return
@@ -253,6 +265,8 @@ class Agent:
 
     def _sync(self, items: list[dict[str, Any]]) -> None:
         listed: set[str] = set()
+        with self._lock:
+            self._cluster_ips.clear()
         for raw in items:
             uid = str((raw.get("metadata") or {}).get("uid", ""))
             listed.add(uid)

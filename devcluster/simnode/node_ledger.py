@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import random
 import threading
+from collections.abc import Collection
 
 from devcluster.simnode import fleet, gpu_allocation, loopback_address, pod
 
@@ -36,16 +37,23 @@ class NodeLedger:
                 self._gpus[uid] = {k: list(v) for k, v in gpus.items()}
 
     def assign(
-        self, the_pod: pod.Pod, current_ip: str | None, *, with_gpus: bool = True
+        self,
+        the_pod: pod.Pod,
+        current_ip: str | None,
+        *,
+        with_gpus: bool = True,
+        foreign_ips: Collection[str] = (),
     ) -> tuple[str, dict[str, list[str]]]:
         """The Pod's address and GPUs (existing ones are kept).  Raises ``PodConfigError``.
 
         Status-only nodes pass ``with_gpus=False``: nothing runs, so only
-        the address matters.
+        the address matters.  ``foreign_ips`` are addresses of other Pods in
+        the cluster (another simnode's), which are avoided too.
         """
         uid = the_pod.metadata.uid
         with self._lock:
             others_ips = {ip for other, ip in self._ips.items() if other != uid}
+            others_ips.update(foreign_ips)
             ip = loopback_address.assign(self.node.block, self._ips.get(uid, current_ip), others_ips)
             gpus = self._gpus.get(uid)
             if gpus is None and not with_gpus:

@@ -22,7 +22,7 @@ import pathlib
 import signal
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
 from devcluster.simnode import (
@@ -71,6 +71,8 @@ class RunnerContext:
     events: event_recorder.EventRecorder
     service_env: Mapping[str, str]
     base_env: Mapping[str, str]
+    foreign_ips: Callable[[str], Collection[str]]
+    """Pod IPs in use elsewhere in the cluster, excluding the given Pod UID's."""
 
 
 class _PodLog(logging.LoggerAdapter):  # type: ignore[type-arg]  # generic only in typeshed
@@ -289,7 +291,9 @@ class PodRunner:
             self._next_prepare = now + _IDLE_SECONDS
             return _IDLE_SECONDS
         try:
-            ip, gpus = self._ctx.ledger.assign(the_pod, self._record.pod_ip or the_pod.status.pod_ip)
+            ip, gpus = self._ctx.ledger.assign(
+                the_pod, self._record.pod_ip or the_pod.status.pod_ip, foreign_ips=self._ctx.foreign_ips(self._uid)
+            )
         except errors.PodConfigError as exc:
             self._set_waiting(exc.reason, exc.message)
             self._ctx.events.emit(the_pod, self._ctx.node.name, "Warning", exc.reason, exc.message)

@@ -74,7 +74,8 @@ def simnode(devcluster: control_plane.ClusterState) -> Iterator[RunningSimnode]:
         simnode_mod.wait_ready(devcluster, SESSION_OPTIONS, record, timeout=60.0)
         yield RunningSimnode(SESSION_OPTIONS, record, state_dir, devcluster)
     finally:
-        simnode_mod.stop(record, state_dir)
+        leftovers = simnode_mod.stop(record, state_dir)
+    assert leftovers == 0, f"simnode left {leftovers} container processes running; see {record.log}"
 
 
 def _namespace_gone(api: httpx.Client, name: str) -> bool:

@@ -12,6 +12,7 @@ import datetime
 import logging
 import queue
 import threading
+from collections.abc import Callable, Collection
 from typing import Any
 
 from devcluster.simnode import errors, fleet, kube_api, node_ledger, pod, pod_status
@@ -45,9 +46,14 @@ class StatusOnlyWorker:
     """Reports status for, and deletes, the Pods bound to status-only nodes."""
 
     def __init__(
-        self, api: kube_api.KubeApi, nodes: dict[str, fleet.NodeIdentity], ledgers: dict[str, node_ledger.NodeLedger]
+        self,
+        api: kube_api.KubeApi,
+        nodes: dict[str, fleet.NodeIdentity],
+        ledgers: dict[str, node_ledger.NodeLedger],
+        foreign_ips: Callable[[str], Collection[str]] = lambda uid: (),
     ) -> None:
         self._api = api
+        self._foreign_ips = foreign_ips
         self._nodes = nodes
         self._ledgers = ledgers
         self._lock = threading.Lock()
@@ -103,7 +109,9 @@ class StatusOnlyWorker:
                 self._api.request("DELETE", f"/api/v1/namespaces/{meta.namespace}/pods/{meta.name}", body=body)
             return
         node = self._nodes[the_pod.spec.node_name]
-        ip, _ = self._ledgers[node.name].assign(the_pod, the_pod.status.pod_ip, with_gpus=False)
+        ip, _ = self._ledgers[node.name].assign(
+            the_pod, the_pod.status.pod_ip, with_gpus=False, foreign_ips=self._foreign_ips(uid)
+        )
         now = fleet.rfc3339(datetime.datetime.now(datetime.UTC))
         view = view_of(the_pod, node, ip, the_pod.status.start_time or now)
         status = pod_status.compute(

@@ -63,17 +63,18 @@ def test_address_keeps_current_and_otherwise_takes_lowest_free() -> None:
 
 def test_ledger_keeps_assignments_apart_and_restores_them() -> None:
     node = fleet.plan(prefix="n", nodes=1, status_only_nodes=0, gpus_per_node=2, gpu_product="X", gpu_memory_mib=1)[0]
+    a, b = node.block
     ledger = node_ledger.NodeLedger(node)
-    ledger.restore("old", "127.1.0.2", {"c": [node.gpu_uuids[0]]})
-    ip, gpus = ledger.assign(_pod("new", [_gpu("c", 1)]), None)
-    assert ip == "127.1.0.3"
+    ledger.restore("old", f"127.{a}.{b}.2", {"c": [node.gpu_uuids[0]]})
+    ip, gpus = ledger.assign(_pod("new", [_gpu("c", 1)]), None, foreign_ips={f"127.{a}.{b}.3"})
+    assert ip == f"127.{a}.{b}.4", "addresses of other simnodes' Pods are avoided too"
     assert gpus == {"c": [node.gpu_uuids[1]]}
     with pytest.raises(errors.InsufficientGpus):
         ledger.assign(_pod("third", [_gpu("c", 1)]), None)
     ledger.release_gpus("old")
     _, gpus = ledger.assign(_pod("third", [_gpu("c", 1)]), None)
     assert gpus == {"c": [node.gpu_uuids[0]]}
-    assert ledger.assign(_pod("new", [_gpu("c", 1)]), None) == ("127.1.0.3", {"c": [node.gpu_uuids[1]]})
+    assert ledger.assign(_pod("new", [_gpu("c", 1)]), None) == (f"127.{a}.{b}.4", {"c": [node.gpu_uuids[1]]})
 
 
 def test_fleet_names_blocks_and_uuids_are_stable_and_unique() -> None:
@@ -83,11 +84,15 @@ def test_fleet_names_blocks_and_uuids_are_stable_and_unique() -> None:
     )
     assert plan == again
     assert plan[0].name == "sim-0"
-    assert plan[0].host_ip == "127.1.0.1"
-    assert plan[257].host_ip == "127.2.1.1"
     assert plan[300].name == "sim-so-0"
-    assert plan[300].host_ip == "127.128.0.1"
+    a0, b0 = plan[0].block
+    assert plan[0].host_ip == f"127.{a0}.{b0}.1"
+    assert 1 <= a0 <= 127
+    assert plan[257].block[1] == 1
+    assert 128 <= plan[300].block[0] <= 254
     assert len({n.block for n in plan}) == len(plan)
+    other = fleet.plan(prefix="other", nodes=1, status_only_nodes=0, gpus_per_node=0, gpu_product="P", gpu_memory_mib=1)
+    assert other[0].block != plan[0].block, "different prefixes start in different blocks"
     uuids = [u for n in plan for u in n.gpu_uuids]
     assert len(set(uuids)) == len(uuids)
     assert all(u.startswith("GPU-") and len(u) == 40 for u in uuids)

@@ -93,7 +93,8 @@ def test_status_only_worker_reports_running_and_deletes_at_once() -> None:
     path, body = patches[0]
     assert path == "/api/v1/namespaces/ns/pods/a/status"
     assert body["status"]["phase"] == "Running"
-    assert body["status"]["podIP"] == "127.128.1.2"
+    a, b = nodes["n-so-1"].block
+    assert body["status"]["podIP"] == f"127.{a}.{b}.2"
     deletes = [(p, b) for m, p, b in api.calls if m == "DELETE"]
     assert deletes == [
         (

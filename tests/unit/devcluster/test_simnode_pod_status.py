@@ -132,7 +132,8 @@ def test_status_only_pods_are_running_and_ready() -> None:
             "spec": {"containers": [{"name": "a"}], "initContainers": [{"name": "i"}]},
         }
     )
-    status = pod_status.compute(status_only.view_of(the_pod, node, "127.128.0.2", T0), [], [], T0)
+    status = pod_status.compute(status_only.view_of(the_pod, node, "127.200.0.2", T0), [], [], T0)
     assert status["phase"] == "Running"
     assert _conditions(status)["Ready"]["status"] == "True"
-    assert status["hostIP"] == "127.128.0.1"
+    assert status["hostIP"] == node.host_ip
+    assert status["podIP"] == "127.200.0.2"
