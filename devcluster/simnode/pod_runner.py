@@ -50,6 +50,7 @@ logger = logging.getLogger(__name__)
 _POLL_SECONDS = 0.5
 _IDLE_SECONDS = 30.0
 _RETRY_SECONDS = 3.0
+_VOLUME_SYNC_SECONDS = 60.0
 
 
 class ShutdownMode:
@@ -164,6 +165,7 @@ class PodRunner:
         self._next_prepare = 0.0
         self._unsupported: tuple[str, ...] = ()
         self._tokens: list[volume.TokenFile] = []
+        self._next_volume_sync = 0.0
         self._last_sent: Any = None
         self._stopped_for_deletion = False
         self._delete_sent = False
@@ -254,6 +256,9 @@ class PodRunner:
         if self._run_inits(the_pod, now):
             self._run_apps(the_pod, now)
         self._refresh_tokens(the_pod)
+        if now >= self._next_volume_sync:
+            self._resync_volumes(the_pod)
+            self._next_volume_sync = now + _VOLUME_SYNC_SECONDS
         the_phase = self._publish(the_pod)
         if the_phase in ("Succeeded", "Failed"):
             self._ctx.ledger.release_gpus(self._uid)
@@ -268,6 +273,8 @@ class PodRunner:
                 wake = min(wake, max(now + 0.05, container.next_start))
         for token in self._tokens:
             wake = min(wake, now + max(1.0, token.refresh_at - time.time()))
+        if self._prepared:
+            wake = min(wake, max(now + 1.0, self._next_volume_sync))
         return max(0.05, wake - now)
 
     # -- preparing the sandbox -------------------------------------------------------
@@ -317,6 +324,7 @@ class PodRunner:
             self._next_prepare = now + _RETRY_SECONDS
             return _RETRY_SECONDS
         self._prepared = True
+        self._next_volume_sync = now + _VOLUME_SYNC_SECONDS
         for container in self._containers:
             container.waiting = None
             process = container.entry.process
@@ -400,6 +408,17 @@ class PodRunner:
         for vol in the_pod.spec.volumes:
             tokens.extend(volume.materialize(the_pod, vol, self._volume_dir(vol.name), sources, time.time()))
         return tokens
+
+    def _resync_volumes(self, the_pod: pod.Pod) -> None:
+        """Propagate ConfigMap/Secret/downward-API changes into mounted volumes (kept as is on errors)."""
+        sources = self._sources(the_pod)
+        scratch = runtime_record.pod_dir(self._ctx.state_dir, self._uid) / "volume-sync"
+        for vol in the_pod.spec.volumes:
+            try:
+                if volume.resync(the_pod, vol, self._volume_dir(vol.name), sources, scratch):
+                    self._log.info("volume updated", extra={"volume": vol.name})
+            except (errors.VolumeNotReady, errors.PodConfigError, errors.ApiError) as exc:
+                self._log.warning("volume not updated", extra={"volume": vol.name, "error": str(exc)})
 
     def _refresh_tokens(self, the_pod: pod.Pod) -> None:
         now = time.time()

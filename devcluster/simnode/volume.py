@@ -17,11 +17,21 @@ import base64
 import dataclasses
 import os
 import pathlib
+import shutil
 from collections.abc import Callable, Mapping, Sequence
 
 from devcluster.simnode import environment, errors, pod
 
-__all__ = ["ObjectLookup", "Sources", "TokenFile", "decode_secret", "materialize", "refresh_token", "write_file"]
+__all__ = [
+    "ObjectLookup",
+    "Sources",
+    "TokenFile",
+    "decode_secret",
+    "materialize",
+    "refresh_token",
+    "resync",
+    "write_file",
+]
 
 ObjectLookup = Callable[[str], Mapping[str, str] | None]
 """Returns a ConfigMap's data (or a Secret's decoded data) by name, or None."""
@@ -195,6 +205,42 @@ def _projected(
         elif part.downward_api is not None:
             _downward(directory, the_pod, part.downward_api, sources.facts, mode)
     return tokens
+
+
+def _tree(directory: pathlib.Path) -> dict[str, bytes]:
+    return {
+        str(p.relative_to(directory)): p.read_bytes()
+        for p in directory.rglob("*")
+        if p.is_file() and not p.name.startswith(".")
+    }
+
+
+def resync(
+    the_pod: pod.Pod, volume: pod.Volume, directory: pathlib.Path, sources: Sources, scratch: pathlib.Path
+) -> bool:
+    """Bring a configMap, secret or downwardAPI volume up to date, as the kubelet does periodically.
+
+    The new contents are built in ``scratch`` and then copied over file by
+    file (atomically each), and files whose keys disappeared are removed.
+    Returns whether anything changed.  Other volume kinds are left alone
+    (emptyDir is the Pod's own data; projected tokens have their own refresh).
+    """
+    if volume.config_map is None and volume.secret is None and volume.downward_api is None:
+        return False
+    shutil.rmtree(scratch, ignore_errors=True)
+    materialize(the_pod, volume, scratch, sources, 0.0)
+    new, old = _tree(scratch), _tree(directory)
+    changed = False
+    for name, content in new.items():
+        if old.get(name) != content:
+            target = directory / name
+            write_file(target, content, (scratch / name).stat().st_mode & 0o777)
+            changed = True
+    for name in old.keys() - new.keys():
+        (directory / name).unlink(missing_ok=True)
+        changed = True
+    shutil.rmtree(scratch, ignore_errors=True)
+    return changed
 
 
 def decode_secret(data: Mapping[str, str]) -> dict[str, str]:

@@ -117,3 +117,17 @@ def test_missing_sources_wait_unless_optional(tmp_path: pathlib.Path) -> None:
 
 def test_decode_secret() -> None:
     assert volume.decode_secret({"k": base64.b64encode(b"v").decode()}) == {"k": "v"}
+
+
+def test_resync_follows_config_map_changes(tmp_path: pathlib.Path) -> None:
+    data = {"cm": {"a": "1", "b": "2"}}
+    sources = volume.Sources(config_maps=data.get, secrets={}.get, request_token=lambda *_: ("t", 1.0), facts=FACTS)
+    the_pod = _pod([{"name": "v", "configMap": {"name": "cm"}}, {"name": "e", "emptyDir": {}}])
+    target = tmp_path / "v"
+    volume.materialize(the_pod, the_pod.spec.volumes[0], target, sources, 0.0)
+    assert not volume.resync(the_pod, the_pod.spec.volumes[0], target, sources, tmp_path / "scratch")
+    data["cm"] = {"a": "1", "c": "3"}
+    assert volume.resync(the_pod, the_pod.spec.volumes[0], target, sources, tmp_path / "scratch")
+    assert _files(target) == {"a": "1", "c": "3"}
+    assert not (tmp_path / "scratch").exists()
+    assert not volume.resync(the_pod, the_pod.spec.volumes[1], tmp_path / "e", sources, tmp_path / "scratch")
