@@ -38,6 +38,12 @@ class World(Protocol):
         """The summary of LauncherConfig ``namespace/name``, or None."""
         ...
 
+    def relevant_nodes(self, want: demand.Demand) -> frozenset[str] | None:
+        """The nodes holding anything of interest to ``want`` (sleepers of its config key, launchers of its
+        LauncherConfig, direct sleepers of its namespace); every other node scores ``scoring.baseline``.
+        None means "not known": judge every node."""
+        ...
+
 
 @dataclasses.dataclass(frozen=True)
 class Outcome:
@@ -61,7 +67,7 @@ def filter_nodes(args: protocol.ExtenderArgs, world: World) -> tuple[protocol.Ex
     want = _demand(args, world)
     failed: dict[str, str] = {}
     unresolvable: dict[str, str] = {}
-    if want is not None:
+    if want is not None and scoring.node_check_needed(want):
         for name in names:
             rejected = scoring.rejection(want, world.node(name))
             if rejected is not None:
@@ -97,8 +103,13 @@ def prioritize(
         return neutral, Outcome(fma=False, nodes=len(names), best=scoring.Placement.NEUTRAL)
     answer: list[tuple[str, int]] = []
     best: scoring.Assessment | None = None
+    relevant = world.relevant_nodes(want)
+    base = scoring.baseline(want)
     for name in names:
-        judged = scoring.assess(want, world.node(name), policy)
+        if relevant is not None and name not in relevant:
+            judged = base
+        else:
+            judged = scoring.assess(want, world.node(name), policy)
         answer.append((name, judged.score))
         if best is None or judged.score > best.score:
             best = judged

@@ -8,6 +8,10 @@ summaries are memoised per resourceVersion.  So a verb over 1,000 nodes reads
 1,000 ready-made values in the common case, while a change costs one rebuild
 of one node.
 
+Only changes that matter invalidate: a Pod or Node update whose
+``node_view.pod_signature``/``node_signature`` is unchanged (status, conditions,
+heartbeats: most updates) keeps the memoised view.
+
 Invalidation is race-free without holding a lock while building: each node
 has a generation counter that every change bumps, and a view built from an
 older generation is returned but not stored.
@@ -23,7 +27,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, Final
 
 import kube
-from extender import config_summary, errors, node_view
+from extender import config_summary, demand, errors, node_view
 from kube import resources
 
 __all__ = ["GPU_MAP_NAME", "ClusterModel"]
@@ -34,6 +38,7 @@ GPU_MAP_NAME: Final = "gpu-map"
 """The ConfigMap mapping node name -> JSON of GPU UUID -> index (CONTRACT.md §2.4)."""
 
 _BY_NODE: Final = "node"
+_BY_INTEREST: Final = "interest"
 
 
 def _pod_nodes(pod: Mapping[str, Any]) -> list[str]:
@@ -56,7 +61,9 @@ class ClusterModel:
         gpu_map_namespace: str | None = None,
         cache_factory: Callable[..., kube.WatchCache] = kube.WatchCache,
     ) -> None:
-        self._pods = cache_factory(api, resources.PODS, namespace=None, indexers={_BY_NODE: _pod_nodes})
+        self._pods = cache_factory(
+            api, resources.PODS, namespace=None, indexers={_BY_NODE: _pod_nodes, _BY_INTEREST: node_view.interests}
+        )
         self._nodes = cache_factory(api, resources.NODES)
         self._iscs = cache_factory(api, resources.INFERENCE_SERVER_CONFIGS, namespace=namespace)
         self._lcs = cache_factory(api, resources.LAUNCHER_CONFIGS, namespace=namespace)
@@ -116,11 +123,15 @@ class ClusterModel:
                 self._generations[name] = self._generations.get(name, 0) + 1
 
     def _on_pod(self, key: str, old: Mapping[str, Any] | None, new: Mapping[str, Any] | None) -> None:
+        if old is not None and new is not None and node_view.pod_signature(old) == node_view.pod_signature(new):
+            return
         names = {n for obj in (old, new) if obj is not None for n in _pod_nodes(obj)}
         if names:
             self._invalidate(sorted(names))
 
     def _on_node(self, key: str, old: Mapping[str, Any] | None, new: Mapping[str, Any] | None) -> None:
+        if old is not None and new is not None and node_view.node_signature(old) == node_view.node_signature(new):
+            return
         self._invalidate([key])
 
     def _on_gpu_map(self, key: str, old: Mapping[str, Any] | None, new: Mapping[str, Any] | None) -> None:
@@ -153,6 +164,24 @@ class ClusterModel:
             if (self._generations.get(name, 0), self._epoch) == stamp:
                 self._views[name] = view
         return view
+
+    def relevant_nodes(self, want: demand.Demand) -> frozenset[str] | None:
+        """The nodes with a sleeper of ``want``'s config key, a launcher of its LauncherConfig or (direct
+        mode) a sleeping direct provider of its namespace; from the Pod index, without building views."""
+        wanted = []
+        if want.config_key:
+            wanted.append(node_view.interest_key("key", want.namespace, want.config_key))
+        if want.mode is demand.Mode.LAUNCHER and want.launcher_config:
+            wanted.append(node_view.interest_key("lc", want.namespace, want.launcher_config))
+        if want.mode is demand.Mode.DIRECT:
+            wanted.append(node_view.interest_key("direct", want.namespace))
+        found = set()
+        for value in wanted:
+            for pod in self._pods.by_index(_BY_INTEREST, value):
+                name = node_view.node_of_pod(pod)
+                if name:
+                    found.add(name)
+        return frozenset(found)
 
     def _summary(self, cache: kube.WatchCache, kind: str, namespace: str, name: str, make: Callable[..., Any]) -> Any:
         raw = cache.get(f"{namespace}/{name}")

@@ -39,8 +39,12 @@ __all__ = [
     "Sleeper",
     "build",
     "gpu_request",
+    "interest_key",
+    "interests",
     "node_of_pod",
+    "node_signature",
     "parse_gpu_map_entry",
+    "pod_signature",
 ]
 
 logger = logging.getLogger(__name__)
@@ -287,6 +291,80 @@ def _direct_sleeper(pod: Mapping[str, Any]) -> Sleeper | None:
         gpus=frozenset(gpus),
         provider=f"{namespace}/{meta.get('name')}",
     )
+
+
+_VIEW_ANNOTATIONS: Final = (
+    keys.ACCELERATORS_ANNOTATION,
+    keys.INSTANCES_ANNOTATION,
+    keys.REQUESTER_ANNOTATION,
+    keys.CONFIG_KEY_ANNOTATION,
+    keys.NOMINAL_ANNOTATION,
+)
+_VIEW_LABELS: Final = (keys.LAUNCHER_CONFIG_NAME_LABEL, keys.SLEEPING_LABEL, keys.LAUNCHER_STUCK_LABEL)
+
+
+def pod_signature(pod: Mapping[str, Any]) -> tuple[object, ...]:
+    """Everything of a Pod that ``build`` and ``interests`` read (pure).
+
+    Two versions with equal signatures give equal views, so a change that
+    leaves it alone (status, conditions, IPs: most updates) needs no rebuild.
+    """
+    meta = _meta(pod)
+    annotations = meta.get("annotations") or {}
+    labels = meta.get("labels") or {}
+    return (
+        node_of_pod(pod),
+        _live(pod),
+        bool(meta.get("deletionTimestamp")),
+        meta.get("namespace"),
+        tuple(annotations.get(key) for key in _VIEW_ANNOTATIONS),
+        tuple(labels.get(key) for key in _VIEW_LABELS),
+        gpu_request(_spec(pod)),
+    )
+
+
+def node_signature(node: Mapping[str, Any]) -> tuple[object, ...]:
+    """Everything of a Node that ``build`` reads: its labels and allocatable GPUs (pure)."""
+    labels = _meta(node).get("labels") or {}
+    status = node.get("status") or {}
+    return (tuple(sorted(labels.items())), (status.get("allocatable") or {}).get(GPU_RESOURCE))
+
+
+def interest_key(kind: str, namespace: str, value: str = "") -> str:
+    """An index value of ``interests``: ``key/<ns>/<configKey>``, ``lc/<ns>/<lc>`` or ``direct/<ns>/``."""
+    return f"{kind}/{namespace}/{value}"
+
+
+def interests(pod: Mapping[str, Any]) -> list[str]:
+    """What a Pod offers to requesters, as index values (pure; the live model indexes Pods with it).
+
+    A usable launcher offers its LauncherConfig and the config keys of its
+    sleeping instances; a sleeping direct provider offers its config key and
+    its namespace's sleeper budget.  Everything else offers nothing, so a node
+    without any of these scores ``scoring.baseline`` without being looked at.
+    Consistent with ``build``: a Pod offers something here iff it adds a
+    launcher or sleeper to its node's view.
+    """
+    if not _live(pod):
+        return []
+    meta = _meta(pod)
+    namespace = str(meta.get("namespace") or "")
+    if keys.LAUNCHER_CONFIG_NAME_LABEL in (meta.get("labels") or {}):
+        launcher = _launcher(pod)
+        if launcher is None:
+            return []
+        found = {interest_key("lc", namespace, launcher.config_name)}
+        found.update(
+            interest_key("key", namespace, item.config_key)
+            for item in launcher.running()
+            if item.config_key and item.gpus
+        )
+        return sorted(found)
+    if keys.NOMINAL_ANNOTATION in (meta.get("annotations") or {}):
+        sleeper = _direct_sleeper(pod)
+        if sleeper is not None:
+            return [interest_key("key", namespace, sleeper.config_key), interest_key("direct", namespace)]
+    return []
 
 
 def build(

@@ -174,12 +174,13 @@ class HostPriority(pydantic.BaseModel):
 
 def encode_priorities(priorities: Iterable[tuple[str, int]]) -> bytes:
     """The HostPriorityList JSON ``[{"Host": ..., "Score": ...}]`` of (host, score) pairs; scores must be 0..10."""
+    quote = json.encoder.encode_basestring_ascii  # the C string encoder json.dumps uses
     entries = []
     for host, score in priorities:
         if not 0 <= score <= MAX_EXTENDER_PRIORITY:
             raise ValueError(f"score {score!r} of {host!r} is outside 0..{MAX_EXTENDER_PRIORITY}")
-        entries.append({"Host": host, "Score": score})
-    return json.dumps(entries, separators=(",", ":")).encode()
+        entries.append(f'{{"Host":{quote(host)},"Score":{int(score)}}}')
+    return ("[" + ",".join(entries) + "]").encode()
 
 
 def _summary(exc: pydantic.ValidationError) -> str:

@@ -57,7 +57,9 @@ __all__ = [
     "Policy",
     "Rejection",
     "assess",
+    "baseline",
     "hot_chance",
+    "node_check_needed",
     "rejection",
 ]
 
@@ -162,6 +164,8 @@ def _direct_evictions(want: demand_mod.Demand, node: node_view.NodeView, policy:
     """Sleepers the controller must delete before it creates a direct provider on the best free GPUs."""
     per_gpu: dict[str, int] = dict.fromkeys(node.free_uuids, 0)
     for sleeper in node.direct_sleepers:
+        if sleeper.namespace != want.namespace:
+            continue
         for gpu in sleeper.gpus:
             if gpu in per_gpu:
                 per_gpu[gpu] += 1
@@ -211,28 +215,39 @@ def _matches(selector: Mapping[str, str], labels: Mapping[str, str]) -> bool:
     return all(labels.get(key) == value for key, value in selector.items())
 
 
+def node_check_needed(want: demand_mod.Demand) -> bool:
+    """Whether filter must look at nodes at all: only a LauncherConfig with a node selector can rule one out."""
+    summary = want.launcher_config_summary
+    return want.mode is demand_mod.Mode.LAUNCHER and summary is not None and bool(summary.node_selector)
+
+
 def rejection(want: demand_mod.Demand, node: node_view.NodeView | None) -> Rejection | None:
     """Return why ``node`` certainly cannot host ``want``, or None (also for unknown nodes).
 
-    Only certainties: the node has fewer GPUs in total than requested, or (launcher
-    mode) it has no usable launcher of the LauncherConfig and its labels do not
-    match the LauncherConfig template's node selector, so no launcher could ever
-    run there.
+    The one certainty beyond the scheduler's own filters (which already ran:
+    resources, taints, affinity): in launcher mode, a node without a usable
+    launcher of the LauncherConfig whose labels do not match the LauncherConfig
+    template's node selector, where no launcher could ever run.
     """
-    if node is None:
+    if node is None or not node_check_needed(want):
         return None
-    if node.gpu_capacity < want.gpus:
-        return Rejection(
-            reason=f"node has {node.gpu_capacity} {node_view.GPU_RESOURCE} in total, requester needs {want.gpus}",
-            unresolvable=True,
-        )
     summary = want.launcher_config_summary
-    if want.mode is demand_mod.Mode.LAUNCHER and summary is not None and summary.node_selector:
-        has_launcher = bool(node.launchers_of(want.namespace, want.launcher_config or ""))
-        if not has_launcher and not _matches(summary.node_selector, node.labels):
-            return Rejection(
-                reason=f"launchers of LauncherConfig {want.launcher_config!r} cannot run here: "
-                f"node labels do not match its nodeSelector {dict(summary.node_selector)!r}",
-                unresolvable=True,
-            )
-    return None
+    assert summary is not None
+    if node.launchers_of(want.namespace, want.launcher_config or ""):
+        return None
+    if _matches(summary.node_selector, node.labels):
+        return None
+    return Rejection(
+        reason=f"launchers of LauncherConfig {want.launcher_config!r} cannot run here: "
+        f"node labels do not match its nodeSelector {dict(summary.node_selector)!r}",
+        unresolvable=True,
+    )
+
+
+def baseline(want: demand_mod.Demand) -> Assessment:
+    """The assessment of a node that holds nothing of interest to ``want`` (no sleeper of its key, no
+    launcher of its LauncherConfig, no direct sleepers of its namespace): cold, or neutral when the ISC is
+    unknown.  Equal to what ``assess`` returns for such a node, so callers may skip reading it."""
+    if want.config_key is None and want.mode is demand_mod.Mode.LAUNCHER:
+        return _NEUTRAL
+    return _COLD

@@ -15,7 +15,7 @@ import pytest
 import uvicorn
 
 from crds import keys
-from extender import config_summary, http_api, metrics, node_view, scoring
+from extender import config_summary, demand, http_api, metrics, node_view, scoring
 
 pytestmark = pytest.mark.component
 
@@ -36,6 +36,9 @@ class FakeWorld:
 
     def launcher_config(self, namespace: str, name: str) -> config_summary.LauncherConfigSummary | None:
         return config_summary.LauncherConfigSummary(max_instances=2, node_selector={})
+
+    def relevant_nodes(self, want: demand.Demand) -> frozenset[str] | None:
+        return None
 
 
 def _view(name: str, *, idle_launcher: bool = False) -> node_view.NodeView:

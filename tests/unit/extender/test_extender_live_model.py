@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
@@ -10,7 +11,7 @@ import pytest
 
 import crds
 from crds import inference_server_config, keys
-from extender import errors, live_model
+from extender import demand, errors, live_model
 from kube import resources
 
 Handler = Callable[[str, Mapping[str, Any] | None, Mapping[str, Any] | None], None]
@@ -36,6 +37,7 @@ class FakeCache:
         self.handlers: list[Handler] = []
         self.synced = False
         self.gets = 0
+        self.index: dict[str, dict[str, set[str]]] = {}
 
     def add_handler(self, handler: Handler) -> None:
         self.handlers.append(handler)
@@ -54,6 +56,13 @@ class FakeCache:
         key = f"{meta['namespace']}/{meta['name']}" if meta.get("namespace") else meta["name"]
         old = self.objects.get(key)
         self.objects[key] = obj
+        for name, func in self.indexers.items():
+            index = self.index.setdefault(name, {})
+            if old is not None:
+                for value in func(old):
+                    index.get(value, set()).discard(key)
+            for value in func(obj):
+                index.setdefault(value, set()).add(key)
         for handler in self.handlers:
             handler(key, old, obj)
 
@@ -65,8 +74,7 @@ class FakeCache:
         return list(self.objects.values())
 
     def by_index(self, index: str, value: str) -> list[dict[str, Any]]:
-        func = self.indexers[index]
-        return [o for o in self.objects.values() if value in list(func(o))]
+        return [self.objects[key] for key in sorted(self.index.get(index, {}).get(value, set()))]
 
 
 @pytest.fixture
@@ -132,6 +140,19 @@ def test_views_are_memoised_and_invalidated_per_node(
     assert second.held == frozenset({"GA1"})
     assert model.node("b") is b_view, "a change on node a must not rebuild node b"
 
+    status_only = _gpu_pod("r1", "a", "GA1")
+    status_only["status"] = {"phase": "Running", "podIP": "10.0.0.1"}
+    caches["pods"].put(status_only)
+    assert model.node("a") is second, "a status-only update must not rebuild the view"
+    caches["nodes"].put(_node("a", version="2"))
+    assert model.node("a") is second, "a heartbeat must not rebuild the view"
+    relabelled = _node("a", version="3")
+    relabelled["metadata"]["labels"] = {"pool": "x"}
+    caches["nodes"].put(relabelled)
+    second = model.node("a")  # rebuilt on a label change
+    assert second is not None
+    assert second.labels == {"pool": "x"}
+
     caches["configmaps"].put(
         {"metadata": {"name": "gpu-map", "namespace": "fma"}, "data": {"a": json.dumps({"GX": 0})}}
     )
@@ -178,3 +199,33 @@ def test_summaries_follow_the_resource_version(model: live_model.ClusterModel, c
     assert (lc.max_instances, dict(lc.node_selector)) == (3, {"pool": "gpu"})
     caches["launcherconfigs"].put({"metadata": {"name": "bad", "namespace": "team"}, "spec": {}})
     assert model.launcher_config("team", "bad") is None
+
+
+def test_relevant_nodes_come_from_the_pod_index(model: live_model.ClusterModel, caches: dict[str, FakeCache]) -> None:
+    inventory = json.dumps(
+        {"v": 1, "revision": 1, "instances": [{"id": "I1i", "configKey": "Ck", "gpus": ["G"], "status": "running"}]}
+    )
+    caches["pods"].put(
+        {
+            "metadata": {
+                "name": "l1",
+                "namespace": "team",
+                "labels": {keys.LAUNCHER_CONFIG_NAME_LABEL: "lc", keys.NODE_NAME_LABEL: "a"},
+                "annotations": {keys.INSTANCES_ANNOTATION: inventory},
+            },
+            "spec": {"nodeSelector": {"kubernetes.io/hostname": "a"}},
+        }
+    )
+    caches["pods"].put(
+        {
+            "metadata": {"name": "l2", "namespace": "team", "labels": {keys.LAUNCHER_CONFIG_NAME_LABEL: "lc2"}},
+            "spec": {"nodeName": "b"},
+        }
+    )
+    caches["pods"].put(_gpu_pod("r1", "c", None))
+    launcher_mode = demand.Demand(
+        namespace="team", pod="r", mode=demand.Mode.LAUNCHER, gpus=1, config_key="Ck", launcher_config="lc2"
+    )
+    assert model.relevant_nodes(launcher_mode) == frozenset({"a", "b"})
+    other_namespace = dataclasses.replace(launcher_mode, namespace="elsewhere")
+    assert model.relevant_nodes(other_namespace) == frozenset()

@@ -137,3 +137,27 @@ def test_unknown_node_object_and_bad_gpu_map() -> None:
     view = node_view.build("ghost", None, [], "not json")
     assert (view.gpu_capacity, view.gpus) == (0, ())
     assert node_view.parse_gpu_map_entry('["GPU-a"]') == ()
+
+
+def test_interests_match_what_build_counts() -> None:
+    inventory = _inventory(
+        {"id": "I1i", "configKey": "Cac", "gpus": ["GPU-a"], "port": 8005, "status": "running"},
+        {"id": "I2i", "configKey": "Cbc", "gpus": ["GPU-b"], "port": 8006, "status": "stopped"},
+    )
+    idle = _pod("l1", labels=_launcher_labels(), annotations={keys.INSTANCES_ANNOTATION: inventory})
+    assert node_view.interests(idle) == ["key/team/Cac", "lc/team/lc"]
+    bound = _pod("l2", labels=_launcher_labels(), annotations={keys.REQUESTER_ANNOTATION: "u r"})
+    assert node_view.interests(bound) == []
+    finished = _pod("l3", labels=_launcher_labels(), phase="Failed")
+    assert node_view.interests(finished) == []
+    direct = _pod(
+        "p1",
+        annotations={
+            keys.NOMINAL_ANNOTATION: "h",
+            keys.ACCELERATORS_ANNOTATION: "GPU-d",
+            keys.CONFIG_KEY_ANNOTATION: "Cdc",
+        },
+        labels={keys.SLEEPING_LABEL: "true"},
+    )
+    assert node_view.interests(direct) == ["key/team/Cdc", "direct/team/"]
+    assert node_view.interests(_pod("plain", gpus=1)) == []

@@ -272,12 +272,20 @@ def test_penalty_is_capped() -> None:
 
 
 def test_filter_rejects_only_certain_failures() -> None:
-    assert scoring.rejection(_want(gpus=4), _node(2)) is not None
-    assert scoring.rejection(_want(gpus=2), _node(2, held=("G0", "G1"))) is None
+    # Capacity is the scheduler's own filter (it runs before the extender): not judged here.
+    assert scoring.rejection(_want(gpus=4), _node(2)) is None
+    assert not scoring.node_check_needed(_want())
     gated = _want(selector={"gpu": "h100"})
+    assert scoring.node_check_needed(gated)
     rejected = scoring.rejection(gated, _node(2, labels={"gpu": "a100"}))
     assert rejected is not None
     assert rejected.unresolvable
     assert "nodeSelector" in rejected.reason
     assert scoring.rejection(gated, _node(2, labels={"gpu": "h100"})) is None
     assert scoring.rejection(gated, _node(2, labels={"gpu": "a100"}, launchers=(_launcher(),))) is None
+    assert not scoring.node_check_needed(_want(mode=demand.Mode.DIRECT))
+
+
+def test_baseline_equals_the_assessment_of_an_uninteresting_node() -> None:
+    for want in (_want(), _want(key=None), _want(mode=demand.Mode.DIRECT), _want(mode=demand.Mode.DIRECT, key=None)):
+        assert scoring.baseline(want) == scoring.assess(want, _node(2)), want

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from crds import keys
-from extender import config_summary, decision, errors, node_view, protocol, scoring
+from extender import config_summary, decision, demand, errors, node_view, protocol, scoring
 
 KEY = "Cmodel-c"
 
@@ -22,6 +22,7 @@ class FakeWorld:
     iscs: dict[str, config_summary.ServerConfigSummary]
     lcs: dict[str, config_summary.LauncherConfigSummary]
     node_reads: int = 0
+    relevant: frozenset[str] | None = None
 
     def node(self, name: str) -> node_view.NodeView | None:
         self.node_reads += 1
@@ -33,15 +34,25 @@ class FakeWorld:
     def launcher_config(self, namespace: str, name: str) -> config_summary.LauncherConfigSummary | None:
         return self.lcs.get(f"{namespace}/{name}")
 
+    def relevant_nodes(self, want: demand.Demand) -> frozenset[str] | None:
+        return self.relevant
 
-def _view(name: str, *, gpus: int = 2, sleeper_on: str | None = None, held: tuple[str, ...] = ()) -> node_view.NodeView:
+
+def _view(
+    name: str,
+    *,
+    gpus: int = 2,
+    sleeper_on: str | None = None,
+    held: tuple[str, ...] = (),
+    labels: dict[str, str] | None = None,
+) -> node_view.NodeView:
     launchers: tuple[node_view.Launcher, ...] = ()
     if sleeper_on is not None:
         instance = node_view.Instance(id="I1i", config_key=KEY, gpus=(sleeper_on,), port=8005, running=True)
         launchers = (node_view.Launcher(namespace="team", name=f"l-{name}", config_name="lc", instances=(instance,)),)
     return node_view.NodeView(
         name=name,
-        labels={},
+        labels=labels or {},
         gpu_capacity=gpus,
         gpus=tuple(f"{name}-G{i}" for i in range(gpus)),
         held=frozenset(held),
@@ -56,10 +67,18 @@ def world() -> FakeWorld:
         nodes={
             "a": _view("a"),
             "b": _view("b", sleeper_on="b-G1", held=("b-G0",)),
-            "small": _view("small", gpus=1),
+            "other-pool": _view("other-pool", labels={"pool": "b"}),
         },
-        iscs={"team/isc": config_summary.ServerConfigSummary(config_key=KEY, launcher_config_name="lc", port=8005)},
-        lcs={"team/lc": config_summary.LauncherConfigSummary(max_instances=2, node_selector={})},
+        iscs={
+            "team/isc": config_summary.ServerConfigSummary(config_key=KEY, launcher_config_name="lc", port=8005),
+            "team/pool-a": config_summary.ServerConfigSummary(
+                config_key="Cpool-c", launcher_config_name="lc-pool-a", port=8005
+            ),
+        },
+        lcs={
+            "team/lc": config_summary.LauncherConfigSummary(max_instances=2, node_selector={}),
+            "team/lc-pool-a": config_summary.LauncherConfigSummary(max_instances=2, node_selector={"pool": "a"}),
+        },
     )
 
 
@@ -93,22 +112,41 @@ def test_non_fma_pod_is_neutral_without_reading_nodes(world: FakeWorld) -> None:
     assert world.node_reads == 0
 
 
+def test_prioritize_reads_only_relevant_nodes(world: FakeWorld) -> None:
+    world.relevant = frozenset({"b"})
+    answer, outcome = decision.prioritize(_args(REQUESTER, ["a", "b", "ghost"]), world)
+    assert answer == [("a", 3), ("b", 10), ("ghost", 3)]
+    assert world.node_reads == 1
+    assert outcome.best is scoring.Placement.CERTAIN_HOT
+    world.relevant = frozenset()
+    _, outcome = decision.prioritize(_args(REQUESTER, ["a", "b"]), world)
+    assert outcome.best is scoring.Placement.COLD
+
+
+def test_filter_reads_nodes_only_for_a_launcher_config_with_a_node_selector(world: FakeWorld) -> None:
+    result, _ = decision.filter_nodes(_args(REQUESTER, ["a", "other-pool"]), world)
+    assert result.node_names == ["a", "other-pool"]
+    assert world.node_reads == 0
+
+
 def test_filter_in_node_cache_mode_answers_names(world: FakeWorld) -> None:
-    big = _pod({keys.INFERENCE_SERVER_CONFIG_ANNOTATION: "isc"}, gpus=2)
-    result, outcome = decision.filter_nodes(_args(big, ["a", "small", "ghost"]), world)
+    pooled = _pod({keys.INFERENCE_SERVER_CONFIG_ANNOTATION: "pool-a"})
+    world.nodes["a"] = _view("a", labels={"pool": "a"})
+    result, outcome = decision.filter_nodes(_args(pooled, ["a", "other-pool", "ghost"]), world)
     wire = json.loads(result.model_dump_json(by_alias=True))
     assert wire["NodeNames"] == ["a", "ghost"]
     assert wire["Nodes"] is None
-    assert set(wire["FailedAndUnresolvableNodes"]) == {"small"}
+    assert set(wire["FailedAndUnresolvableNodes"]) == {"other-pool"}
     assert wire["FailedNodes"] == {}
     assert wire["Error"] == ""
     assert outcome.nodes == 3
 
 
 def test_filter_with_full_nodes_echoes_the_passing_objects(world: FakeWorld) -> None:
-    items = [{"metadata": {"name": "a"}, "extra": 1}, {"metadata": {"name": "small"}}]
-    big = _pod({keys.INFERENCE_SERVER_CONFIG_ANNOTATION: "isc"}, gpus=2)
-    args = protocol.parse_args(json.dumps({"Pod": big, "Nodes": {"items": items}}).encode())
+    items = [{"metadata": {"name": "a"}, "extra": 1}, {"metadata": {"name": "other-pool"}}]
+    world.nodes["a"] = _view("a", labels={"pool": "a"})
+    pooled = _pod({keys.INFERENCE_SERVER_CONFIG_ANNOTATION: "pool-a"})
+    args = protocol.parse_args(json.dumps({"Pod": pooled, "Nodes": {"items": items}}).encode())
     assert not args.cache_capable
     result, _ = decision.filter_nodes(args, world)
     wire = json.loads(result.model_dump_json(by_alias=True))
@@ -138,5 +176,6 @@ def test_host_priority_wire_names() -> None:
     encoded = json.loads(protocol.encode_priorities([("a", 10), ("b", 0)]))
     assert [protocol.HostPriority.model_validate(item).host for item in encoded] == ["a", "b"]
     assert encoded == [{"Host": "a", "Score": 10}, {"Host": "b", "Score": 0}]
+    assert json.loads(protocol.encode_priorities([('odd"name', 1)])) == [{"Host": 'odd"name', "Score": 1}]
     with pytest.raises(ValueError, match="outside"):
         protocol.encode_priorities([("a", 11)])
