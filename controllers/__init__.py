@@ -1,4 +1,3 @@
-"""The dual-pods controller and the launcher populator (one leader-elected process).
-"""
+"""The dual-pods controller and the launcher populator (one leader-elected process)."""
 
 __all__: list[str] = []

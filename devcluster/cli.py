@@ -150,7 +150,10 @@ spec:
       containers:
       - name: web
         image: python:3.11
-        command: ["python", "-m", "http.server", "8080"]
+        command: ["python", "-m", "http.server", "--bind", "$(POD_IP)", "8080"]
+        env:
+        - name: POD_IP
+          valueFrom: {fieldRef: {fieldPath: status.podIP}}
         resources:
           limits: {nvidia.com/gpu: "1"}
 """

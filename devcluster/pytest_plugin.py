@@ -11,17 +11,19 @@ Tests that use these fixtures carry the ``cluster`` marker.
 
 from __future__ import annotations
 
+import functools
 import os
 import pathlib
 from collections.abc import Iterator
 
 import pytest
+import yaml
 from kubernetes import client as k8s_client
 from kubernetes import config as k8s_config
 
-from devcluster import control_plane, errors
+from devcluster import control_plane, errors, waiting
 
-__all__ = ["devcluster", "kube_api_client"]
+__all__ = ["devcluster", "fma_crds", "kube_api_client"]
 
 
 def _reuse_requested() -> bool:
@@ -56,3 +58,33 @@ def kube_api_client(devcluster: control_plane.ClusterState) -> Iterator[k8s_clie
         yield api
     finally:
         api.close()
+
+
+def _established(api: k8s_client.ApiextensionsV1Api, name: str) -> bool:
+    crd = api.read_custom_resource_definition(name)
+    conditions = (crd.status.conditions if crd.status is not None else None) or []
+    return any(c.type == "Established" and c.status == "True" for c in conditions)
+
+
+@pytest.fixture(scope="session")
+def fma_crds(kube_api_client: k8s_client.ApiClient) -> list[str]:
+    """FMA's CustomResourceDefinitions (from ``crds/manifests``), applied and Established; returns their names."""
+    api = k8s_client.ApiextensionsV1Api(kube_api_client)
+    manifest_dir = pathlib.Path(__file__).resolve().parent.parent / "crds" / "manifests"
+    applied = []
+    for path in sorted(manifest_dir.glob("*.yaml")):
+        document = yaml.safe_load(path.read_text())
+        name = document["metadata"]["name"]
+        try:
+            current = api.read_custom_resource_definition(name)
+        except k8s_client.ApiException as exc:
+            if exc.status != 404:
+                raise
+            api.create_custom_resource_definition(document)
+        else:
+            document["metadata"]["resourceVersion"] = current.metadata.resource_version if current.metadata else None
+            api.replace_custom_resource_definition(name, document)
+        applied.append(name)
+    for name in applied:
+        waiting.wait_for(functools.partial(_established, api, name), timeout=60, what=f"CRD {name} Established")
+    return applied

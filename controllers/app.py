@@ -1,0 +1,168 @@
+"""The ``fma-controllers`` process: caches, leader election and both controllers.
+
+Wiring only: it builds the API clients, the watch caches the controllers
+share, the metrics registry and the health server, then campaigns for the
+``fma-controllers`` Lease.  Only the leader reconciles; a replica that loses
+the lease stops (and its Deployment restarts it as a standby), as
+controller-runtime managers do.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from types import FrameType
+
+import httpx
+import prometheus_client
+
+import kube
+from controllers import dpc_metrics, dual_pods, health_server, node_agents
+from controllers import settings as settings_mod
+from crds import names
+from kube import resources
+
+__all__ = ["Controllers", "run"]
+
+logger = logging.getLogger(__name__)
+
+
+class Controllers:
+    """Both controllers of one namespace, with their caches; started by ``start``, stopped by ``stop``."""
+
+    def __init__(
+        self, settings: settings_mod.ControllersSettings, registry: prometheus_client.CollectorRegistry
+    ) -> None:
+        self.settings = settings
+        self.registry = registry
+        self.api = kube.connect(settings.kubeconfig, field_manager=names.DPC_FIELD_MANAGER)
+        namespace = settings.namespace
+        self.pods = kube.WatchCache(self.api, resources.PODS, namespace=namespace, indexers=dual_pods.POD_INDEXERS)
+        self.nodes = kube.WatchCache(self.api, resources.NODES)
+        self.iscs = kube.WatchCache(self.api, resources.INFERENCE_SERVER_CONFIGS, namespace=namespace)
+        self.lcs = kube.WatchCache(self.api, resources.LAUNCHER_CONFIGS, namespace=namespace)
+        self.lpps = kube.WatchCache(self.api, resources.LAUNCHER_POPULATION_POLICIES, namespace=namespace)
+        self.gpu_maps = kube.WatchCache(
+            self.api,
+            resources.CONFIG_MAPS,
+            namespace=settings.gpu_map_namespace or namespace,
+            field_selector=f"metadata.name={names.GPU_MAP_CONFIGMAP}",
+        )
+        self.caches = [self.pods, self.nodes, self.iscs, self.lcs, self.lpps, self.gpu_maps]
+        self.metrics = dpc_metrics.DPCMetrics(registry)
+        token = None
+        if settings.launcher_token_file:
+            with open(settings.launcher_token_file, encoding="utf-8") as handle:
+                token = handle.read().strip()
+        self._http = httpx.Client()
+
+        def observe(purpose: str, method: str, code: str, seconds: float) -> None:
+            self.metrics.http_latency_seconds.labels(
+                purpose=purpose, method=method, exported_namespace=namespace, isc_name="", status_code=code
+            ).observe(seconds)
+
+        self.dual_pods: dual_pods.DualPodsController | None = None
+        if settings.enable_dual_pods:
+            self.dual_pods = dual_pods.DualPodsController(
+                self.api,
+                settings=dual_pods.DPCSettings(
+                    namespace=namespace,
+                    gpu_map_namespace=settings.gpu_map_namespace,
+                    sleeper_limit=settings.sleeper_limit,
+                    num_workers=settings.num_workers,
+                    debug_accelerator_memory=settings.debug_accelerator_memory,
+                    launcher_token=token,
+                    launcher_token_secret=settings.launcher_token_secret,
+                ),
+                pods=self.pods,
+                nodes=self.nodes,
+                iscs=self.iscs,
+                lcs=self.lcs,
+                gpu_maps=self.gpu_maps,
+                agents=node_agents.NodeAgents(self._http, observe=observe, launcher_token=token),
+                events=kube.EventRecorder(self.api, component=names.DPC_FIELD_MANAGER, instance=settings.identity),
+                metrics=self.metrics,
+            )
+            self.dual_pods.register_handlers()
+        self._leading = False
+
+    def start_caches(self, timeout: float = 60.0) -> bool:
+        """Start every cache and wait for their first lists."""
+        for cache in self.caches:
+            cache.start()
+        return kube.cache.wait_all_synced(self.caches, timeout)
+
+    def synced(self) -> bool:
+        """Whether every cache has loaded."""
+        return all(c.synced for c in self.caches)
+
+    def start_leading(self) -> None:
+        """Begin reconciling (called when this replica becomes the leader)."""
+        self._leading = True
+        if self.dual_pods is not None:
+            self.dual_pods.start()
+        logger.info("controllers started", extra={"namespace": self.settings.namespace})
+
+    def stop(self) -> None:
+        """Stop reconciling and watching."""
+        if self.dual_pods is not None and self._leading:
+            self.dual_pods.stop()
+        for cache in self.caches:
+            cache.stop()
+        self._http.close()
+        self.api.close()
+
+
+def run(settings: settings_mod.ControllersSettings, stop: threading.Event | None = None) -> int:
+    """Run until SIGTERM/SIGINT (or ``stop``); returns the exit code."""
+    stop = stop or threading.Event()
+    lost = threading.Event()
+    prometheus_client.disable_created_metrics()  # type: ignore[no-untyped-call]  # prometheus_client leaves it unannotated
+    registry = prometheus_client.CollectorRegistry()
+    controllers = Controllers(settings, registry)
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, on_signal)
+        signal.signal(signal.SIGINT, on_signal)
+    health = health_server.HealthServer(
+        settings.metrics_host, settings.metrics_port, registry=registry, ready=controllers.synced
+    )
+    health.start()
+    if not controllers.start_caches():
+        logger.error("caches did not sync; is the API reachable and are the CRDs installed?")
+        health.stop()
+        controllers.stop()
+        return 1
+    elector: kube.LeaderElector | None = None
+    if settings.leader_elect:
+
+        def lost_lease() -> None:
+            if not stop.is_set():
+                lost.set()
+                stop.set()
+
+        elector = kube.LeaderElector(
+            controllers.api,
+            namespace=settings.namespace,
+            name=names.CONTROLLERS_LEASE,
+            identity=settings.identity,
+            lease_duration=settings.lease_duration,
+            renew_deadline=settings.renew_deadline,
+            retry_period=settings.retry_period,
+            on_started_leading=controllers.start_leading,
+            on_stopped_leading=lost_lease,
+        )
+        elector.start()
+    else:
+        controllers.start_leading()
+    stop.wait()
+    logger.info("shutting down", extra={"lost_lease": lost.is_set()})
+    if elector is not None:
+        elector.stop()
+    controllers.stop()
+    health.stop()
+    return 1 if lost.is_set() else 0
