@@ -11,12 +11,10 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import signal
 import socket
 import ssl
 import threading
 import time
-from types import FrameType
 from typing import Any
 
 import uvicorn
@@ -99,12 +97,8 @@ class ThreadedServer:
         self.thread.join(timeout)
 
 
-def _exit_cleanly(_sig: int, _frame: FrameType | None) -> None:
-    raise SystemExit(0)
-
-
 def run(settings: settings_mod.Settings) -> int:
-    """Serve until SIGTERM/SIGINT; returns the exit status."""
+    """Serve until SIGTERM/SIGINT (uvicorn's handlers: stop accepting, finish requests); returns the exit status."""
     log_format.configure(settings.log_level)
     webhook_metrics = metrics.Metrics()
     context = reloading_context.ReloadingContext(
@@ -124,7 +118,6 @@ def run(settings: settings_mod.Settings) -> int:
     server = build_uvicorn(app_mod.create_app(state), context.context, log_level=settings.log_level)
     sock = socket.create_server((settings.host, settings.port), reuse_port=False)
     logger.info("webhook serving", extra={"host": settings.host, "port": sock.getsockname()[1]})
-    signal.signal(signal.SIGTERM, _exit_cleanly)
     try:
         server.run(sockets=[sock])
     finally:
