@@ -17,7 +17,9 @@ benchmark measures what that costs, side by side in one run on one cluster:
   ``fma``: the packaged FMA configuration (``extender.scheduler_config``) with
   the real ``fma-extender`` process.  Both get the same client QPS/burst
   overlay (the stock 50 QPS would cap both at the binding rate);
-- afterwards, with the FMA Pods still in place: ``--calls`` direct filter and
+- ``fma-sampled`` (skip with ``--no-sampled``): the same FMA configuration
+  without ``percentageOfNodesToScore: 100``, to show what scoring every node costs;
+- after the ``fma`` phase, with its Pods still in place: ``--calls`` direct filter and
   prioritize calls to the extender with all node names (client-side latency,
   loopback HTTP included), and the server-side histogram of the run.
 
@@ -345,6 +347,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--phase-timeout", type=float, default=600.0)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--out", type=pathlib.Path, default=RESULT)
+    parser.add_argument(
+        "--no-sampled",
+        dest="sampled",
+        action="store_false",
+        help="skip the third phase: the FMA configuration with the scheduler's default node sampling",
+    )
     args = parser.parse_args(argv)
     rng = random.Random(args.seed)
     results: dict[str, Any] = {
@@ -426,6 +434,22 @@ def main(argv: list[str] | None = None) -> int:
             _log("measuring direct extender calls")
             results["extender_direct"] = _direct_latency(url, nodes, args.calls)
             _delete_phase(api, "fma")
+            if args.sampled:
+                sampled_config = dict(fma_config)
+                sampled_config.pop("percentageOfNodesToScore", None)
+                sampled, sampled_record = _phase(
+                    api,
+                    cluster,
+                    workdir,
+                    phase="fma-sampled",
+                    profile=scheduler_config.SCHEDULER_NAME,
+                    config=sampled_config,
+                    pods=args.pods,
+                    timeout=args.phase_timeout,
+                )
+                processes.stop(sampled_record, grace_seconds=5)
+                _delete_phase(api, "fma-sampled")
+                results["fma_sampled"] = sampled
         finally:
             if extender is not None:
                 processes.stop(extender, grace_seconds=5)
@@ -438,6 +462,9 @@ def main(argv: list[str] | None = None) -> int:
         else None
     )
     results["ratio_fma_to_default"] = round(ratio, 3) if ratio is not None else None
+    sampled_row = results.get("fma_sampled")
+    if sampled_row and sampled_row["pods_per_second"] and default["pods_per_second"]:
+        results["ratio_fma_sampled_to_default"] = round(sampled_row["pods_per_second"] / default["pods_per_second"], 3)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2) + "\n")
     _print_table(results)
@@ -452,10 +479,19 @@ def _print_table(results: Mapping[str, Any]) -> None:
     p = results["parameters"]
     print(f"\nScheduling {p['pods']} one-GPU Pods on {p['nodes']} status-only nodes ({p['sleepers']} sleepers)")
     print(f"{'scheduler':<34}{'scheduled':>10}{'seconds':>10}{'pods/s':>10}")
-    for name, label in (("default", "default (stock kube-scheduler)"), ("fma", "fma-scheduler + fma-extender")):
+    rows = (
+        ("default", "default (stock kube-scheduler)"),
+        ("fma", "fma-scheduler + fma-extender"),
+        ("fma_sampled", "  same, default node sampling"),
+    )
+    for name, label in rows:
+        if name not in results:
+            continue
         row = results[name]
         print(f"{label:<34}{row['scheduled']:>10}{row['seconds_first_to_last_bind']:>10}{row['pods_per_second']!s:>10}")
     print(f"ratio fma/default: {results['ratio_fma_to_default']} (target >= 0.5)")
+    if "ratio_fma_sampled_to_default" in results:
+        print(f"ratio fma (default node sampling)/default: {results['ratio_fma_sampled_to_default']}")
     direct = results["extender_direct"]
     print(f"\nExtender per call at {direct['nodes_per_call']} nodes ({direct['calls']} calls, loopback HTTP):")
     print(f"{'verb':<12}{'p50 ms':>10}{'p99 ms':>10}{'max ms':>10}")
