@@ -152,6 +152,7 @@ class SecretStore:
         self.namespace = namespace
         self.name = name
         self._resource_version: str | None = None
+        self._loaded = False
 
     def describe(self) -> str:
         """``secret/<namespace>/<name>``."""
@@ -163,6 +164,7 @@ class SecretStore:
             secret = self._api.get_or_none(resources.SECRETS, self.name, self.namespace)
         except kube_errors.KubeError as exc:
             raise errors.StorageError(f"cannot read {self.describe()}: {exc}") from exc
+        self._loaded = True
         if secret is None:
             self._resource_version = None
             return {}
@@ -189,8 +191,8 @@ class SecretStore:
                 created = self._api.create(resources.SECRETS, self._body(data, None), self.namespace)
             else:
                 version = str(current["metadata"]["resourceVersion"])
-                if self._resource_version is not None and version != self._resource_version:
-                    raise errors.ConcurrentUpdate(f"{self.describe()} changed since it was read")
+                if self._loaded and version != self._resource_version:
+                    raise errors.ConcurrentUpdate(f"{self.describe()} changed (or was created) since it was read")
                 data = dict(current.get("data") or {})
                 for item, content in changes.items():
                     if content is None:

@@ -10,11 +10,15 @@ restart (new connections get the new certificate, old ones finish).
 from __future__ import annotations
 
 import dataclasses
+import datetime
+import functools
 import logging
+import signal
 import socket
 import ssl
 import threading
 import time
+from types import FrameType
 from typing import Any
 
 import uvicorn
@@ -97,8 +101,18 @@ class ThreadedServer:
         self.thread.join(timeout)
 
 
+def _exit_cleanly(_sig: int, _frame: FrameType | None) -> None:
+    raise SystemExit(0)
+
+
+def _certificate_valid(context: reloading_context.ReloadingContext) -> bool:
+    """Ready while the certificate being served has not expired."""
+    not_after = context.not_after
+    return not_after is not None and not_after > datetime.datetime.now(datetime.UTC)
+
+
 def run(settings: settings_mod.Settings) -> int:
-    """Serve until SIGTERM/SIGINT (uvicorn's handlers: stop accepting, finish requests); returns the exit status."""
+    """Serve until SIGTERM/SIGINT (stop accepting, finish requests, exit 0); returns the exit status."""
     log_format.configure(settings.log_level)
     webhook_metrics = metrics.Metrics()
     context = reloading_context.ReloadingContext(
@@ -115,9 +129,12 @@ def run(settings: settings_mod.Settings) -> int:
         lookups.start()
         facts = lookups
     state = build_state(settings, facts, webhook_metrics)
+    state.ready = functools.partial(_certificate_valid, context)
     server = build_uvicorn(app_mod.create_app(state), context.context, log_level=settings.log_level)
     sock = socket.create_server((settings.host, settings.port), reuse_port=False)
     logger.info("webhook serving", extra={"host": settings.host, "port": sock.getsockname()[1]})
+    # uvicorn shuts down gracefully on SIGTERM, then re-raises it to the previous handler: exit 0 then.
+    signal.signal(signal.SIGTERM, _exit_cleanly)
     try:
         server.run(sockets=[sock])
     finally:

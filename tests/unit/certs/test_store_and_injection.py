@@ -35,6 +35,14 @@ def test_secret_store_refuses_to_overwrite_a_concurrent_change(fake_api) -> None
     assert theirs.load() == {store.BUNDLE: b"2"}
 
 
+def test_secret_store_refuses_to_overwrite_a_secret_created_since_its_read(fake_api) -> None:
+    ours = store.SecretStore(fake_api, "fma", "certs")
+    assert ours.load() == {}
+    store.SecretStore(fake_api, "fma", "certs").save({store.BUNDLE: b"theirs"})
+    with pytest.raises(errors.ConcurrentUpdate, match="created"):
+        ours.save({store.BUNDLE: b"ours"})
+
+
 def test_file_store_rejects_unknown_items_and_deletes(tmp_path) -> None:
     files = store.FileStore(tmp_path)
     files.save({store.BUNDLE: b"x"})
