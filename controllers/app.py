@@ -18,7 +18,7 @@ import httpx
 import prometheus_client
 
 import kube
-from controllers import dpc_metrics, dual_pods, health_server, node_agents
+from controllers import dpc_metrics, dual_pods, health_server, node_agents, populator
 from controllers import settings as settings_mod
 from crds import names
 from kube import resources
@@ -38,7 +38,12 @@ class Controllers:
         self.registry = registry
         self.api = kube.connect(settings.kubeconfig, field_manager=names.DPC_FIELD_MANAGER)
         namespace = settings.namespace
-        self.pods = kube.WatchCache(self.api, resources.PODS, namespace=namespace, indexers=dual_pods.POD_INDEXERS)
+        self.pods = kube.WatchCache(
+            self.api,
+            resources.PODS,
+            namespace=namespace,
+            indexers={**dual_pods.POD_INDEXERS, **populator.POD_INDEXERS},
+        )
         self.nodes = kube.WatchCache(self.api, resources.NODES)
         self.iscs = kube.WatchCache(self.api, resources.INFERENCE_SERVER_CONFIGS, namespace=namespace)
         self.lcs = kube.WatchCache(self.api, resources.LAUNCHER_CONFIGS, namespace=namespace)
@@ -85,6 +90,29 @@ class Controllers:
                 metrics=self.metrics,
             )
             self.dual_pods.register_handlers()
+        self.populator: populator.Populator | None = None
+        if settings.enable_populator:
+            # The populator writes with its own field manager and event component (CONTRACT §2.4).
+            self._populator_api = kube.connect(settings.kubeconfig, field_manager=names.POPULATOR_FIELD_MANAGER)
+            self.populator = populator.Populator(
+                self._populator_api,
+                namespace=namespace,
+                pods=self.pods,
+                nodes=self.nodes,
+                launcher_configs=self.lcs,
+                policies=self.lpps,
+                events=kube.EventRecorder(
+                    self._populator_api, component=names.POPULATOR_FIELD_MANAGER, instance=settings.identity
+                ),
+                registry=registry,
+                settings=populator.PopulatorSettings(
+                    expectation_timeout=settings.expectation_timeout,
+                    stuck_starting_threshold=settings.stuck_starting_threshold,
+                    stuck_scheduling_threshold=settings.stuck_scheduling_threshold,
+                    auth_token_secret=settings.launcher_token_secret,
+                ),
+            )
+            self.populator.register_handlers()
         self._leading = False
 
     def start_caches(self, timeout: float = 60.0) -> bool:
@@ -102,12 +130,17 @@ class Controllers:
         self._leading = True
         if self.dual_pods is not None:
             self.dual_pods.start()
+        if self.populator is not None:
+            self.populator.start(workers=self.settings.num_workers)
         logger.info("controllers started", extra={"namespace": self.settings.namespace})
 
     def stop(self) -> None:
         """Stop reconciling and watching."""
         if self.dual_pods is not None and self._leading:
             self.dual_pods.stop()
+        if self.populator is not None and self._leading:
+            self.populator.stop()
+            self._populator_api.close()
         for cache in self.caches:
             cache.stop()
         self._http.close()
