@@ -27,7 +27,7 @@ from __future__ import annotations
 import dataclasses
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal
 
 import pydantic
 
@@ -41,8 +41,8 @@ _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9
 _MAX_DNS_SUBDOMAIN = 253
 _DEFAULT_SCHEDULER = "default-scheduler"
 
-Mode = str
-"""``launcher``, ``direct``, ``requester`` or ``none`` (not an FMA Pod, or already converted)."""
+Mode = Literal["launcher", "direct", "requester", "none"]
+"""``none``: not an FMA Pod, or already converted."""
 
 
 @dataclasses.dataclass(frozen=True)
