@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import logging
 import pathlib
 import subprocess
@@ -20,7 +21,8 @@ from typing import Any
 
 import yaml
 
-from devcluster import binaries, control_plane, errors
+from devcluster import binaries, control_plane, errors, processes
+from devcluster import simnode as simnode_mod
 
 __all__ = ["main"]
 
@@ -67,8 +69,33 @@ def _cmd_up(args: argparse.Namespace) -> int:
         )
     )
     _say(f"control plane ready in {time.monotonic() - started:.1f}s at {state.server}")
+    if args.nodes or args.status_only_nodes:
+        opts = simnode_mod.SimnodeOptions(
+            nodes=args.nodes,
+            gpus_per_node=args.gpus_per_node,
+            gpu_product=args.gpu_product,
+            gpu_allocation=args.gpu_allocation,
+            status_only_nodes=args.status_only_nodes,
+            gpu_map_namespace=args.gpu_map_namespace,
+        )
+        _say(f"starting simnode: {args.nodes} nodes x {args.gpus_per_node} GPUs, {args.status_only_nodes} status-only")
+        record = simnode_mod.spawn(state, opts, state_dir / "logs" / "simnode.log")
+        _simnode_file(state_dir).write_text(json.dumps(dataclasses.asdict(record)))
+        simnode_mod.wait_ready(state, opts, record, timeout=120.0)
+        _say(f"nodes Ready after {time.monotonic() - started:.1f}s")
     _print_access(state)
     return 0
+
+
+def _simnode_file(state_dir: pathlib.Path) -> pathlib.Path:
+    return state_dir / "simnode.json"
+
+
+def _simnode_record(state_dir: pathlib.Path) -> processes.ProcessRecord | None:
+    path = _simnode_file(state_dir)
+    if not path.is_file():
+        return None
+    return processes.ProcessRecord(**json.loads(path.read_text()))
 
 
 def _print_access(state: control_plane.ClusterState) -> None:
@@ -80,6 +107,12 @@ def _print_access(state: control_plane.ClusterState) -> None:
 
 def _cmd_down(args: argparse.Namespace) -> int:
     state_dir = _state_dir(args)
+    record = _simnode_record(state_dir)
+    if record is not None:
+        # simnode first: it stops every container process it started.
+        leftovers = simnode_mod.stop(record, state_dir / "simnode")
+        if leftovers:
+            _say(f"stopped {leftovers} container processes simnode left behind")
     if not control_plane.down(state_dir):
         _say(f"no development cluster recorded in {state_dir}; nothing to stop")
         return 0
@@ -103,7 +136,12 @@ def _cmd_status(args: argparse.Namespace) -> int:
     alive = state.alive()
     print(f"server:     {state.server}")
     print(f"kubeconfig: {state.kubeconfig}")
-    for record in state.processes:
+    records = list(state.processes)
+    simnode_record = _simnode_record(state_dir)
+    if simnode_record is not None:
+        records.append(simnode_record)
+        alive[simnode_record.name] = processes.is_alive(simnode_record)
+    for record in records:
         status = "running" if alive[record.name] else "NOT RUNNING"
         print(f"{record.name:<26} pid {record.pid:<8} {status:<12} log {record.log}")
     return 0 if all(alive.values()) else 1
@@ -122,12 +160,23 @@ def _cmd_env(args: argparse.Namespace) -> int:
 
 
 def _cmd_logs(args: argparse.Namespace) -> int:
-    state = _require(_state_dir(args))
+    state_dir = _state_dir(args)
+    state = _require(state_dir)
     names = {r.name: r for r in state.processes}
+    simnode_record = _simnode_record(state_dir)
+    if simnode_record is not None:
+        names[simnode_record.name] = simnode_record
     record = names.get(args.name)
-    if record is None:
-        raise errors.DevClusterError(f"unknown component {args.name!r}; known: {', '.join(sorted(names))}")
-    text = pathlib.Path(record.log).read_text(errors="replace")
+    if record is not None and args.container is None:
+        path = pathlib.Path(record.log)
+    else:
+        found = simnode_mod.container_log(state_dir / "simnode", args.namespace, args.name, args.container)
+        if found is None:
+            raise errors.DevClusterError(
+                f"no component and no Pod log {args.namespace}/{args.name!r}; components: {', '.join(sorted(names))}"
+            )
+        path = found
+    text = path.read_text(errors="replace")
     lines = text.splitlines()
     print("\n".join(lines[-args.tail :] if args.tail else lines))
     return 0
@@ -177,6 +226,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         args.reuse = True
         args.apiserver_port = 6443
         args.scheduler_config = None
+        args.nodes, args.gpus_per_node, args.status_only_nodes = 2, 4, 0
+        args.gpu_product, args.gpu_allocation, args.gpu_map_namespace = "NVIDIA-A100-SXM4-80GB", "lowest", "default"
         _cmd_up(args)
         state = _require(state_dir)
     else:
@@ -184,9 +235,14 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     _kubectl(state, "version")
     _kubectl(state, "get", "--raw=/readyz")
     _kubectl(state, "apply", "-f", "-", stdin=_DEMO_DEPLOYMENT)
-    _kubectl(state, "wait", "--for=jsonpath={.status.replicas}=2", "deployment/fma-demo", "--timeout=60s")
-    _kubectl(state, "get", "nodes,deployments,replicasets,pods", "-o", "wide")
-    _say("the controller manager created a ReplicaSet and 2 Pods; they stay Pending until GPU nodes exist")
+    if _simnode_record(state_dir) is not None:
+        _kubectl(state, "rollout", "status", "deployment/fma-demo", "--timeout=90s")
+        _kubectl(state, "get", "nodes,deployments,replicasets,pods", "-o", "wide")
+        _say("2 Pods, each with 1 GPU, run as local processes on the simulated GPU nodes (see their IPs above)")
+    else:
+        _kubectl(state, "wait", "--for=jsonpath={.status.replicas}=2", "deployment/fma-demo", "--timeout=60s")
+        _kubectl(state, "get", "nodes,deployments,replicasets,pods", "-o", "wide")
+        _say("the controller manager created a ReplicaSet and 2 Pods; they stay Pending: this cluster has no nodes")
     _say("the cluster keeps running; stop it with 'make cluster-down'")
     _print_access(state)
     return 0
@@ -206,13 +262,21 @@ def _parser() -> argparse.ArgumentParser:
     up.add_argument("--reuse", action="store_true", help="succeed and reuse a cluster that already runs")
     up.add_argument("--apiserver-port", type=int, default=6443, help="preferred apiserver port (another if taken)")
     up.add_argument("--scheduler-config", help="YAML merged into the KubeSchedulerConfiguration (e.g. extenders)")
+    up.add_argument("--nodes", type=int, default=2, help="simulated GPU nodes whose Pods run (default 2; 0 for none)")
+    up.add_argument("--gpus-per-node", type=int, default=4, help="GPUs per simulated node (default 4)")
+    up.add_argument("--gpu-product", default="NVIDIA-A100-SXM4-80GB", help="nvidia.com/gpu.product label")
+    up.add_argument("--gpu-allocation", default="lowest", choices=["lowest", "random"], help="device-plugin order")
+    up.add_argument("--status-only-nodes", type=int, default=0, help="extra nodes that only report Pods Running")
+    up.add_argument("--gpu-map-namespace", default="default", help="namespace of the gpu-map ConfigMap")
     up.set_defaults(func=_cmd_up)
     sub.add_parser("down", help="stop the cluster and remove its state").set_defaults(func=_cmd_down)
     sub.add_parser("status", help="show the cluster's processes").set_defaults(func=_cmd_status)
     sub.add_parser("kubeconfig", help="print the admin kubeconfig path").set_defaults(func=_cmd_kubeconfig)
     sub.add_parser("env", help="print shell exports for kubectl").set_defaults(func=_cmd_env)
-    logs = sub.add_parser("logs", help="print a component's log")
-    logs.add_argument("name", help="component: etcd, kube-apiserver, kube-controller-manager, kube-scheduler")
+    logs = sub.add_parser("logs", help="print a component's log, or a Pod container's output")
+    logs.add_argument("name", help="a component (etcd, kube-apiserver, ..., simnode) or a Pod name")
+    logs.add_argument("-n", "--namespace", default="default", help="the Pod's namespace")
+    logs.add_argument("-c", "--container", help="the Pod's container (default: its first)")
     logs.add_argument("--tail", type=int, default=0, help="only the last N lines")
     logs.set_defaults(func=_cmd_logs)
     sub.add_parser("demo", help="start the cluster if needed and show it working").set_defaults(func=_cmd_demo)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import pathlib
 import socket
 import subprocess
@@ -41,14 +42,17 @@ def test_up_then_down_leaves_no_process_and_no_port(tmp_path: pathlib.Path) -> N
         blocker.bind(("127.0.0.1", 0))
         blocker.listen()
         taken = blocker.getsockname()[1]
-        result = _fma_dev(state_dir, "up", "--apiserver-port", str(taken))
+        result = _fma_dev(state_dir, "up", "--apiserver-port", str(taken), "--nodes", "1", "--gpus-per-node", "2")
         assert result.returncode == 0, result.stderr
         state = control_plane.load(state_dir)
         assert state is not None
+        simnode_record = processes.ProcessRecord(**json.loads((state_dir / "simnode.json").read_text()))
         try:
             assert state.ports["apiserver"] != taken
             assert f"export KUBECONFIG={state.kubeconfig}" in result.stdout
             assert all(state.alive().values())
+            assert processes.is_alive(simnode_record)
+            assert "nodes Ready" in result.stderr
 
             again = _fma_dev(state_dir, "up")
             assert again.returncode != 0
@@ -64,7 +68,7 @@ def test_up_then_down_leaves_no_process_and_no_port(tmp_path: pathlib.Path) -> N
             down = _fma_dev(state_dir, "down")
     assert down.returncode == 0, down.stderr
     assert not state_dir.exists()
-    assert not any(processes.is_alive(record) for record in state.processes)
+    assert not any(processes.is_alive(record) for record in [*state.processes, simnode_record])
     assert not (set(state.ports.values()) & _listening_ports())
 
 
