@@ -69,10 +69,14 @@ def simnode(devcluster: control_plane.ClusterState) -> Iterator[RunningSimnode]:
     if reuse and _nodes_ready(devcluster, simnode_mod.node_names(SESSION_OPTIONS)):
         yield RunningSimnode(SESSION_OPTIONS, None, state_dir, devcluster)
         return
-    record = simnode_mod.spawn(devcluster, SESSION_OPTIONS, devcluster.state_dir / "logs" / "simnode.log")
+    # A prefix of its own gives this session's Pods loopback blocks that other
+    # test sessions on the same machine (with clusters of their own) do not use.
+    opts = dataclasses.replace(SESSION_OPTIONS, node_prefix=f"sim{os.getpid()}")
+    state_dir = simnode_mod.state_dir_of(devcluster, opts)
+    record = simnode_mod.spawn(devcluster, opts, devcluster.state_dir / "logs" / "simnode.log")
     try:
-        simnode_mod.wait_ready(devcluster, SESSION_OPTIONS, record, timeout=60.0)
-        yield RunningSimnode(SESSION_OPTIONS, record, state_dir, devcluster)
+        simnode_mod.wait_ready(devcluster, opts, record, timeout=60.0)
+        yield RunningSimnode(opts, record, state_dir, devcluster)
     finally:
         leftovers = simnode_mod.stop(record, state_dir)
     assert leftovers == 0, f"simnode left {leftovers} container processes running; see {record.log}"
