@@ -6,12 +6,14 @@ package exports nothing.  Module map:
 - launcher service: ``launcher_server`` (process wiring), ``launcher_app``
   (HTTP API), ``request_guard`` (body cap, bearer auth), ``process_table``
   (instances), ``event_log`` (revisions, watch), ``log_range``, ``schemas``,
-  ``zygote`` and ``spawner`` (the preloaded parent), ``engine`` with
-  ``sim_engine`` and ``vllm_engine``, ``gpu_table``, ``config_map_reader``,
-  ``nvml``, ``inventory`` (the Pod-publisher seam), ``launcher_metrics``;
+  ``zygote`` and ``spawner`` (the preloaded parent), ``instance_argv``,
+  ``engine`` with ``sim_engine`` and ``vllm_engine``, ``gpu_table``,
+  ``nvml``, ``inventory`` (what is published) and ``pod_publisher`` (the
+  in-process Pod publisher), ``apiserver`` (plain HTTPS to the apiserver),
+  ``launcher_metrics``;
 - requester agent: ``requester_server``, ``requester_app``, ``gpu_discovery``;
 - engine simulator: ``engine_sim``, ``sim_cli``, ``sim_model``, ``sim_usage``;
-- shared: ``settings``, ``errors``, ``log_output``.
+- shared: ``settings``, ``errors`` (log output is ``crds.log_output``).
 """
 
 __all__: list[str] = []

@@ -13,7 +13,8 @@ import sys
 
 import pydantic
 
-from launcher import engine_sim, launcher_server, log_output, requester_server, sim_cli
+from crds import log_output
+from launcher import engine_sim, launcher_server, requester_server, sim_cli
 from launcher import settings as settings_mod
 
 __all__ = ["engine_sim_main", "launcher_main", "requester_main"]

@@ -11,7 +11,8 @@
     ├── RevisionGone          a watch cursor outside the event buffer (HTTP 410)
     ├── SpawnFailed           the preloaded parent could not start a child (HTTP 500)
     ├── NvmlUnavailable       NVML (nvidia-ml-py or the driver) cannot be used
-    ├── ConfigMapUnavailable  the gpu-map ConfigMap cannot be read from inside the Pod
+    ├── ApiServerError        a call to the apiserver from inside the Pod failed (refused, unreachable, malformed)
+    │   └── NotInPod              no in-cluster credentials: not running in a Pod
     └── GpuDiscoveryFailed    no source could tell which GPUs this Pod has
 
 The HTTP layer maps each class to one status code (``http_status``), so the
@@ -22,14 +23,15 @@ Messages show the offending value with ``!r``.
 from __future__ import annotations
 
 __all__ = [
+    "ApiServerError",
     "BadRange",
-    "ConfigMapUnavailable",
     "GpuDiscoveryFailed",
     "InstanceExists",
     "InstanceNotFound",
     "InvalidInstanceId",
     "InvalidRequest",
     "LauncherError",
+    "NotInPod",
     "NvmlUnavailable",
     "RangeNotSatisfiable",
     "RevisionGone",
@@ -98,8 +100,20 @@ class NvmlUnavailable(LauncherError):
     """NVML cannot be used here (no nvidia-ml-py, no driver, or no GPU)."""
 
 
-class ConfigMapUnavailable(LauncherError):
-    """A ConfigMap could not be read (not in a Pod, no access, not found, malformed)."""
+class ApiServerError(LauncherError):
+    """A request to the apiserver failed; ``status`` is its HTTP status when it got one.
+
+    Callers treat it as temporary: the gpu-map read falls through to the next
+    source, the Pod publisher retries with back-off.
+    """
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class NotInPod(ApiServerError):
+    """No in-cluster credentials (``KUBERNETES_SERVICE_HOST``, token and CA): not running in a Pod."""
 
 
 class GpuDiscoveryFailed(LauncherError):

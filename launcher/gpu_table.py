@@ -15,7 +15,8 @@ from collections.abc import Callable
 
 import pydantic
 
-from launcher import config_map_reader, errors, nvml
+from crds import names
+from launcher import apiserver, errors, nvml
 from launcher import settings as settings_mod
 
 __all__ = ["GpuTable", "discover"]
@@ -52,8 +53,6 @@ def _from_nvml(loader: Callable[[], nvml.Nvml]) -> GpuTable | None:
     return GpuTable(mapping={uuid: index for index, uuid in enumerate(uuids)}, source="nvml")
 
 
-_GPU_MAP = "gpu-map"
-
 ConfigMapFetch = Callable[[settings_mod.LauncherSettings, str, str], dict[str, str]]
 
 
@@ -62,8 +61,8 @@ def _from_config_map(settings: settings_mod.LauncherSettings, fetch: ConfigMapFe
         return None
     namespace = settings.gpu_map_namespace or settings.namespace
     try:
-        entry = fetch(settings, namespace, _GPU_MAP).get(settings.node_name)
-    except errors.ConfigMapUnavailable as exc:
+        entry = fetch(settings, namespace, names.GPU_MAP_CONFIGMAP).get(settings.node_name)
+    except errors.ApiServerError as exc:
         logger.warning("gpu-map ConfigMap unavailable", extra={"reason": str(exc)})
         return None
     if entry is None:
@@ -79,7 +78,7 @@ def _from_config_map(settings: settings_mod.LauncherSettings, fetch: ConfigMapFe
 def discover(
     settings: settings_mod.LauncherSettings,
     nvml_loader: Callable[[], nvml.Nvml] = nvml.load,
-    config_map_fetch: ConfigMapFetch = config_map_reader.fetch,
+    config_map_fetch: ConfigMapFetch = apiserver.config_map_data,
 ) -> GpuTable:
     """Build the table from the first working source (reads NVML, a file or the apiserver).
 

@@ -1,12 +1,12 @@
 """The launcher's published inventory: the observer seam and the annotation content.
 
 The launcher calls an ``InventoryObserver`` after every instance event with
-the full list of instances, so a publisher that patches the launcher's own
-Pod (CONTRACT.md §4.9, §12.3) can be plugged in without the process table
-knowing about Kubernetes.  What such a publisher writes is computed here,
-purely: the ``vllm-instance-signature`` and the ``instances`` annotation.
-
-The key names below are private until they move to ``crds``.
+the full list of instances, so the publisher that patches the launcher's own
+Pod (CONTRACT.md §4.9, §12.3; ``pod_publisher``) plugs in without the process
+table knowing about Kubernetes.  What it writes is computed here, purely: the
+``vllm-instance-signature`` and the ``instances`` annotation, whose keys and
+model live in ``crds`` (``keys``, ``names``, ``launcher_inventory``) so that
+the readers (controller, extender) parse exactly what is written.
 """
 
 from __future__ import annotations
@@ -18,12 +18,14 @@ from typing import Protocol
 
 import pydantic
 
+from crds import keys, launcher_inventory, names
 from launcher import schemas
 
 __all__ = [
     "InventoryObserver",
     "NullObserver",
     "Snapshot",
+    "inventory",
     "inventory_json",
     "pod_annotations",
     "signature",
@@ -31,11 +33,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-_SIGNATURE_ANNOTATION = "dual-pods.llm-d.ai/vllm-instance-signature"
-_INSTANCES_ANNOTATION = "dual-pods.llm-d.ai/instances"
-_ISC_NAME = "isc-name"
-_INFERENCE_PORT = "inference-port"
-_CONFIG_KEY = "config-key"
+_MAX_PORT = 65535
 
 
 class Snapshot(pydantic.BaseModel):
@@ -69,30 +67,39 @@ def signature(instances: list[schemas.InstanceState]) -> str:
 
 
 def _port(instance: schemas.InstanceState) -> int | None:
-    raw = (instance.annotations or {}).get(_INFERENCE_PORT)
-    return int(raw) if raw is not None and raw.isdigit() else None
+    raw = (instance.annotations or {}).get(names.INSTANCE_INFERENCE_PORT)
+    if raw is None or not raw.isascii() or not raw.isdigit():
+        return None
+    port = int(raw)
+    return port if 1 <= port <= _MAX_PORT else None
+
+
+def inventory(snapshot: Snapshot) -> launcher_inventory.LauncherInventory:
+    """The §12.3 model of this snapshot (pure): create annotations give ``isc``, ``configKey`` and ``port``."""
+    entries = []
+    for instance in snapshot.instances:
+        notes = instance.annotations or {}
+        entries.append(
+            launcher_inventory.InventoryInstance(
+                id=instance.instance_id,
+                isc=notes.get(names.INSTANCE_ISC_NAME, ""),
+                config_key=notes.get(names.INSTANCE_CONFIG_KEY, ""),
+                gpus=list(instance.gpu_uuids or []),
+                port=_port(instance),
+                status=instance.status,
+            )
+        )
+    return launcher_inventory.LauncherInventory(revision=snapshot.revision, instances=entries)
 
 
 def inventory_json(snapshot: Snapshot) -> str:
     """The compact JSON of the ``instances`` annotation (CONTRACT.md §12.3; pure)."""
-    entries = []
-    for instance in snapshot.instances:
-        notes = instance.annotations or {}
-        entry: dict[str, object] = {"id": instance.instance_id}
-        if _ISC_NAME in notes:
-            entry["isc"] = notes[_ISC_NAME]
-        if _CONFIG_KEY in notes:
-            entry["configKey"] = notes[_CONFIG_KEY]
-        entry["gpus"] = list(instance.gpu_uuids or [])
-        port = _port(instance)
-        if port is not None:
-            entry["port"] = port
-        entry["status"] = instance.status
-        entries.append(entry)
-    body = {"v": 1, "revision": snapshot.revision, "instances": entries}
-    return json.dumps(body, separators=(",", ":"))
+    return inventory(snapshot).format()
 
 
 def pod_annotations(snapshot: Snapshot) -> dict[str, str]:
-    """Both annotations a publisher writes on the launcher Pod (pure)."""
-    return {_SIGNATURE_ANNOTATION: signature(snapshot.instances), _INSTANCES_ANNOTATION: inventory_json(snapshot)}
+    """Both annotations the publisher writes on the launcher Pod (pure)."""
+    return {
+        keys.VLLM_INSTANCE_SIGNATURE_ANNOTATION: signature(snapshot.instances),
+        keys.INSTANCES_ANNOTATION: inventory_json(snapshot),
+    }

@@ -18,6 +18,7 @@ from types import FrameType
 
 import uvicorn
 
+from crds import log_output
 from launcher import engine as engine_mod
 from launcher import (
     event_log,
@@ -25,7 +26,7 @@ from launcher import (
     inventory,
     launcher_app,
     launcher_metrics,
-    log_output,
+    pod_publisher,
     process_table,
     spawner,
     zygote,
@@ -64,8 +65,9 @@ def _exit_cleanly(_sig: int, _frame: FrameType | None) -> None:
 def run(settings: settings_mod.LauncherSettings, observer: inventory.InventoryObserver | None = None) -> int:
     """Serve the launcher API until SIGTERM/SIGINT; returns the exit status.
 
-    ``observer`` is told about every instance change (the seam for the Pod
-    publisher); without one, changes are not published.
+    ``observer`` is told about every instance change.  Without one, the
+    launcher publishes its inventory on its own Pod when it runs in one
+    (``pod_publisher``), and otherwise publishes nothing.
     """
     log_output.configure(settings.log_level)
     token = _token(settings)
@@ -81,24 +83,31 @@ def run(settings: settings_mod.LauncherSettings, observer: inventory.InventoryOb
     events = event_log.EventLog(settings.watch_buffer)
     metrics = launcher_metrics.LauncherMetrics()
     base_env = {k: v for k, v in os.environ.items() if k not in _SECRET_ENV}
+    publisher = pod_publisher.from_settings(settings) if observer is None else None
     table = process_table.ProcessTable(
         spawn=spawn,
         engine=engine,
         gpus=gpus,
         events=events,
-        observer=observer or inventory.NullObserver(),
+        observer=observer or publisher or inventory.NullObserver(),
         metrics=metrics,
         log_dir=settings.log_dir,
         stop_grace_seconds=settings.stop_grace_seconds,
         base_env=base_env,
+        launcher_host=settings.host,
     )
 
     async def startup() -> None:
         await spawn.start(table.on_exit)
         logger.info("engine preloaded", extra={"zygote_pid": zygote_pid})
+        if publisher is not None:
+            publisher.inventory_changed(table.snapshot())  # the first publication: no instances yet
+            publisher.start()
 
     async def shutdown() -> None:
         await table.close()
+        if publisher is not None:
+            await publisher.close()
         await spawn.close()
 
     app = launcher_app.create_app(

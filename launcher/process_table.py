@@ -25,7 +25,7 @@ import signal
 import time
 
 from launcher import engine as engine_mod
-from launcher import errors, event_log, gpu_table, inventory, launcher_metrics, schemas, spawner
+from launcher import errors, event_log, gpu_table, instance_argv, inventory, launcher_metrics, schemas, spawner
 
 __all__ = ["ProcessTable"]
 
@@ -76,7 +76,9 @@ class ProcessTable:
         log_dir: pathlib.Path,
         stop_grace_seconds: float,
         base_env: dict[str, str],
+        launcher_host: str = "0.0.0.0",  # noqa: S104 - every interface: instances keep their own default
     ) -> None:
+        """``launcher_host``: the launcher's listen address; a specific one is passed on (``instance_argv``)."""
         self._spawn = spawn
         self._engine = engine
         self._gpus = gpus
@@ -86,6 +88,7 @@ class ProcessTable:
         self._log_dir = log_dir
         self._grace = stop_grace_seconds
         self._base_env = dict(base_env)
+        self._launcher_host = launcher_host
         self._instances: dict[str, _Instance] = {}
         self._by_pid: dict[int, _Instance] = {}
         self._reserved: set[str] = set()
@@ -106,6 +109,10 @@ class ProcessTable:
     def states(self) -> list[schemas.InstanceState]:
         """Every instance's state in creation order."""
         return [i.state() for i in self._instances.values()]
+
+    def snapshot(self) -> inventory.Snapshot:
+        """The revision and every instance's state: what the inventory observer is told."""
+        return inventory.Snapshot(revision=self.events.revision, instances=self.states())
 
     def list_view(self) -> schemas.ListView:
         """The detailed list (also the launcher's readiness probe)."""
@@ -132,9 +139,8 @@ class ProcessTable:
         self.events.append(schemas.WatchEvent(type=kind, object=state))
         running = sum(1 for i in self._instances.values() if i.status == "running")
         self._metrics.set_counts(running, len(self._instances) - running)
-        snapshot = inventory.Snapshot(revision=self.events.revision, instances=self.states())
         try:
-            self._observer.inventory_changed(snapshot)
+            self._observer.inventory_changed(self.snapshot())
         except Exception:
             logger.exception("inventory observer failed", extra={"instance_id": instance.instance_id})
         return state
@@ -173,7 +179,8 @@ class ProcessTable:
         started = time.monotonic()
         self._reserved.add(instance_id)
         try:
-            pid = await self._spawn.spawn(config.options.split(), child_env, str(log_path))
+            argv = instance_argv.build(config.options, self._launcher_host)
+            pid = await self._spawn.spawn(argv, child_env, str(log_path))
         finally:
             self._reserved.discard(instance_id)
         self._metrics.start_seconds.observe(time.monotonic() - started)

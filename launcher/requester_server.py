@@ -14,7 +14,8 @@ from types import FrameType
 
 import uvicorn
 
-from launcher import errors, gpu_discovery, log_output, nvml, requester_app, sim_usage
+from crds import log_output
+from launcher import errors, gpu_discovery, nvml, requester_app, sim_usage
 from launcher import settings as settings_mod
 
 __all__ = ["memory_probe", "run"]

@@ -49,6 +49,7 @@ class LauncherSettings(pydantic_settings.BaseSettings):
     namespace: str | None = pydantic.Field(
         default=None, validation_alias=pydantic.AliasChoices("namespace", "NAMESPACE")
     )
+    pod_name: str | None = pydantic.Field(default=None, validation_alias=pydantic.AliasChoices("pod_name", "POD_NAME"))
     gpu_map_namespace: str | None = None
     kubernetes_service_host: str | None = pydantic.Field(
         default=None, validation_alias=pydantic.AliasChoices("kubernetes_service_host", "KUBERNETES_SERVICE_HOST")

@@ -12,7 +12,8 @@ import logging
 
 import pydantic
 
-from launcher import engine_sim, log_output, sim_cli
+from crds import log_output
+from launcher import engine_sim, sim_cli
 
 __all__ = ["ENGINE", "SimEngineRunner"]
 

@@ -72,7 +72,7 @@ def test_mock_gpus_and_nothing() -> None:
 
 
 def _no_config_map(settings: settings_mod.LauncherSettings, namespace: str, name: str) -> dict[str, str]:
-    raise errors.ConfigMapUnavailable("not in a Pod")
+    raise errors.NotInPod("not in a Pod")
 
 
 def test_config_map_entry_of_this_node() -> None:

@@ -5,11 +5,12 @@ from __future__ import annotations
 import hashlib
 import json
 
+from crds import launcher_inventory
 from launcher import inventory, schemas
 
 
 def _state(instance_id: str, status: schemas.Status, **fields: object) -> schemas.InstanceState:
-    return schemas.InstanceState(status=status, instance_id=instance_id, revision=1, options="", **fields)  # type: ignore[arg-type]
+    return schemas.InstanceState(status=status, instance_id=instance_id, revision=1, options="", **fields)
 
 
 def test_inventory_json_has_the_contract_shape() -> None:
@@ -29,8 +30,29 @@ def test_inventory_json_has_the_contract_shape() -> None:
     assert text == (
         '{"v":1,"revision":7,"instances":['
         '{"id":"Iabc","isc":"isc-a","configKey":"Cxyz","gpus":["GPU-1","GPU-2"],"port":8005,"status":"running"},'
-        '{"id":"Idef","gpus":[],"status":"stopped"}]}'
+        '{"id":"Idef","isc":"","configKey":"","gpus":[],"status":"stopped"}]}'
     )
+
+
+def test_inventory_parses_back_with_the_shared_model() -> None:
+    snapshot = inventory.Snapshot(
+        revision=3,
+        instances=[
+            _state("Ia", "running", annotations={"isc-name": "isc-a", "inference-port": "8005"}),
+            _state("Ib", "running", annotations={"inference-port": "0"}),
+            _state("Ic", "running", annotations={"inference-port": "70000"}),
+            _state("Id", "running", annotations={"inference-port": "\u0663"}),  # an Arabic-Indic digit
+        ],
+    )
+    parsed = launcher_inventory.parse(inventory.inventory_json(snapshot))
+    assert parsed is not None
+    assert parsed.revision == 3
+    assert [(i.id, i.isc, i.port) for i in parsed.instances] == [
+        ("Ia", "isc-a", 8005),
+        ("Ib", "", None),
+        ("Ic", "", None),
+        ("Id", "", None),
+    ]
 
 
 def test_signature_is_order_independent_and_tracks_status() -> None:

@@ -95,6 +95,27 @@ def test_create_builds_argv_and_environment(parts: tuple[process_table.ProcessTa
     assert inventory.pod_annotations(recorder.snapshots[0])["dual-pods.llm-d.ai/instances"].count('"id":"i1"') == 1
 
 
+def test_a_launcher_bound_to_one_address_passes_it_to_instances(tmp_path: pathlib.Path) -> None:
+    spawner = _FakeSpawner()
+    table = process_table.ProcessTable(
+        spawn=spawner,  # type: ignore[arg-type]  # the fake has the one method the table uses
+        engine=_Engine(),
+        gpus=gpu_table.GpuTable(mapping={}, source="test"),
+        events=event_log.EventLog(10),
+        observer=_Recorder(),
+        metrics=launcher_metrics.LauncherMetrics(),
+        log_dir=tmp_path,
+        stop_grace_seconds=0.1,
+        base_env={},
+        launcher_host="127.0.50.1",
+    )
+    state = asyncio.run(table.create("i1", schemas.VllmConfig(options="--model m --port 8005")))
+    assert spawner.calls[0][0] == ["--model", "m", "--port", "8005", "--host", "127.0.50.1"]
+    assert state.options == "--model m --port 8005"  # the caller's options are echoed unchanged
+    asyncio.run(table.create("i2", schemas.VllmConfig(options="--host 127.0.0.7 --port 8005")))
+    assert spawner.calls[1][0] == ["--host", "127.0.0.7", "--port", "8005"]
+
+
 def test_failed_spawn_leaves_nothing(parts: tuple[process_table.ProcessTable, _FakeSpawner, _Recorder]) -> None:
     table, spawner, recorder = parts
     spawner.fail = True
@@ -121,7 +142,9 @@ def test_duplicate_while_the_first_create_is_pending(
 
     async def both() -> list[object]:
         config = schemas.VllmConfig(options="")
-        return await asyncio.gather(table.create("same", config), table.create("same", config), return_exceptions=True)
+        return list(
+            await asyncio.gather(table.create("same", config), table.create("same", config), return_exceptions=True)
+        )
 
     first, second = asyncio.run(both())
     assert isinstance(first, schemas.InstanceState)
