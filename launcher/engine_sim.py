@@ -397,6 +397,7 @@ def serve(sim: settings_mod.EngineSimSettings) -> int:
         extra={
             "pid": os.getpid(),
             "model": sim.model,
+            "host": sim.host,
             "port": sim.port,
             "gpu_uuids": sim.gpu_uuids,
             "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),

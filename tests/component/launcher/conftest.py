@@ -102,24 +102,24 @@ def sim_options(port: int, *extra: str) -> str:
 
 @pytest.fixture
 def launcher_factory(tmp_path: pathlib.Path) -> Iterator[Callable[..., Agent]]:
-    """Start ``fma-launcher --engine sim`` with a GPU map file; extra flags per call."""
+    """Start ``fma-launcher --engine sim`` with a GPU map file; extra flags per call, ``host`` to bind elsewhere."""
     started: list[Agent] = []
 
-    def start(*extra: str, env: dict[str, str] | None = None) -> Agent:
+    def start(*extra: str, env: dict[str, str] | None = None, host: str = "127.0.0.1") -> Agent:
         workdir = tmp_path / f"launcher-{len(started)}"
         (workdir / "logs").mkdir(parents=True)
         gpu_map = workdir / "gpu-map.json"
         gpu_map.write_text(json.dumps(GPU_MAP))
-        port = processes.free_port()
-        argv = [sys.executable, "-m", "launcher", "--engine", "sim", "--host", "127.0.0.1", "--port", str(port)]
+        port = processes.free_port(host=host)
+        argv = [sys.executable, "-m", "launcher", "--engine", "sim", "--host", host, "--port", str(port)]
         argv += ["--log-dir", str(workdir / "logs"), "--gpu-map-file", str(gpu_map), "--no-nvml"]
         argv += ["--stop-grace-seconds", "2", *extra]
         proc = start_process(argv, workdir, env)
         headers = {}
         if env and "FMA_LAUNCHER_TOKEN" in env:
             headers["Authorization"] = f"Bearer {env['FMA_LAUNCHER_TOKEN']}"
-        client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30, headers=headers)
-        agent = Agent(proc, f"http://127.0.0.1:{port}", client, workdir, port)
+        client = httpx.Client(base_url=f"http://{host}:{port}", timeout=30, headers=headers)
+        agent = Agent(proc, f"http://{host}:{port}", client, workdir, port)
         started.append(agent)
         wait_http(client, "/health", "the launcher to answer /health")
         return agent

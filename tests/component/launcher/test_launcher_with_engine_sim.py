@@ -124,3 +124,26 @@ def test_requester_agent_reports_the_instance_memory(
         assert spi.get(usage).json() == {"GPU-bbbb": 1024}
         assert launcher.client.delete(f"{BASE}/mem").status_code == 200
         assert spi.get(usage).json() == {"GPU-bbbb": 0}
+
+
+def test_instances_of_launchers_on_different_addresses_share_a_port(launcher_factory: Any, harness: Any) -> None:
+    """Each launcher's instance binds the launcher's own address, so the same port serves twice (CONTRACT.md §1)."""
+    hosts = ["127.0.50.1", "127.0.50.2"]
+    launchers = [launcher_factory(host=host) for host in hosts]
+    port = processes.free_port(host="0.0.0.0")  # free on every address
+    options = f"--model sim-model --port {port} --sim-startup-seconds 0 --sim-model-gib 0"  # no --host on purpose
+    for agent in launchers:
+        response = agent.client.put(f"{BASE}/same-port", json={"options": options})
+        assert response.status_code == 201, response.text
+        assert response.json()["options"] == options  # echoed as sent
+    engines = [httpx.Client(base_url=f"http://{host}:{port}", timeout=10) for host in hosts]
+    try:
+        for host, engine in zip(hosts, engines, strict=True):
+            harness.wait_http(engine, "/health", f"the instance at {host}:{port} to become healthy")
+        for host, agent in zip(hosts, launchers, strict=True):
+            view = agent.client.get(BASE).json()
+            assert [(i["instance_id"], i["status"]) for i in view["instances"]] == [("same-port", "running")]
+            assert _seen_by_child(agent, "same-port")["host"] == host
+    finally:
+        for engine in engines:
+            engine.close()
