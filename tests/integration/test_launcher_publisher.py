@@ -133,6 +133,7 @@ def test_instance_events_reach_the_pod_annotations_within_a_second(
     _allow_pod_patches(api, ns)
     _ok(api.post(f"/api/v1/namespaces/{ns}/pods", json=_launcher_pod(tmp_path)))
     pod_ip = waiting.wait_for(lambda: _pod_ip(api, ns), timeout=60, what="the launcher Pod to run")
+    assert pod_ip is not None
     with httpx.Client(base_url=f"http://{pod_ip}:8001", timeout=10) as launcher:
         waiting.wait_for(
             lambda: launcher.get(BASE).status_code == 200,
@@ -170,6 +171,7 @@ def test_instance_events_reach_the_pod_annotations_within_a_second(
                 ignore=(httpx.TransportError,),
             )
         pid = waiting.wait_for(lambda: _instance_pid(launcher, "inst-a"), timeout=20, what="the instance PID")
+        assert pid is not None and pid > 1
         started = time.monotonic()
         os.kill(pid, signal.SIGKILL)
         latencies["crash"] = _seconds_until_published(
