@@ -171,7 +171,8 @@ def test_instance_events_reach_the_pod_annotations_within_a_second(
                 ignore=(httpx.TransportError,),
             )
         pid = waiting.wait_for(lambda: _instance_pid(launcher, "inst-a"), timeout=20, what="the instance PID")
-        assert pid is not None and pid > 1
+        assert pid is not None
+        assert pid > 1
         started = time.monotonic()
         os.kill(pid, signal.SIGKILL)
         latencies["crash"] = _seconds_until_published(
