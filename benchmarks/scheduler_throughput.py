@@ -19,6 +19,9 @@ benchmark measures what that costs, side by side in one run on one cluster:
   overlay (the stock 50 QPS would cap both at the binding rate);
 - ``fma-sampled`` (skip with ``--no-sampled``): the same FMA configuration
   without ``percentageOfNodesToScore: 100``, to show what scoring every node costs;
+- ``trivial`` (skip with ``--no-trivial``): the packaged FMA configuration,
+  but the URL points at a trivial ASGI extender in this file (pass every
+  node, score 0): the price of the extender protocol itself on this host;
 - after the ``fma`` phase, with its Pods still in place: ``--calls`` direct filter and
   prioritize calls to the extender with all node names (client-side latency,
   loopback HTTP included), and the server-side histogram of the run.
@@ -48,6 +51,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 import httpx
+import uvicorn
 import yaml
 
 import crds
@@ -65,6 +69,34 @@ LC = "bench-lc"
 MODEL = inference_server_config.ModelServerConfig(port=8005, options="--model bench")
 QPS_OVERLAY = {"clientConnection": {"qps": 1000, "burst": 2000}}
 DEFAULT_PROFILE = "bench-default"
+
+
+async def _trivial_extender(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """A raw ASGI extender that passes every node and scores all 0: the protocol's cost without any model."""
+    if scope["type"] != "http":
+        return
+    body = b""
+    while True:
+        message = await receive()
+        body += message.get("body", b"")
+        if not message.get("more_body"):
+            break
+    path = scope["path"]
+    if path == "/healthz":
+        answer = b"ok"
+    else:
+        names = json.loads(body).get("NodeNames") or []
+        if path == "/filter":
+            answer = json.dumps({"NodeNames": names, "FailedNodes": {}, "Error": ""}).encode()
+        else:
+            answer = json.dumps([{"Host": name, "Score": 0} for name in names]).encode()
+    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/json")]})
+    await send({"type": "http.response.body", "body": answer})
+
+
+def _serve_trivial(port: int) -> int:
+    uvicorn.run(_trivial_extender, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+    return 0
 
 
 def _log(message: str) -> None:
@@ -348,12 +380,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--out", type=pathlib.Path, default=RESULT)
     parser.add_argument(
+        "--no-trivial",
+        dest="trivial",
+        action="store_false",
+        help="skip the phase with a trivial extender (pass all, score 0) in place of fma-extender",
+    )
+    parser.add_argument("--serve-trivial", type=int, metavar="PORT", help=argparse.SUPPRESS)
+    parser.add_argument(
         "--no-sampled",
         dest="sampled",
         action="store_false",
         help="skip the third phase: the FMA configuration with the scheduler's default node sampling",
     )
     args = parser.parse_args(argv)
+    if args.serve_trivial:
+        return _serve_trivial(args.serve_trivial)
     rng = random.Random(args.seed)
     results: dict[str, Any] = {
         "benchmark": "scheduler_throughput",
@@ -450,6 +491,44 @@ def main(argv: list[str] | None = None) -> int:
                 processes.stop(sampled_record, grace_seconds=5)
                 _delete_phase(api, "fma-sampled")
                 results["fma_sampled"] = sampled
+            if args.trivial:
+                trivial_port = processes.free_port()
+                trivial_url = f"http://127.0.0.1:{trivial_port}"
+                trivial_extender = processes.spawn(
+                    "trivial-extender",
+                    [sys.executable, str(pathlib.Path(__file__).resolve()), f"--serve-trivial={trivial_port}"],
+                    workdir / "trivial-extender.log",
+                )
+                try:
+                    waiting.wait_for(
+                        lambda: httpx.get(f"{trivial_url}/healthz", timeout=2).status_code == 200,
+                        timeout=60,
+                        what="trivial extender healthy",
+                        ignore=(httpx.HTTPError,),
+                    )
+                    trivial_config = control_plane.merge_config(
+                        scheduler_config.render(
+                            trivial_url,
+                            kubeconfig=str(cluster.state_dir / "scheduler.kubeconfig"),
+                            leader_election=False,
+                        ),
+                        QPS_OVERLAY,
+                    )
+                    trivial, trivial_record = _phase(
+                        api,
+                        cluster,
+                        workdir,
+                        phase="trivial",
+                        profile=scheduler_config.SCHEDULER_NAME,
+                        config=trivial_config,
+                        pods=args.pods,
+                        timeout=args.phase_timeout,
+                    )
+                    processes.stop(trivial_record, grace_seconds=5)
+                    _delete_phase(api, "trivial")
+                    results["trivial_extender"] = trivial
+                finally:
+                    processes.stop(trivial_extender, grace_seconds=5)
         finally:
             if extender is not None:
                 processes.stop(extender, grace_seconds=5)
@@ -462,9 +541,10 @@ def main(argv: list[str] | None = None) -> int:
         else None
     )
     results["ratio_fma_to_default"] = round(ratio, 3) if ratio is not None else None
-    sampled_row = results.get("fma_sampled")
-    if sampled_row and sampled_row["pods_per_second"] and default["pods_per_second"]:
-        results["ratio_fma_sampled_to_default"] = round(sampled_row["pods_per_second"] / default["pods_per_second"], 3)
+    for name in ("fma_sampled", "trivial_extender"):
+        row = results.get(name)
+        if row and row["pods_per_second"] and default["pods_per_second"]:
+            results[f"ratio_{name}_to_default"] = round(row["pods_per_second"] / default["pods_per_second"], 3)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2) + "\n")
     _print_table(results)
@@ -483,6 +563,7 @@ def _print_table(results: Mapping[str, Any]) -> None:
         ("default", "default (stock kube-scheduler)"),
         ("fma", "fma-scheduler + fma-extender"),
         ("fma_sampled", "  same, default node sampling"),
+        ("trivial_extender", "  same config, trivial extender"),
     )
     for name, label in rows:
         if name not in results:
@@ -492,6 +573,8 @@ def _print_table(results: Mapping[str, Any]) -> None:
     print(f"ratio fma/default: {results['ratio_fma_to_default']} (target >= 0.5)")
     if "ratio_fma_sampled_to_default" in results:
         print(f"ratio fma (default node sampling)/default: {results['ratio_fma_sampled_to_default']}")
+    if "ratio_trivial_extender_to_default" in results:
+        print(f"ratio trivial extender/default: {results['ratio_trivial_extender_to_default']}")
     direct = results["extender_direct"]
     print(f"\nExtender per call at {direct['nodes_per_call']} nodes ({direct['calls']} calls, loopback HTTP):")
     print(f"{'verb':<12}{'p50 ms':>10}{'p99 ms':>10}{'max ms':>10}")
