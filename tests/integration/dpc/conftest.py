@@ -44,7 +44,7 @@ class Harness:
 
     # --- the controller process ------------------------------------------------------------
 
-    def start_controller(self, *extra: str) -> None:
+    def start_controller(self, *extra: str, gpu_map_namespace: str | None = None) -> None:
         """Start ``fma-controllers`` for this namespace and wait until it serves /readyz."""
         self.metrics_port = processes.free_port()
         argv = [
@@ -56,7 +56,7 @@ class Harness:
             "--kubeconfig",
             str(self.cluster.kubeconfig),
             "--gpu-map-namespace",
-            self.simnode.options.gpu_map_namespace,
+            gpu_map_namespace or str(self.simnode.options.gpu_map_namespace),
             "--leader-elect",
             "false",
             "--enable-populator",
@@ -193,6 +193,58 @@ class Harness:
             "metadata": {"labels": {"app": app}, "annotations": {"dual-pods.llm-d.ai/inference-server-config": isc}},
             "spec": spec,
         }
+
+    def direct_template(self, app: str, model: str, *, node: str | None = None) -> dict[str, Any]:
+        """A direct-mode requester: the requester agent, plus a server patch running the engine simulator."""
+        template = self.requester_template("unused", app, node=node)
+        notes = template["metadata"]["annotations"]
+        del notes["dual-pods.llm-d.ai/inference-server-config"]
+        patch = {
+            "metadata": {"labels": {"app": None, "provider-of": app}},
+            "spec": {
+                "containers": [
+                    {
+                        "name": "inference-server",
+                        "image": "vllm/vllm-openai",
+                        "command": ["fma-engine-sim", "serve", model],
+                        "args": [
+                            "--host",
+                            "$(POD_IP)",
+                            "--port",
+                            "8000",
+                            "--enable-sleep-mode",
+                            "--sim-startup-seconds",
+                            "0.3",
+                            "--sim-model-gib",
+                            "1",
+                        ],
+                        "env": [
+                            {"name": "VLLM_SERVER_DEV_MODE", "value": "1"},
+                            {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
+                            {"name": "NODE", "value": "{{ .NodeName }}"},
+                        ],
+                        "readinessProbe": {"httpGet": {"path": "/health", "port": 8000}, "periodSeconds": 1},
+                    }
+                ]
+            },
+        }
+        notes["dual-pods.llm-d.ai/server-patch"] = json.dumps(patch)
+        return template
+
+    def direct_deployment(self, name: str, model: str, *, node: str | None = None) -> dict[str, Any]:
+        return self.create(
+            resources.Resource("apps", "v1", "deployments", "Deployment"),
+            {
+                "apiVersion": "apps/v1",
+                "kind": "Deployment",
+                "metadata": {"name": name},
+                "spec": {
+                    "replicas": 1,
+                    "selector": {"matchLabels": {"app": name}},
+                    "template": self.direct_template(name, model, node=node),
+                },
+            },
+        )
 
     def deployment(self, name: str, isc: str, *, replicas: int = 1, node: str | None = None) -> dict[str, Any]:
         return self.create(
