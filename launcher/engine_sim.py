@@ -32,7 +32,7 @@ import uvicorn
 from fastapi import responses
 
 from launcher import settings as settings_mod
-from launcher import sim_model, sim_usage
+from launcher import sim_model, sim_usage, validation_response
 
 __all__ = ["SimEngine", "create_app", "serve"]
 
@@ -233,6 +233,7 @@ def create_app(engine: SimEngine) -> fastapi.FastAPI:  # noqa: PLR0915 - one clo
             sim_usage.withdraw(engine.sim.usage_dir, os.getpid())
 
     app = fastapi.FastAPI(title="FMA engine simulator", lifespan=lifespan)
+    validation_response.install(app)
     metrics = _Metrics(engine)
 
     def serving_or_503() -> responses.JSONResponse | None:

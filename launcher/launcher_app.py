@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import fastapi
 from fastapi import responses
 
-from launcher import errors, log_range, process_table, request_guard, schemas
+from launcher import errors, log_range, process_table, request_guard, schemas, validation_response
 
 __all__ = ["INDEX_ENDPOINTS", "create_app"]
 
@@ -70,6 +70,7 @@ def create_app(  # noqa: PLR0915 - one closure per route, sharing the table
                 await on_shutdown()
 
     app = fastapi.FastAPI(title="Multi-Instance vLLM Management API", version="2.0", lifespan=lifespan)
+    validation_response.install(app)
 
     @app.exception_handler(errors.LauncherError)
     async def launcher_error(_: fastapi.Request, exc: errors.LauncherError) -> fastapi.Response:

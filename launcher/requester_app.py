@@ -17,7 +17,7 @@ from typing import Annotated, Protocol
 import fastapi
 from fastapi import responses
 
-from launcher import errors, request_guard
+from launcher import errors, request_guard, validation_response
 
 __all__ = ["MemoryProbe", "PortRouter", "Readiness", "create_probes_app", "create_spi_app"]
 
@@ -51,6 +51,7 @@ def create_spi_app(
 ) -> fastapi.FastAPI:
     """The SPI (``SPI_PORT``): GPU UUIDs, memory usage, readiness relay, log chunks."""
     app = fastapi.FastAPI(title="FMA requester SPI")
+    validation_response.install(app)
     accepted = 0
     sink = log_sink or _stdout_sink
 
@@ -112,6 +113,7 @@ def _stdout_sink(data: bytes) -> None:
 def create_probes_app(readiness: Readiness) -> fastapi.FastAPI:
     """The probe port (``PROBES_PORT``): ``GET /ready``."""
     app = fastapi.FastAPI(title="FMA requester probes")
+    validation_response.install(app)
 
     @app.get("/ready")
     async def ready() -> responses.PlainTextResponse:
