@@ -134,8 +134,12 @@ def _deindividualised(requester: Mapping[str, Any]) -> dict[str, Any]:
         "metadata": {"namespace": meta.get("namespace")},
         "spec": spec,
     }
-    if meta.get("labels"):
-        base["metadata"]["labels"] = dict(meta["labels"])
+    # The controller's own requester labels (dual, instance) are outputs, not
+    # identity: keeping them would give the same requester a new nominal hash
+    # once it is bound, and no sleeper would ever be found again.
+    labels = {k: v for k, v in (meta.get("labels") or {}).items() if k not in (keys.DUAL_LABEL, keys.INSTANCE_LABEL)}
+    if labels:
+        base["metadata"]["labels"] = labels
     return base
 
 

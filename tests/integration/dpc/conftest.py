@@ -44,10 +44,9 @@ class Harness:
 
     # --- the controller process ------------------------------------------------------------
 
-    def start_controller(self, *extra: str, gpu_map_namespace: str | None = None) -> None:
-        """Start ``fma-controllers`` for this namespace and wait until it serves /readyz."""
-        self.metrics_port = processes.free_port()
-        argv = [
+    def controller_argv(self, port: int, *extra: str, gpu_map_namespace: str | None = None) -> list[str]:
+        """The command line of ``fma-controllers`` for this namespace (later flags win)."""
+        return [
             sys.executable,
             "-m",
             "controllers",
@@ -66,11 +65,16 @@ class Harness:
             "--metrics-host",
             "127.0.0.1",
             "--metrics-port",
-            str(self.metrics_port),
+            str(port),
             "--log-format",
             "text",
             *extra,
         ]
+
+    def start_controller(self, *extra: str, gpu_map_namespace: str | None = None) -> None:
+        """Start ``fma-controllers`` for this namespace and wait until it serves /readyz."""
+        self.metrics_port = processes.free_port()
+        argv = self.controller_argv(self.metrics_port, *extra, gpu_map_namespace=gpu_map_namespace)
         self.controller = processes.spawn("fma-controllers", argv, self.workdir / "controller.log")
         waiting.wait_for(self._controller_ready, timeout=60, what="fma-controllers /readyz", ignore=(httpx.HTTPError,))
 

@@ -66,7 +66,7 @@ def test_scale_down_keeps_the_provider_asleep_and_the_next_requester_reuses_it(h
     harness.ready_requester("d1")
     provider = _one_provider(harness, "d1")
     harness.scale("d1", 0)
-    waiting.wait_for(lambda: not harness.requesters("d1"), timeout=60, what="the requester gone")
+    waiting.wait_for(lambda: not harness.pods("app=d1"), timeout=60, what="the requester gone")
     sleeper = harness.get(provider["metadata"]["name"])
     meta = sleeper["metadata"]
     assert meta["labels"][P + "sleeping"] == "true"
@@ -118,7 +118,7 @@ def test_the_sleeper_limit_evicts_the_least_recently_used(harness: Harness) -> N
         harness.ready_requester(app)
         names[app] = _one_provider(harness, app)["metadata"]["name"]
         harness.scale(app, 0)
-        waiting.wait_for(lambda a=app: not harness.requesters(a), timeout=60, what=f"{app} gone")
+        waiting.wait_for(lambda a=app: not harness.pods(f"app={a}"), timeout=60, what=f"{app} gone")
     # Two sleepers share the GPU now; a third model must evict the older one (da) first.
     harness.direct_deployment("dc", "model-c", node=node)
     harness.ready_requester("dc")

@@ -69,6 +69,12 @@ def test_other_template_constructs_are_refused() -> None:
         direct_mode.expand_template("{{ if .X }}", "n1")
 
 
+def test_the_controllers_own_labels_do_not_change_the_nominal_pod() -> None:
+    bound = requester(PATCH)
+    bound["metadata"]["labels"].update({P + "dual": "r1-dual-x", P + "instance": "Iabc"})
+    assert direct_mode.nominal_pod(bound, "n1") == direct_mode.nominal_pod(requester(PATCH), "n1")
+
+
 def test_nominal_pod_is_the_deindividualised_requester_with_the_patch() -> None:
     pod = direct_mode.nominal_pod(requester(PATCH), "n1")
     container = pod["spec"]["containers"][0]
