@@ -1,6 +1,8 @@
 """Entry point of ``fma-extender``: flags, settings, logging, the cluster model and uvicorn.
 
-Flags win over ``FMA_EXTENDER_*`` environment variables (only given flags are
+With ``--tls-cert-file``/``--tls-key-file`` it serves HTTPS through
+``certs.ReloadingContext``, so renewed files (e.g. from ``fma-certs``) are
+picked up without a restart.  Flags win over ``FMA_EXTENDER_*`` environment variables (only given flags are
 passed to ``Settings``).  The watch caches start before the server; until
 they have synced, ``/healthz`` answers 503 and the verbs answer neutrally for
 nodes the model does not know yet.
@@ -16,6 +18,8 @@ import pydantic
 import uvicorn
 
 import kube
+from certs import errors as certs_errors
+from certs import reloading_context
 from extender import http_api, live_model, log_output, metrics, scoring
 from extender import settings as settings_mod
 from kube import errors as kube_errors
@@ -64,15 +68,23 @@ def main(argv: list[str] | None = None) -> int:
         policy=scoring.Policy(sleeper_limit=settings.sleeper_limit),
         max_body_bytes=settings.max_body_bytes,
     )
+    tls: reloading_context.ReloadingContext | None = None
+    if settings.tls_cert_file is not None and settings.tls_key_file is not None:
+        try:
+            tls = reloading_context.ReloadingContext(settings.tls_cert_file, settings.tls_key_file)
+        except certs_errors.CertsError as exc:
+            print(f"fma-extender: {exc}", file=sys.stderr)
+            return 2
     config = uvicorn.Config(
         app,
         host=settings.host,
         port=settings.port,
         log_config=None,
         access_log=False,
-        ssl_certfile=str(settings.tls_cert_file) if settings.tls_cert_file else None,
-        ssl_keyfile=str(settings.tls_key_file) if settings.tls_key_file else None,
+        ssl_context_factory=(lambda _config, _default: tls.context) if tls is not None else None,
     )
+    if tls is not None:
+        tls.start(settings.cert_check_seconds)
     model.start()
     logger.info("extender starting", extra={"host": settings.host, "port": settings.port, "tls": settings.tls})
     try:
@@ -80,6 +92,8 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         model.stop()
         api.close()
+        if tls is not None:
+            tls.stop()
     return 0
 
 

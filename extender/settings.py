@@ -2,7 +2,7 @@
 
 Flags win over ``FMA_EXTENDER_*`` environment variables, which win over the
 defaults.  HTTPS is on when both ``tls_cert_file`` and ``tls_key_file`` are set
-(e.g. files written by ``fma-certs``); otherwise the extender serves plain
+(e.g. files written by ``fma-certs``, reloaded when they change); otherwise the extender serves plain
 HTTP, which is right for its usual place beside the FMA scheduler in one Pod,
 listening on loopback.  Nothing here runs at import time.
 """
@@ -36,6 +36,8 @@ class Settings(pydantic_settings.BaseSettings):
     """Namespace of the ``gpu-map`` ConfigMap; None means ``namespace``; without either, GPU UUIDs are unknown."""
     tls_cert_file: pathlib.Path | None = None
     tls_key_file: pathlib.Path | None = None
+    cert_check_seconds: float = pydantic.Field(default=30.0, gt=0)
+    """How often the serving certificate files are re-read for a renewed pair."""
     sleeper_limit: int = pydantic.Field(default=2, ge=0)
     """The controller's direct-mode sleeper limit, for the eviction penalty."""
     max_body_bytes: int = pydantic.Field(default=64 * 1024 * 1024, ge=1024)

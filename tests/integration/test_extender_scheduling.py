@@ -15,7 +15,9 @@ each, allocating the lowest free GPU first.
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import pathlib
+import ssl
 import sys
 import uuid
 from collections.abc import Iterator
@@ -25,6 +27,7 @@ import httpx
 import pytest
 
 import crds
+from certs import issuer
 from crds import inference_server_config, keys, launcher_inventory, manifests
 from devcluster import binaries, control_plane, processes, waiting
 from devcluster.simnode import fleet
@@ -336,3 +339,47 @@ def test_scheduler_keeps_working_when_the_extender_is_down(
         assert _scheduled_node(api, fresh_namespace, "requester")
     finally:
         fma_scheduler.restart_extender()
+
+
+def test_extender_serves_https_with_certs_from_the_certs_package(
+    devcluster: control_plane.ClusterState, tmp_path: pathlib.Path
+) -> None:
+    with devcluster.http_client() as api:
+        _install_crds(api)  # the extender watches ISCs and LauncherConfigs; it is healthy once all are listed
+    now = datetime.datetime.now(datetime.UTC)
+    ca = issuer.create_ca("fma-test-ca", now, datetime.timedelta(days=1))
+    serving = issuer.issue_serving(
+        ca, issuer.ServingIdentity("fma-extender", ip_addresses=("127.0.0.1",)), now, datetime.timedelta(hours=1)
+    )
+    (tmp_path / "tls.crt").write_bytes(serving.cert_pem)
+    (tmp_path / "tls.key").write_bytes(serving.key_pem)
+    (tmp_path / "ca.crt").write_bytes(ca.cert_pem)
+    port = processes.free_port()
+    record = processes.spawn(
+        "fma-extender-tls",
+        [
+            sys.executable,
+            "-m",
+            "extender",
+            f"--port={port}",
+            f"--kubeconfig={devcluster.kubeconfig}",
+            f"--tls-cert-file={tmp_path / 'tls.crt'}",
+            f"--tls-key-file={tmp_path / 'tls.key'}",
+        ],
+        tmp_path / "extender.log",
+    )
+    try:
+        verify = ssl.create_default_context(cafile=str(tmp_path / "ca.crt"))
+
+        def healthy() -> bool:
+            assert processes.is_alive(record), (tmp_path / "extender.log").read_text()[-3000:]
+            return httpx.get(f"https://127.0.0.1:{port}/healthz", verify=verify, timeout=2).status_code == 200
+
+        waiting.wait_for(healthy, timeout=60, what="HTTPS /healthz", ignore=(httpx.HTTPError,))
+        body = {"Pod": _requester("r"), "NodeNames": ["n1"]}
+        answer = httpx.post(f"https://127.0.0.1:{port}/prioritize", json=body, verify=verify, timeout=5)
+        assert answer.json() == [{"Host": "n1", "Score": 3}]
+        with pytest.raises(httpx.ConnectError):
+            httpx.get(f"https://127.0.0.1:{port}/healthz", timeout=2)  # not trusted without the CA
+    finally:
+        processes.stop(record, grace_seconds=5)
