@@ -95,11 +95,13 @@ def render(
     *,
     kubeconfig: str | None = None,
     leader_election: bool = True,
+    ca_file: str | None = None,
 ) -> dict[str, Any]:
     """Return the configuration with the extender at ``extender_url`` (``http://`` or ``https://``).
 
     ``kubeconfig`` sets ``clientConnection.kubeconfig`` (omit it in a Pod);
-    ``leader_election=False`` is for a single scheduler, as in the dev cluster.
+    ``leader_election=False`` is for a single scheduler, as in the dev cluster;
+    ``ca_file`` (HTTPS only) is the CA bundle the scheduler trusts for the extender.
     """
     if not extender_url.startswith(("http://", "https://")):
         raise ValueError(f"extender URL must start with http:// or https://, got {extender_url!r}")
@@ -109,13 +111,19 @@ def render(
         raise errors.BadSchedulerConfig(f"urlPrefix is {entry.get('urlPrefix')!r}, expected {URL_PLACEHOLDER!r}")
     entry["urlPrefix"] = extender_url.rstrip("/")
     entry["enableHTTPS"] = extender_url.startswith("https://")
+    if ca_file is not None:
+        if not entry["enableHTTPS"]:
+            raise ValueError(f"ca_file {ca_file!r} needs an https:// extender URL, got {extender_url!r}")
+        entry["tlsConfig"] = {"caFile": ca_file}
     config.setdefault("leaderElection", {})["leaderElect"] = leader_election
     if kubeconfig is not None:
         config.setdefault("clientConnection", {})["kubeconfig"] = kubeconfig
     return config
 
 
-def render_yaml(extender_url: str, *, kubeconfig: str | None = None, leader_election: bool = True) -> str:
+def render_yaml(
+    extender_url: str, *, kubeconfig: str | None = None, leader_election: bool = True, ca_file: str | None = None
+) -> str:
     """``render`` as YAML text, ready for ``kube-scheduler --config``."""
-    config = render(extender_url, kubeconfig=kubeconfig, leader_election=leader_election)
+    config = render(extender_url, kubeconfig=kubeconfig, leader_election=leader_election, ca_file=ca_file)
     return yaml.safe_dump(config, sort_keys=False)

@@ -28,6 +28,11 @@ def test_render_fills_in_the_extender() -> None:
 def test_https_url_turns_on_https_and_the_template_is_unchanged() -> None:
     entry = scheduler_config.extender_entry(scheduler_config.render("https://fma-extender:8890"))
     assert entry["enableHTTPS"] is True
+    assert "tlsConfig" not in entry
+    trusted = scheduler_config.render("https://fma-extender:8890", ca_file="/etc/fma/ca.crt")
+    assert scheduler_config.extender_entry(trusted)["tlsConfig"] == {"caFile": "/etc/fma/ca.crt"}
+    with pytest.raises(ValueError, match="https"):
+        scheduler_config.render("http://fma-extender:8890", ca_file="/etc/fma/ca.crt")
     assert scheduler_config.extender_entry(scheduler_config.template())["urlPrefix"] == scheduler_config.URL_PLACEHOLDER
 
 
