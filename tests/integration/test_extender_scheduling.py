@@ -25,6 +25,7 @@ from typing import Any
 
 import httpx
 import pytest
+import yaml
 
 import crds
 from certs import issuer
@@ -88,6 +89,41 @@ def _install_crds(api: httpx.Client) -> None:
     waiting.wait_for(established, timeout=60, what="FMA CRDs Established")
 
 
+def _spawn_scheduler(
+    devcluster: control_plane.ClusterState, workdir: pathlib.Path, name: str, config: dict[str, Any]
+) -> processes.ProcessRecord:
+    """Start a second kube-scheduler with ``config`` (as the cluster's scheduler user) and wait until healthy."""
+    kubeconfig = devcluster.state_dir / "scheduler.kubeconfig"
+    config_path = workdir / f"{name}.yaml"
+    config_path.write_text(yaml.safe_dump(config, sort_keys=False))
+    port = processes.free_port()
+    record = processes.spawn(
+        name,
+        [
+            str(binaries.locate().kube_scheduler),
+            f"--config={config_path}",
+            f"--authentication-kubeconfig={kubeconfig}",
+            f"--authorization-kubeconfig={kubeconfig}",
+            "--bind-address=127.0.0.1",
+            f"--secure-port={port}",
+            f"--cert-dir={workdir / (name + '-certs')}",
+            "--v=2",
+        ],
+        workdir / f"{name}.log",
+    )
+    try:
+        waiting.wait_for(
+            lambda: httpx.get(f"https://127.0.0.1:{port}/healthz", verify=False, timeout=2).status_code == 200,
+            timeout=60,
+            what=f"{name} /healthz",
+            ignore=(httpx.HTTPError,),
+        )
+    except BaseException:
+        processes.stop(record, grace_seconds=5)
+        raise
+    return record
+
+
 @pytest.fixture(scope="module")
 def fma_scheduler(
     devcluster: control_plane.ClusterState, simnode: RunningSimnode, tmp_path_factory: pytest.TempPathFactory
@@ -111,32 +147,10 @@ def fma_scheduler(
     scheduler: processes.ProcessRecord | None = None
     try:
         _wait_healthy(url, extender)
-        scheduler_kubeconfig = devcluster.state_dir / "scheduler.kubeconfig"
-        config_path = workdir / "fma-scheduler.yaml"
-        config_path.write_text(
-            scheduler_config.render_yaml(url, kubeconfig=str(scheduler_kubeconfig), leader_election=False)
+        config = scheduler_config.render(
+            url, kubeconfig=str(devcluster.state_dir / "scheduler.kubeconfig"), leader_election=False
         )
-        port = processes.free_port()
-        scheduler = processes.spawn(
-            "fma-scheduler",
-            [
-                str(binaries.locate().kube_scheduler),
-                f"--config={config_path}",
-                f"--authentication-kubeconfig={scheduler_kubeconfig}",
-                f"--authorization-kubeconfig={scheduler_kubeconfig}",
-                "--bind-address=127.0.0.1",
-                f"--secure-port={port}",
-                f"--cert-dir={workdir / 'certs'}",
-                "--v=2",
-            ],
-            workdir / "fma-scheduler.log",
-        )
-        waiting.wait_for(
-            lambda: httpx.get(f"https://127.0.0.1:{port}/healthz", verify=False, timeout=2).status_code == 200,
-            timeout=60,
-            what="fma-scheduler /healthz",
-            ignore=(httpx.HTTPError,),
-        )
+        scheduler = _spawn_scheduler(devcluster, workdir, "fma-scheduler", config)
         yield FmaScheduler(url, argv, extender_log, extender, scheduler)
     finally:
         if scheduler is not None:
@@ -342,10 +356,13 @@ def test_scheduler_keeps_working_when_the_extender_is_down(
 
 
 def test_extender_serves_https_with_certs_from_the_certs_package(
-    devcluster: control_plane.ClusterState, tmp_path: pathlib.Path
+    devcluster: control_plane.ClusterState,
+    simnode: RunningSimnode,
+    api: httpx.Client,
+    fresh_namespace: str,
+    tmp_path: pathlib.Path,
 ) -> None:
-    with devcluster.http_client() as api:
-        _install_crds(api)  # the extender watches ISCs and LauncherConfigs; it is healthy once all are listed
+    _install_crds(api)  # the extender watches ISCs and LauncherConfigs; it is healthy once all are listed
     now = datetime.datetime.now(datetime.UTC)
     ca = issuer.create_ca("fma-test-ca", now, datetime.timedelta(days=1))
     serving = issuer.issue_serving(
@@ -381,5 +398,23 @@ def test_extender_serves_https_with_certs_from_the_certs_package(
         assert answer.json() == [{"Host": "n1", "Score": 3}]
         with pytest.raises(httpx.ConnectError):
             httpx.get(f"https://127.0.0.1:{port}/healthz", timeout=2)  # not trusted without the CA
+
+        # A scheduler rendered for the HTTPS extender (tlsConfig.caFile) really calls it.
+        config = scheduler_config.render(
+            f"https://127.0.0.1:{port}",
+            kubeconfig=str(devcluster.state_dir / "scheduler.kubeconfig"),
+            leader_election=False,
+            ca_file=str(tmp_path / "ca.crt"),
+        )
+        config["profiles"] = [{"schedulerName": "fma-scheduler-tls"}]
+        scheduler = _spawn_scheduler(devcluster, tmp_path, "fma-scheduler-tls", config)
+        try:
+            _configs(api, fresh_namespace)
+            _create(api, fresh_namespace, _requester("requester", scheduler="fma-scheduler-tls"))
+            assert _scheduled_node(api, fresh_namespace, "requester")
+            metrics_text = httpx.get(f"https://127.0.0.1:{port}/metrics", verify=verify, timeout=5).text
+            assert 'fma_extender_nodes_scored_total{verb="filter"}' in metrics_text
+        finally:
+            processes.stop(scheduler, grace_seconds=5)
     finally:
         processes.stop(record, grace_seconds=5)
