@@ -19,6 +19,8 @@ benchmark measures what that costs, side by side in one run on one cluster:
   overlay (the stock 50 QPS would cap both at the binding rate);
 - ``fma-sampled`` (skip with ``--no-sampled``): the same FMA configuration
   without ``percentageOfNodesToScore: 100``, to show what scoring every node costs;
+- ``fma-no-filter`` (skip with ``--no-filter-phase``): the FMA configuration
+  without ``filterVerb``: one round trip per Pod instead of two;
 - ``trivial`` (skip with ``--no-trivial``): the packaged FMA configuration,
   but the URL points at a trivial ASGI extender in this file (pass every
   node, score 0): the price of the extender protocol itself on this host;
@@ -385,6 +387,12 @@ def main(argv: list[str] | None = None) -> int:
         action="store_false",
         help="skip the phase with a trivial extender (pass all, score 0) in place of fma-extender",
     )
+    parser.add_argument(
+        "--no-filter-phase",
+        dest="no_filter_phase",
+        action="store_false",
+        help="skip the phase with the FMA configuration minus filterVerb (prioritize only)",
+    )
     parser.add_argument("--serve-trivial", type=int, metavar="PORT", help=argparse.SUPPRESS)
     parser.add_argument(
         "--no-sampled",
@@ -491,6 +499,24 @@ def main(argv: list[str] | None = None) -> int:
                 processes.stop(sampled_record, grace_seconds=5)
                 _delete_phase(api, "fma-sampled")
                 results["fma_sampled"] = sampled
+            if args.no_filter_phase:
+                unfiltered_config = dict(fma_config)
+                unfiltered_config["extenders"] = [
+                    {k: v for k, v in entry.items() if k != "filterVerb"} for entry in fma_config["extenders"]
+                ]
+                unfiltered, unfiltered_record = _phase(
+                    api,
+                    cluster,
+                    workdir,
+                    phase="fma-no-filter",
+                    profile=scheduler_config.SCHEDULER_NAME,
+                    config=unfiltered_config,
+                    pods=args.pods,
+                    timeout=args.phase_timeout,
+                )
+                processes.stop(unfiltered_record, grace_seconds=5)
+                _delete_phase(api, "fma-no-filter")
+                results["fma_no_filter"] = unfiltered
             if args.trivial:
                 trivial_port = processes.free_port()
                 trivial_url = f"http://127.0.0.1:{trivial_port}"
@@ -541,7 +567,7 @@ def main(argv: list[str] | None = None) -> int:
         else None
     )
     results["ratio_fma_to_default"] = round(ratio, 3) if ratio is not None else None
-    for name in ("fma_sampled", "trivial_extender"):
+    for name in ("fma_sampled", "fma_no_filter", "trivial_extender"):
         row = results.get(name)
         if row and row["pods_per_second"] and default["pods_per_second"]:
             results[f"ratio_{name}_to_default"] = round(row["pods_per_second"] / default["pods_per_second"], 3)
@@ -563,6 +589,7 @@ def _print_table(results: Mapping[str, Any]) -> None:
         ("default", "default (stock kube-scheduler)"),
         ("fma", "fma-scheduler + fma-extender"),
         ("fma_sampled", "  same, default node sampling"),
+        ("fma_no_filter", "  same, prioritize only"),
         ("trivial_extender", "  same config, trivial extender"),
     )
     for name, label in rows:
@@ -573,6 +600,8 @@ def _print_table(results: Mapping[str, Any]) -> None:
     print(f"ratio fma/default: {results['ratio_fma_to_default']} (target >= 0.5)")
     if "ratio_fma_sampled_to_default" in results:
         print(f"ratio fma (default node sampling)/default: {results['ratio_fma_sampled_to_default']}")
+    if "ratio_fma_no_filter_to_default" in results:
+        print(f"ratio fma (prioritize only)/default: {results['ratio_fma_no_filter_to_default']}")
     if "ratio_trivial_extender_to_default" in results:
         print(f"ratio trivial extender/default: {results['ratio_trivial_extender_to_default']}")
     direct = results["extender_direct"]
