@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import pathlib
 import shutil
+from collections.abc import Callable
 
 import certifi
 import pytest
@@ -91,9 +92,9 @@ def _snapshot(revision: int, *ids: str) -> inventory.Snapshot:
     return inventory.Snapshot(revision=revision, instances=states)
 
 
-async def _until(predicate: object, timeout: float = 5.0) -> None:
+async def _until(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
     async def poll() -> None:
-        while not predicate():  # type: ignore[operator]  # a callable
+        while not predicate():
             await asyncio.sleep(0.005)
 
     await asyncio.wait_for(poll(), timeout)
