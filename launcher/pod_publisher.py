@@ -96,7 +96,7 @@ class Schedule:
     def _interval(self) -> float:
         if self.failures == 0:
             return self._min_interval
-        return float(min(self._max_backoff, self._min_interval * 2**self.failures))
+        return min(self._max_backoff, self._min_interval * 2.0 ** min(self.failures, 32))  # capped: no overflow
 
     def decide(self, now: float) -> Action:
         """What to do at time ``now``."""

@@ -64,6 +64,9 @@ def test_failures_back_off_exponentially_up_to_the_cap_and_reset_on_success() ->
         now = action.at
     assert waits == [0.4, 0.8, 1.0, 1.0, 1.0]
     assert schedule.failures == 5
+    for _ in range(2000):  # hours of failures do not overflow the back-off
+        schedule.failed(started_at=now)
+    assert schedule.decide(now) == pod_publisher.WaitUntil(now + 1.0)
     schedule.succeeded(A, started_at=now)
     assert schedule.failures == 0
     schedule.want(B)
