@@ -161,6 +161,7 @@ class PodPublisher:
         """Start the publishing task (on the running loop)."""
         if self._task is None:
             self._task = asyncio.create_task(self._run(), name="pod-publisher")
+            self._task.add_done_callback(_report_end)
 
     async def close(self, flush_timeout: float = 2.0) -> None:
         """Give pending changes up to ``flush_timeout`` seconds to be written, then stop."""
@@ -209,6 +210,11 @@ class PodPublisher:
                 continue
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), max(0.0, action.at - now))
+
+
+def _report_end(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        logger.error("the Pod publisher stopped; the inventory is no longer published", exc_info=task.exception())
 
 
 def from_settings(settings: settings_mod.LauncherSettings) -> PodPublisher | None:
