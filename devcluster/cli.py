@@ -21,7 +21,7 @@ from typing import Any
 
 import yaml
 
-from devcluster import binaries, control_plane, errors, processes
+from devcluster import binaries, control_plane, demo, errors, processes, waiting
 from devcluster import simnode as simnode_mod
 
 __all__ = ["main"]
@@ -107,9 +107,12 @@ def _print_access(state: control_plane.ClusterState) -> None:
 
 def _cmd_down(args: argparse.Namespace) -> int:
     state_dir = _state_dir(args)
+    demo_controllers = demo.controllers_record(state_dir)
+    if demo_controllers is not None:
+        processes.stop(demo_controllers, grace_seconds=10.0)
     record = _simnode_record(state_dir)
     if record is not None:
-        # simnode first: it stops every container process it started.
+        # simnode next: it stops every container process it started.
         leftovers = simnode_mod.stop(record, state_dir / "simnode")
         if leftovers:
             _say(f"stopped {leftovers} container processes simnode left behind")
@@ -182,32 +185,6 @@ def _cmd_logs(args: argparse.Namespace) -> int:
     return 0
 
 
-_DEMO_DEPLOYMENT = """\
-apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: fma-demo
-  namespace: default
-spec:
-  replicas: 2
-  selector:
-    matchLabels: {app: fma-demo}
-  template:
-    metadata:
-      labels: {app: fma-demo}
-    spec:
-      containers:
-      - name: web
-        image: python:3.11
-        command: ["python", "-m", "http.server", "--bind", "$(POD_IP)", "8080"]
-        env:
-        - name: POD_IP
-          valueFrom: {fieldRef: {fieldPath: status.podIP}}
-        resources:
-          limits: {nvidia.com/gpu: "1"}
-"""
-
-
 def _kubectl(state: control_plane.ClusterState, *argv: str, stdin: str | None = None) -> None:
     kubectl = binaries.locate().kubectl
     print(f"$ kubectl {' '.join(argv)}", flush=True)
@@ -234,15 +211,23 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         _say(f"using the cluster already running at {state.server}")
     _kubectl(state, "version")
     _kubectl(state, "get", "--raw=/readyz")
-    _kubectl(state, "apply", "-f", "-", stdin=_DEMO_DEPLOYMENT)
-    if _simnode_record(state_dir) is not None:
-        _kubectl(state, "rollout", "status", "deployment/fma-demo", "--timeout=90s")
-        _kubectl(state, "get", "nodes,deployments,replicasets,pods", "-o", "wide")
-        _say("2 Pods, each with 1 GPU, run as local processes on the simulated GPU nodes (see their IPs above)")
-    else:
-        _kubectl(state, "wait", "--for=jsonpath={.status.replicas}=2", "deployment/fma-demo", "--timeout=60s")
-        _kubectl(state, "get", "nodes,deployments,replicasets,pods", "-o", "wide")
-        _say("the controller manager created a ReplicaSet and 2 Pods; they stay Pending: this cluster has no nodes")
+    if _simnode_record(state_dir) is None:
+        raise errors.DevClusterError(
+            "the demo needs simulated GPU nodes; start the cluster with 'fma-dev up --nodes 2'"
+        )
+    _kubectl(state, "get", "nodes", "-L", "nvidia.com/gpu.product,nvidia.com/gpu.count")
+    demo.run(state, _say)
+    _kubectl(
+        state,
+        "get",
+        "pods",
+        "-n",
+        demo.NAMESPACE,
+        "-o",
+        "wide",
+        "-L",
+        "dual-pods.llm-d.ai/dual,dual-pods.llm-d.ai/sleeping",
+    )
     _say("the cluster keeps running; stop it with 'make cluster-down'")
     _print_access(state)
     return 0
@@ -296,6 +281,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 3
     except (errors.DevClusterError, binaries.BuildError) as exc:
         print(f"fma-dev: {exc}", file=sys.stderr)
+        return 1
+    except waiting.WaitTimeout as exc:
+        print(f"fma-dev: {exc}; see 'fma-dev logs' and 'fma-dev status'", file=sys.stderr)
         return 1
     except subprocess.CalledProcessError as exc:
         print(f"fma-dev: command failed with exit code {exc.returncode}: {exc.cmd}", file=sys.stderr)

@@ -360,8 +360,12 @@ def create_app(engine: SimEngine) -> fastapi.FastAPI:  # noqa: PLR0915 - one clo
             await engine.wake(wanted)
             return fastapi.Response(status_code=200)
 
-        @app.get("/is_sleeping")
-        async def is_sleeping() -> dict[str, bool]:
+        @app.get("/is_sleeping", response_model=None)
+        async def is_sleeping() -> dict[str, bool] | responses.JSONResponse:
+            # Real vLLM does not listen at all while it loads; answering 503
+            # keeps a controller from mistaking a loading engine for an awake one.
+            if engine.phase is sim_model.Phase.STARTING:
+                return _error(503, "the engine is still loading", "ServiceUnavailableError")
             return {"is_sleeping": bool(engine.asleep)}
 
     return app

@@ -47,7 +47,10 @@ def test_health_is_503_while_starting(start_sim: Callable[..., httpx.Client], ha
     )
     assert first.status_code == 503
     assert sim.post("/v1/completions", json={"prompt": "x"}).status_code == 503
+    # A controller polling /is_sleeping must not take a loading engine for an awake one.
+    assert sim.get("/is_sleeping").status_code == 503
     harness.wait_http(sim, "/health", "the simulated load to finish")
+    assert sim.get("/is_sleeping").json() == {"is_sleeping": False}
 
 
 def test_models_and_completions(start_sim: Callable[..., httpx.Client]) -> None:
