@@ -40,6 +40,8 @@ class RequesterMemo:
     """The first positive readiness relay happened (the metric was observed)."""
     poll_delay: float = 0.25
     """The next delay of the ``/is_sleeping`` poll while the engine loads."""
+    spi_poll: float = 0.1
+    """The next delay of the GPU query while the requester agent starts."""
     deleting_requester: bool = False
     """We deleted the requester and ignore it until its deletion is observed."""
     node: str | None = None

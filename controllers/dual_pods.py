@@ -88,7 +88,7 @@ _BOUND_LAUNCHER_ANNOTATIONS = (
     keys.ISC_ROUTING_METADATA_ANNOTATION,
 )
 _MULTIPLE_BOUND = "found multiple bound server-running Pods"
-_MAX_POLL = 5.0
+_MAX_POLL = 2.0  # CONTRACT §7.5 allows up to 5 s; 2 s keeps a finished start from waiting long
 
 
 class DPCSettings(pydantic.BaseModel):
@@ -470,7 +470,14 @@ class DualPodsController:
         if provider is None and (node_obj.get("spec") or {}).get("unschedulable"):
             self.delete_requester(requester, "its node is unschedulable")
             return None
-        gpus = self._gpus(requester, memo)
+        try:
+            gpus = self._gpus(requester, memo)
+        except errors.EngineHTTPError:
+            # The requester agent is still starting: poll briefly instead of
+            # backing off for seconds, because this is on every actuation's path.
+            delay = memo.spi_poll
+            memo.spi_poll = min(memo.spi_poll * 1.5, 1.0)
+            return delay
         if isinstance(gpus, str):
             self.report(requester, gpus)
             return None
@@ -790,7 +797,7 @@ class DualPodsController:
             sleeping = self.agents.is_sleeping(ip, port)
         except errors.EngineHTTPError:
             delay = memo.poll_delay
-            memo.poll_delay = min(memo.poll_delay * 2, _MAX_POLL)
+            memo.poll_delay = min(memo.poll_delay * 1.5, _MAX_POLL)
             return delay  # still loading; an inventory change also re-enqueues us
         memo.engine_answered = True
         memo.poll_delay = 0.25
