@@ -37,7 +37,7 @@ from typing import Any
 import httpx
 
 import kube
-from devcluster import binaries, control_plane, processes, waiting
+from devcluster import binaries, control_plane, processes, samples, waiting
 from devcluster import simnode as simnode_mod
 from kube import resources
 
@@ -77,90 +77,20 @@ class Bench:
         )
         self.api.create(
             resources.LAUNCHER_CONFIGS,
-            {
-                "apiVersion": "fma.llm-d.ai/v1alpha1",
-                "kind": "LauncherConfig",
-                "metadata": {"name": "lc"},
-                "spec": {
-                    "maxInstances": 2,
-                    "podTemplate": {
-                        "spec": {
-                            "terminationGracePeriodSeconds": 5,
-                            "containers": [
-                                {
-                                    "name": "inference-server",
-                                    "image": "fma/launcher",
-                                    "command": ["fma-launcher"],
-                                    "args": [
-                                        "--engine",
-                                        "sim",
-                                        "--host",
-                                        "$(POD_IP)",
-                                        "--gpu-map-file",
-                                        str(self.gpu_map),
-                                        "--no-nvml",
-                                        "--log-dir",
-                                        str(self.workdir),
-                                        "--stop-grace-seconds",
-                                        "3",
-                                    ],
-                                    "env": [
-                                        {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}
-                                    ],
-                                }
-                            ],
-                        }
-                    },
-                },
-            },
+            samples.launcher_config("lc", gpu_map_file=self.gpu_map, log_dir=self.workdir),
             self.ns,
         )
-        options = (
-            f"--model bench --enable-sleep-mode --sim-startup-seconds {STARTUP_S} --sim-model-gib {MODEL_GIB} "
-            f"--sim-h2d-gib-per-s {BANDWIDTH} --sim-d2h-gib-per-s {BANDWIDTH}"
-        )
+        options = samples.engine_sim_options("bench", startup_s=STARTUP_S, model_gib=MODEL_GIB, gib_per_s=BANDWIDTH)
         for name, port in (("isc-a", ISC_PORT), ("isc-b", ISC_PORT + 1)):
             self.api.create(
                 resources.INFERENCE_SERVER_CONFIGS,
-                {
-                    "apiVersion": "fma.llm-d.ai/v1alpha1",
-                    "kind": "InferenceServerConfig",
-                    "metadata": {"name": name},
-                    "spec": {"modelServerConfig": {"port": port, "options": options}, "launcherConfigName": "lc"},
-                },
+                samples.inference_server_config(name, launcher_config_name="lc", options=options, port=port),
                 self.ns,
             )
 
     def deployment(self, name: str, isc: str, node: str) -> None:
-        template = {
-            "metadata": {"labels": {"app": name}, "annotations": {"dual-pods.llm-d.ai/inference-server-config": isc}},
-            "spec": {
-                "terminationGracePeriodSeconds": 5,
-                "nodeSelector": {"kubernetes.io/hostname": node},
-                "containers": [
-                    {
-                        "name": "inference-server",
-                        "image": "fma/requester",
-                        "command": ["fma-requester"],
-                        "env": [
-                            {"name": "FMA_REQUESTER_HOST", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}
-                        ],
-                        "resources": {"limits": {"nvidia.com/gpu": "1"}},
-                        "readinessProbe": {"httpGet": {"path": "/ready", "port": 8080}, "periodSeconds": 1},
-                    }
-                ],
-            },
-        }
-        self.api.create(
-            DEPLOYMENTS,
-            {
-                "apiVersion": "apps/v1",
-                "kind": "Deployment",
-                "metadata": {"name": name},
-                "spec": {"replicas": 0, "selector": {"matchLabels": {"app": name}}, "template": template},
-            },
-            self.ns,
-        )
+        template = samples.requester_template(isc, name, node=node)
+        self.api.create(DEPLOYMENTS, samples.deployment(name, template, replicas=0), self.ns)
 
     def scale(self, name: str, replicas: int) -> None:
         self.api.patch(DEPLOYMENTS, name, {"spec": {"replicas": replicas}}, self.ns)

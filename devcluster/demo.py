@@ -26,7 +26,7 @@ import httpx
 import yaml
 
 import kube
-from devcluster import control_plane, processes, waiting
+from devcluster import control_plane, processes, samples, waiting
 from kube import resources
 
 __all__ = ["CONTROLLERS_FILE", "NAMESPACE", "controllers_record", "run"]
@@ -101,7 +101,13 @@ def _run(api: kube.Client, state: control_plane.ClusterState, say: Callable[[str
         table.update(json.loads(value))
     gpu_map_file = state.state_dir / "demo-gpu-map.json"
     gpu_map_file.write_text(json.dumps(table))
+    metrics_port = _start_controllers(state, say)
+    node = _create_objects(api, state, gpu_map_file, say)
+    _show_actuations(api, node, metrics_port, say)
 
+
+def _start_controllers(state: control_plane.ClusterState, say: Callable[[str], None]) -> int:
+    """Start (or find) the demo's fma-controllers; return its metrics port."""
     record = controllers_record(state.state_dir)
     metrics_port = 0
     if record is None or not processes.is_alive(record):
@@ -124,12 +130,30 @@ def _run(api: kube.Client, state: control_plane.ClusterState, say: Callable[[str
         what="fma-controllers ready",
         ignore=(httpx.HTTPError,),
     )
+    return metrics_port
 
+
+def _create_objects(
+    api: kube.Client, state: control_plane.ClusterState, gpu_map_file: pathlib.Path, say: Callable[[str], None]
+) -> str:
+    """The LauncherConfig, ISC, policy and (scaled to 0) Deployment; returns the node the requesters go to."""
     say("creating LauncherConfig 'sim' (launchers run the engine simulator) and InferenceServerConfig 'tiny'")
-    _apply(api, resources.LAUNCHER_CONFIGS, _launcher_config(gpu_map_file, state.state_dir), NAMESPACE)
-    _apply(api, resources.INFERENCE_SERVER_CONFIGS, _isc(), NAMESPACE)
+    _apply(
+        api,
+        resources.LAUNCHER_CONFIGS,
+        samples.launcher_config("sim", gpu_map_file=gpu_map_file, log_dir=state.state_dir / "logs"),
+        NAMESPACE,
+    )
+    options = samples.engine_sim_options(startup_s=3, model_gib=16)
+    isc = samples.inference_server_config(
+        "tiny", launcher_config_name="sim", options=options, labels={"llm-d.ai/model": "tiny-llm"}
+    )
+    _apply(api, resources.INFERENCE_SERVER_CONFIGS, isc, NAMESPACE)
     say("creating LauncherPopulationPolicy 'one-per-gpu-node': one idle launcher waits on every GPU node")
-    _apply(api, resources.LAUNCHER_POPULATION_POLICIES, _policy(), NAMESPACE)
+    policy = samples.launcher_population_policy(
+        "one-per-gpu-node", launcher_config_name="sim", count=1, match_labels={"nvidia.com/gpu.present": "true"}
+    )
+    _apply(api, resources.LAUNCHER_POPULATION_POLICIES, policy, NAMESPACE)
 
     def launchers_ready() -> bool:
         items, _ = api.list_all(resources.PODS, NAMESPACE, label_selector="app.kubernetes.io/component=launcher")
@@ -137,21 +161,32 @@ def _run(api: kube.Client, state: control_plane.ClusterState, say: Callable[[str
 
     waiting.wait_for(launchers_ready, timeout=120, what="the populator's launchers Ready")
     nodes, _ = api.list_all(resources.NODES, label_selector="nvidia.com/gpu.present=true")
-    node = sorted(n["metadata"]["name"] for n in nodes)[0]
+    node = str(sorted(n["metadata"]["name"] for n in nodes)[0])
     # Pinned to one node so that the sleeper is found again; in a real install the
     # FMA scheduler (the extender) places requesters next to their sleepers.
-    _apply(api, _DEPLOYMENTS, _deployment(replicas=0, node=node), NAMESPACE)
+    _apply(
+        api,
+        _DEPLOYMENTS,
+        samples.deployment("tiny", samples.requester_template("tiny", "tiny", node=node), replicas=0),
+        NAMESPACE,
+    )
+    return node
+
+
+def _show_actuations(api: kube.Client, node: str, metrics_port: int, say: Callable[[str], None]) -> None:
+    say(f"requesters go to node {node}")
 
     def step(replicas: int, what: str) -> dict[str, Any] | None:
         started = time.monotonic()
         api.patch(_DEPLOYMENTS, "tiny", {"spec": {"replicas": replicas}}, NAMESPACE)
 
-        def settled() -> tuple[dict[str, Any] | None] | None:
+        def settled() -> tuple[dict[str, Any] | None, ...]:
+            """``(pod,)`` once settled (``(None,)`` when scaled to 0); ``()`` before."""
             items, _ = api.list_all(resources.PODS, NAMESPACE, label_selector="app=tiny")
             if replicas == 0:
-                return (None,) if not items else None
+                return (None,) if not items else ()
             live = [p for p in items if not p["metadata"].get("deletionTimestamp")]
-            return (live[0],) if len(live) == 1 and _ready(live[0]) else None
+            return (live[0],) if len(live) == 1 and _ready(live[0]) else ()
 
         outcome = waiting.wait_for(settled, timeout=120, what=what)
         say(f"{what}: done in {time.monotonic() - started:.1f}s")
@@ -171,97 +206,3 @@ def _run(api: kube.Client, state: control_plane.ClusterState, say: Callable[[str
     for line in text.splitlines():
         if line.startswith(("fma_actuation_seconds_count", "fma_actuation_seconds_sum")):
             say(line)
-
-
-def _launcher_config(gpu_map_file: pathlib.Path, state_dir: pathlib.Path) -> dict[str, Any]:
-    return {
-        "apiVersion": "fma.llm-d.ai/v1alpha1",
-        "kind": "LauncherConfig",
-        "metadata": {"name": "sim"},
-        "spec": {
-            "maxInstances": 2,
-            "podTemplate": {
-                "spec": {
-                    "terminationGracePeriodSeconds": 5,
-                    "containers": [
-                        {
-                            "name": "inference-server",
-                            "image": "ghcr.io/llm-d/fma-launcher:dev",
-                            "command": ["fma-launcher"],
-                            "args": [
-                                "--engine",
-                                "sim",
-                                "--host",
-                                "$(POD_IP)",
-                                "--gpu-map-file",
-                                str(gpu_map_file),
-                                "--no-nvml",
-                                "--log-dir",
-                                str(state_dir / "logs"),
-                            ],
-                            "env": [{"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}],
-                        }
-                    ],
-                }
-            },
-        },
-    }
-
-
-def _isc() -> dict[str, Any]:
-    return {
-        "apiVersion": "fma.llm-d.ai/v1alpha1",
-        "kind": "InferenceServerConfig",
-        "metadata": {"name": "tiny"},
-        "spec": {
-            "launcherConfigName": "sim",
-            "modelServerConfig": {
-                "port": 8005,
-                "options": "--model tiny-llm --enable-sleep-mode --sim-startup-seconds 3 --sim-model-gib 16",
-                "labels": {"llm-d.ai/model": "tiny-llm"},
-            },
-        },
-    }
-
-
-def _policy() -> dict[str, Any]:
-    return {
-        "apiVersion": "fma.llm-d.ai/v1alpha1",
-        "kind": "LauncherPopulationPolicy",
-        "metadata": {"name": "one-per-gpu-node"},
-        "spec": {
-            "enhancedNodeSelector": {"labelSelector": {"matchLabels": {"nvidia.com/gpu.present": "true"}}},
-            "countForLauncher": [{"launcherConfigName": "sim", "launcherCount": 1}],
-        },
-    }
-
-
-def _deployment(replicas: int, node: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": "tiny"},
-        "spec": {
-            "replicas": replicas,
-            "selector": {"matchLabels": {"app": "tiny"}},
-            "template": {
-                "metadata": {"labels": {"app": "tiny"}, "annotations": {_P + "inference-server-config": "tiny"}},
-                "spec": {
-                    "terminationGracePeriodSeconds": 5,
-                    "nodeSelector": {"kubernetes.io/hostname": node},
-                    "containers": [
-                        {
-                            "name": "inference-server",
-                            "image": "ghcr.io/llm-d/fma-requester:dev",
-                            "command": ["fma-requester"],
-                            "env": [
-                                {"name": "FMA_REQUESTER_HOST", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}
-                            ],
-                            "resources": {"limits": {"nvidia.com/gpu": "1"}},
-                            "readinessProbe": {"httpGet": {"path": "/ready", "port": 8080}, "periodSeconds": 1},
-                        }
-                    ],
-                },
-            },
-        },
-    }

@@ -21,12 +21,13 @@ import httpx
 import pytest
 
 import kube
-from devcluster import control_plane, processes, waiting
+from devcluster import control_plane, processes, samples, waiting
 from devcluster.simnode import pytest_fixtures as simnode_fixtures
 from kube import resources
 
 ISC_PORT = 8005
-ENGINE_OPTIONS = "--model tiny-llm --enable-sleep-mode --sim-startup-seconds 0.3 --sim-model-gib 1"
+ENGINE_OPTIONS = samples.engine_sim_options()
+DEPLOYMENTS = resources.Resource("apps", "v1", "deployments", "Deployment")
 
 
 @dataclasses.dataclass
@@ -113,42 +114,9 @@ class Harness:
     def launcher_config(self, name: str = "lc", max_instances: int = 2) -> dict[str, Any]:
         return self.create(
             resources.LAUNCHER_CONFIGS,
-            {
-                "apiVersion": "fma.llm-d.ai/v1alpha1",
-                "kind": "LauncherConfig",
-                "metadata": {"name": name},
-                "spec": {
-                    "maxInstances": max_instances,
-                    "podTemplate": {
-                        "spec": {
-                            "containers": [
-                                {
-                                    "name": "inference-server",
-                                    "image": "fma/launcher",
-                                    "command": ["fma-launcher"],
-                                    "args": [
-                                        "--engine",
-                                        "sim",
-                                        "--host",
-                                        "$(POD_IP)",
-                                        "--gpu-map-file",
-                                        str(self.gpu_map_file),
-                                        "--no-nvml",
-                                        "--log-dir",
-                                        str(self.workdir),
-                                        "--stop-grace-seconds",
-                                        "3",
-                                    ],
-                                    "env": [
-                                        {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}
-                                    ],
-                                }
-                            ],
-                            "terminationGracePeriodSeconds": 5,
-                        }
-                    },
-                },
-            },
+            samples.launcher_config(
+                name, gpu_map_file=self.gpu_map_file, log_dir=self.workdir, max_instances=max_instances
+            ),
         )
 
     def isc(
@@ -160,118 +128,28 @@ class Harness:
         lc: str = "lc",
         labels: dict[str, str] | None = None,
     ) -> dict[str, Any]:
-        server: dict[str, Any] = {"port": port, "options": options}
-        if labels:
-            server["labels"] = labels
         return self.create(
             resources.INFERENCE_SERVER_CONFIGS,
-            {
-                "apiVersion": "fma.llm-d.ai/v1alpha1",
-                "kind": "InferenceServerConfig",
-                "metadata": {"name": name},
-                "spec": {"modelServerConfig": server, "launcherConfigName": lc},
-            },
+            samples.inference_server_config(name, launcher_config_name=lc, options=options, port=port, labels=labels),
         )
 
     def requester_template(self, isc: str, app: str, *, node: str | None = None) -> dict[str, Any]:
-        spec: dict[str, Any] = {
-            "terminationGracePeriodSeconds": 5,
-            "containers": [
-                {
-                    "name": "inference-server",
-                    "image": "fma/requester",
-                    "command": ["fma-requester"],
-                    "env": [
-                        {"name": "PROBES_PORT", "value": "8080"},
-                        {"name": "SPI_PORT", "value": "8081"},
-                        {"name": "FMA_REQUESTER_HOST", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
-                    ],
-                    "resources": {"limits": {"nvidia.com/gpu": "1"}},
-                    "readinessProbe": {"httpGet": {"path": "/ready", "port": 8080}, "periodSeconds": 1},
-                }
-            ],
-        }
-        if node:
-            spec["nodeSelector"] = {"kubernetes.io/hostname": node}
-        return {
-            "metadata": {"labels": {"app": app}, "annotations": {"dual-pods.llm-d.ai/inference-server-config": isc}},
-            "spec": spec,
-        }
+        return samples.requester_template(isc, app, node=node)
 
     def direct_template(self, app: str, model: str, *, node: str | None = None) -> dict[str, Any]:
         """A direct-mode requester: the requester agent, plus a server patch running the engine simulator."""
-        template = self.requester_template("unused", app, node=node)
-        notes = template["metadata"]["annotations"]
-        del notes["dual-pods.llm-d.ai/inference-server-config"]
-        patch = {
-            "metadata": {"labels": {"app": None, "provider-of": app}},
-            "spec": {
-                "containers": [
-                    {
-                        "name": "inference-server",
-                        "image": "vllm/vllm-openai",
-                        "command": ["fma-engine-sim", "serve", model],
-                        "args": [
-                            "--host",
-                            "$(POD_IP)",
-                            "--port",
-                            "8000",
-                            "--enable-sleep-mode",
-                            "--sim-startup-seconds",
-                            "0.3",
-                            "--sim-model-gib",
-                            "1",
-                        ],
-                        "env": [
-                            {"name": "VLLM_SERVER_DEV_MODE", "value": "1"},
-                            {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
-                            {"name": "NODE", "value": "{{ .NodeName }}"},
-                        ],
-                        "readinessProbe": {"httpGet": {"path": "/health", "port": 8000}, "periodSeconds": 1},
-                    }
-                ]
-            },
-        }
-        notes["dual-pods.llm-d.ai/server-patch"] = json.dumps(patch)
-        return template
+        return samples.direct_requester_template(app, model, node=node)
 
     def direct_deployment(self, name: str, model: str, *, node: str | None = None) -> dict[str, Any]:
-        return self.create(
-            resources.Resource("apps", "v1", "deployments", "Deployment"),
-            {
-                "apiVersion": "apps/v1",
-                "kind": "Deployment",
-                "metadata": {"name": name},
-                "spec": {
-                    "replicas": 1,
-                    "selector": {"matchLabels": {"app": name}},
-                    "template": self.direct_template(name, model, node=node),
-                },
-            },
-        )
+        return self.create(DEPLOYMENTS, samples.deployment(name, self.direct_template(name, model, node=node)))
 
     def deployment(self, name: str, isc: str, *, replicas: int = 1, node: str | None = None) -> dict[str, Any]:
         return self.create(
-            resources.Resource("apps", "v1", "deployments", "Deployment"),
-            {
-                "apiVersion": "apps/v1",
-                "kind": "Deployment",
-                "metadata": {"name": name},
-                "spec": {
-                    "replicas": replicas,
-                    "selector": {"matchLabels": {"app": name}},
-                    "template": self.requester_template(isc, name, node=node),
-                },
-            },
+            DEPLOYMENTS, samples.deployment(name, self.requester_template(isc, name, node=node), replicas=replicas)
         )
 
     def scale(self, name: str, replicas: int) -> None:
-        self.api.patch(
-            resources.Resource("apps", "v1", "deployments", "Deployment"),
-            name,
-            {"spec": {"replicas": replicas}},
-            self.namespace,
-        )
+        self.api.patch(DEPLOYMENTS, name, {"spec": {"replicas": replicas}}, self.namespace)
 
     # --- observation --------------------------------------------------------------------------
 
