@@ -41,6 +41,7 @@ from controllers import (
     launcher_template,
     node_agents,
     pod_view,
+    requester_plan,
     work_queue,
     workers,
 )
@@ -495,13 +496,23 @@ class DualPodsController:
             self._clear_duality(memo)
 
     def _requester_deleting(self, requester: Mapping[str, Any], provider: Mapping[str, Any] | None) -> float | None:
+        state: requester_plan.ProviderState = "none"
         if provider is not None:
             if pod_view.is_deleting(provider):
-                self._drop_provider_finalizer(provider)
+                state = "deleting"
             elif pod_view.restarts(provider) > 0 and not pod_view.is_ready(provider):
-                self.delete_pod(provider)  # troubled: delete instead of keeping a sleeper
-                self._drop_provider_finalizer(provider)
+                state = "troubled"
             else:
+                state = "healthy"
+        for step in requester_plan.deletion_steps(state):
+            if step == "remove-requester-finalizer":
+                break
+            assert provider is not None
+            if step == "delete-provider":
+                self.delete_pod(provider)  # troubled: delete instead of keeping a sleeper
+            elif step == "release-provider-finalizer":
+                self._drop_provider_finalizer(provider)
+            elif step == "unbind":
                 self.unbind(provider, requester)
         self.requester_write(
             requester, dual=None, instance=None, gpus=None, problems=_current_problems(requester), finalizer=False
@@ -891,17 +902,21 @@ class DualPodsController:
         self, requester: Mapping[str, Any], *, ready: bool, memo: dpc_state.RequesterMemo, isc_name: str
     ) -> float | None:
         """Relay readiness to the requester agent; observe the actuation once (§7.7 step 5)."""
-        current = bool(pod_view.container_status(requester).get("ready"))
-        if current == ready:
-            if ready and not memo.relayed_ready:
-                memo.relayed_ready = True  # already Ready (e.g. after a controller restart)
-            return None
-        ip = pod_view.pod_ip(requester)
-        if ip is None:
-            return None
-        self.agents.relay_ready(ip, ports.admin_port(pod_view.annotations_of(requester)), ready)
-        if ready and not memo.relayed_ready:
+        decision = requester_plan.relay_decision(
+            serving=ready,
+            requester_ready=bool(pod_view.container_status(requester).get("ready")),
+            relayed_before=memo.relayed_ready,
+        )
+        if decision.call is not None:
+            ip = pod_view.pod_ip(requester)
+            if ip is None:
+                return None
+            self.agents.relay_ready(
+                ip, ports.admin_port(pod_view.annotations_of(requester)), decision.call == "become-ready"
+            )
+        if decision.mark_relayed:
             memo.relayed_ready = True
+        if decision.observe_actuation:
             started = _parse_time(pod_view.started_at(requester))
             seconds = max(0.0, self._wall() - started) if started is not None else 0.0
             path = memo.path or "hot"
