@@ -135,3 +135,31 @@ def test_requester_becomes_ready_on_real_vllm_sleeps_on_scale_down_and_wakes_hot
             "/v1/completions", json={"model": str(model), "prompt": "A requester asks", "max_tokens": 6}
         )
         assert again.status_code == 200, again.text
+
+
+@pytest.mark.timeout(1200)
+def test_options_vllm_rejects_are_reported_as_an_event_and_the_launcher_carries_on(harness: Harness) -> None:
+    interpreter = vllm_env.require()
+    model = tiny_model.ensure(interpreter)
+    _vllm_launcher_config(harness, vllm_env.venv_dir() / "bin" / "fma-launcher")
+    harness.isc("isc-bad", options=f"--model {model} --max-model-len 256 --enforce-eager --no-such-flag")
+    harness.start_controller()
+    harness.deployment("r-bad", "isc-bad", node=harness.simnode.node_names[0])
+
+    def failure_event() -> dict[str, Any] | None:
+        events, _ = harness.api.list_all(resources.EVENTS, harness.namespace)
+        for event in events:
+            if event.get("reason") == "ActuationFailed" and "--no-such-flag" in (event.get("message") or ""):
+                return event
+        return None
+
+    event = waiting.wait_for(failure_event, timeout=COLD_TIMEOUT, what="an ActuationFailed Event naming the bad flag")
+    assert "unrecognized arguments: --no-such-flag" in event["message"]
+    assert event["involvedObject"]["kind"] == "Pod"
+    assert event["type"] == "Warning"
+    launchers = harness.launchers()
+    assert len(launchers) == 1
+    launcher = launchers[0]
+    assert httpx.get(f"http://{launcher['status']['podIP']}:8001/health", timeout=10).status_code == 200
+    statuses = (launcher.get("status") or {}).get("containerStatuses") or []
+    assert all(s.get("restartCount", 0) == 0 for s in statuses), statuses
