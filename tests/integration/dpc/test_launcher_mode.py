@@ -62,6 +62,19 @@ def test_basic_creation_binds_both_ways_and_relays_readiness(harness: Harness) -
     assert [i["instance_id"] for i in listing["instances"]] == [instance_id]
     assert listing["instances"][0]["status"] == "running"
     assert not harness.is_sleeping(launcher)
+    # The launcher publishes its inventory on its own Pod (CONTRACT §12.3).
+    inventory = waiting.wait_for(
+        lambda: json.loads(
+            harness.get(lmeta["name"])["metadata"]["annotations"].get(P + "instances", "null") or "null"
+        ),
+        timeout=10,
+        what="the launcher's inventory annotation",
+    )
+    assert inventory["v"] == 1
+    assert [(i["id"], i["isc"], i["port"], i["status"], i["gpus"]) for i in inventory["instances"]] == [
+        (instance_id, "isc1", ISC_PORT, "running", [gpus])
+    ]
+    assert inventory["instances"][0]["configKey"] == vllm["annotations"]["config-key"]
     waiting.wait_for(
         lambda: harness.metric_count("fma_actuation_seconds_count", path="cold", isc_name="isc1") == 1,
         timeout=10,
@@ -292,3 +305,27 @@ def test_a_vanished_instance_gets_its_requester_replaced(harness: Harness) -> No
     bound = harness.get(second["metadata"]["labels"][P + "dual"])
     listing = harness.launcher_instances(bound)["instances"]
     assert second["metadata"]["labels"][P + "instance"] in [i["instance_id"] for i in listing]
+
+
+def test_a_port_collision_leads_to_a_new_launcher(harness: Harness) -> None:
+    harness.launcher_config(max_instances=2)
+    harness.isc("isc1")
+    harness.isc("isc2", options=ENGINE_OPTIONS.replace("tiny-llm", "other-llm"))  # same port as isc1
+    harness.start_controller()
+    node = harness.simnode.node_names[0]
+    harness.deployment("r1", "isc1", node=node)
+    first = harness.ready_requester("r1")
+    harness.deployment("r2", "isc2", node=node)
+    second = harness.ready_requester("r2")
+    l1, l2 = first["metadata"]["labels"][P + "dual"], second["metadata"]["labels"][P + "dual"]
+    assert l1 != l2, "the launcher serving port 8005 cannot host a second instance on it"
+    assert len(harness.launchers()) == 2
+    for name in (l1, l2):
+        launcher = harness.get(name)
+        assert launcher["metadata"]["annotations"][P + "server-port"] == str(ISC_PORT)
+        assert not harness.is_sleeping(launcher), "each instance listens on port 8005 of its own launcher"
+    waiting.wait_for(
+        lambda: harness.metric_count("fma_actuation_seconds_count", path="cold") == 2,
+        timeout=10,
+        what="two cold actuations",
+    )

@@ -55,6 +55,7 @@ def _vllm_launcher_config(harness: Harness, launcher: pathlib.Path, name: str = 
         {"name": "HF_HUB_OFFLINE", "value": "1"},
         {"name": "VLLM_NO_USAGE_STATS", "value": "1"},
         {"name": "DO_NOT_TRACK", "value": "1"},
+        {"name": "VLLM_HOST_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
     ]
     args = ["--engine", "vllm", "--host", "$(POD_IP)", "--gpu-map-file", str(harness.gpu_map_file), "--no-nvml"]
     args += ["--log-dir", str(harness.workdir), "--stop-grace-seconds", "15"]
