@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import pathlib
 import signal
@@ -11,33 +10,16 @@ import threading
 from collections.abc import Sequence
 from types import FrameType
 
+from crds import log_output
 from devcluster.simnode import kube_api, node_agent, options
 
-_STANDARD = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime"}
-
-
-class _JsonFormatter(logging.Formatter):
-    """One JSON object per line: time, level, logger, message and the ``extra`` fields."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        data = {
-            "time": self.formatTime(record),
-            "level": record.levelname,
-            "logger": record.name,
-            "message": record.getMessage(),
-        }
-        data |= {k: v for k, v in record.__dict__.items() if k not in _STANDARD}
-        if record.exc_info:
-            data["exception"] = self.formatException(record.exc_info)
-        return json.dumps(data, default=str)
+__all__ = ["main"]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse options, run the agent, stop cleanly on SIGTERM/SIGINT."""
     kubeconfig, opts = options.parse(sys.argv[1:] if argv is None else argv)
-    handler = logging.StreamHandler()
-    handler.setFormatter(_JsonFormatter())
-    logging.basicConfig(level=logging.INFO, handlers=[handler])
+    log_output.configure("info")
     state_dir = opts.state_dir or pathlib.Path(kubeconfig).resolve().parent / "simnode"
     state_dir.mkdir(parents=True, exist_ok=True)
     stop = threading.Event()
