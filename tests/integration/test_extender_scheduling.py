@@ -151,7 +151,9 @@ def fma_scheduler(
             url, kubeconfig=str(devcluster.state_dir / "scheduler.kubeconfig"), leader_election=False
         )
         scheduler = _spawn_scheduler(devcluster, workdir, "fma-scheduler", config)
-        yield FmaScheduler(url, argv, extender_log, extender, scheduler)
+        fma = FmaScheduler(url, argv, extender_log, extender, scheduler)
+        yield fma
+        extender = fma.extender  # a test may have restarted it: stop the one that runs now
     finally:
         if scheduler is not None:
             processes.stop(scheduler, grace_seconds=5)
