@@ -145,6 +145,7 @@ def fma_scheduler(
     extender_log = workdir / "extender.log"
     extender = processes.spawn("fma-extender", argv, extender_log)
     scheduler: processes.ProcessRecord | None = None
+    fma: FmaScheduler | None = None
     try:
         _wait_healthy(url, extender)
         config = scheduler_config.render(
@@ -153,11 +154,11 @@ def fma_scheduler(
         scheduler = _spawn_scheduler(devcluster, workdir, "fma-scheduler", config)
         fma = FmaScheduler(url, argv, extender_log, extender, scheduler)
         yield fma
-        extender = fma.extender  # a test may have restarted it: stop the one that runs now
     finally:
         if scheduler is not None:
             processes.stop(scheduler, grace_seconds=5)
-        processes.stop(extender, grace_seconds=5)
+        # A test may have restarted the extender: stop the one that runs now.
+        processes.stop(fma.extender if fma is not None else extender, grace_seconds=5)
 
 
 @pytest.fixture
