@@ -20,7 +20,8 @@ import uvicorn
 import kube
 from certs import errors as certs_errors
 from certs import reloading_context
-from extender import http_api, live_model, log_output, metrics, scoring
+from crds import log_output
+from extender import http_api, live_model, metrics, scoring
 from extender import settings as settings_mod
 from kube import errors as kube_errors
 
