@@ -40,7 +40,7 @@ class RequesterMemo:
     """The first positive readiness relay happened (the metric was observed)."""
     poll_delay: float = 0.25
     """The next delay of the ``/is_sleeping`` poll while the engine loads."""
-    spi_poll: float = 0.1
+    spi_poll: float = 0.05
     """The next delay of the GPU query while the requester agent starts."""
     deleting_requester: bool = False
     """We deleted the requester and ignore it until its deletion is observed."""

@@ -477,7 +477,7 @@ class DualPodsController:
             # The requester agent is still starting: poll briefly instead of
             # backing off for seconds, because this is on every actuation's path.
             delay = memo.spi_poll
-            memo.spi_poll = min(memo.spi_poll * 1.5, 1.0)
+            memo.spi_poll = min(memo.spi_poll * 1.25, 0.5)
             return delay
         if isinstance(gpus, str):
             self.report(requester, gpus)
