@@ -89,7 +89,7 @@ _BOUND_LAUNCHER_ANNOTATIONS = (
     keys.ISC_ROUTING_METADATA_ANNOTATION,
 )
 _MULTIPLE_BOUND = "found multiple bound server-running Pods"
-_MAX_POLL = 2.0  # CONTRACT §7.5 allows up to 5 s; 2 s keeps a finished start from waiting long
+_MAX_POLL = 1.0  # CONTRACT §7.5 allows up to 5 s; 1 s keeps a finished start from waiting long
 
 
 class DPCSettings(pydantic.BaseModel):
