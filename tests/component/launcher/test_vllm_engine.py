@@ -145,7 +145,9 @@ def vllm_launcher(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VllmLaun
     argv = [str(interpreter), "-m", "launcher", "--engine", "vllm", "--host", "127.0.0.1", "--port", str(port)]
     argv += ["--log-dir", str(workdir), "--mock-gpus", "--mock-gpu-count", "1", "--no-nvml"]
     argv += ["--stop-grace-seconds", "15"]
+    # No usage reports, no hub, and vLLM's own host address on loopback (it would pick the machine's).
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "VLLM_NO_USAGE_STATS": "1", "DO_NOT_TRACK": "1"}
+    env["VLLM_HOST_IP"] = "127.0.0.1"
     with (workdir / "launcher.log").open("wb") as out:
         proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
     launcher = VllmLauncher(proc, port, workdir, model)
