@@ -9,7 +9,8 @@
 # installed editable without dependencies, so its `fma-launcher` runs the
 # launcher with `--engine vllm`.
 #
-# Idempotent: a stamp in the virtualenv holds the hash of the requirements,
+# Idempotent and exact: packages that are not pinned are removed, and a stamp
+# in the virtualenv holds the hash of the requirements,
 # pyproject.toml and this script; when it matches, nothing is installed.
 #
 # Environment: FMA_VLLM_VENV (where; default <repo>/.venv-vllm), PYTHON (the
@@ -33,7 +34,7 @@ if [[ -f "$STAMP" && "$(cat "$STAMP")" == "$want" && -x "$VENV/bin/fma-launcher"
 fi
 
 started=$(date +%s)
-echo "==> vLLM environment: $VENV (first install downloads about 3.5 GB and takes a few minutes)"
+echo "==> vLLM environment: $VENV (a first install downloads about 3.5 GB and takes minutes)"
 if [[ ! -x "$VENV/bin/python" ]]; then
     echo "==> creating the virtualenv with $PYTHON"
     "$PYTHON" -m venv "$VENV"
@@ -42,16 +43,34 @@ echo '*' > "$VENV/.gitignore"  # never committed, wherever it lives
 rm -f "$STAMP"
 echo "==> installing the pinned packages ($(grep -cE '^[A-Za-z0-9]' "$REQ") of them, no dependency resolution)"
 "$VENV/bin/python" -m pip install --disable-pip-version-check --no-deps --progress-bar on -r "$REQ"
-for name in "${FORBIDDEN[@]}"; do
-    if "$VENV/bin/python" -m pip show --quiet "$name" >/dev/null 2>&1; then
-        echo "==> removing $name"
-        "$VENV/bin/python" -m pip uninstall --quiet --yes "$name"
-    fi
-done
+# Anything not pinned (left by older pins, or one of FORBIDDEN) goes, so the
+# environment is exactly the pins plus this project.
+extras="$("$VENV/bin/python" - "$REQ" "${FORBIDDEN[@]}" <<'PY'
+import importlib.metadata
+import re
+import sys
+
+
+def norm(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+lines = [line.strip() for line in open(sys.argv[1]) if line.strip() and not line.startswith("#")]
+keep = {norm(re.split(r"[=<>!~ ;@\[]", line, maxsplit=1)[0]) for line in lines}
+keep = (keep | {"pip", "fast-model-actuation"}) - {norm(n) for n in sys.argv[2:]}
+print(" ".join(sorted({norm(d.metadata["Name"]) for d in importlib.metadata.distributions()} - keep)))
+PY
+)"
+if [[ -n "$extras" ]]; then
+    echo "==> removing packages that are not pinned: $extras"
+    # shellcheck disable=SC2086  # one word per package
+    "$VENV/bin/python" -m pip uninstall --quiet --yes $extras
+fi
 echo "==> installing this project (editable, without dependencies)"
 "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps -e "$ROOT"
 echo "==> checking that vLLM imports"
-"$VENV/bin/python" - <<'PY'
+# (stderr kept aside: torch warns that triton is absent, which is intended)
+if ! "$VENV/bin/python" - 2>"$VENV/.fma-vllm-check.log" <<'PY'
 import importlib.metadata
 import importlib.util
 
@@ -68,5 +87,10 @@ print(
     "| transformers", transformers.__version__,
 )
 PY
+then
+    cat "$VENV/.fma-vllm-check.log" >&2
+    echo "==> the vLLM environment does not work" >&2
+    exit 1
+fi
 echo "$want" > "$STAMP"
 echo "==> vLLM environment ready in $(( $(date +%s) - started )) s; size $(du -sh "$VENV" | cut -f1)"
