@@ -17,9 +17,11 @@ from typing import Any
 
 from crds import names
 
-__all__ = ["PROBES_PORT_ENV", "SPI_PORT_ENV", "AgentSpec", "container"]
+__all__ = ["HOST_ENV", "PROBES_PORT_ENV", "SPI_PORT_ENV", "AgentSpec", "container"]
 
 PROBES_PORT_ENV = "PROBES_PORT"
+HOST_ENV = "FMA_REQUESTER_HOST"
+"""The requester agent's listen address (``fma-requester`` reads it)."""
 """The agent's probe-port variable (CONTRACT.md §2.4)."""
 SPI_PORT_ENV = "SPI_PORT"
 """The agent's SPI-port variable (CONTRACT.md §2.4)."""
@@ -53,6 +55,9 @@ def container(spec: AgentSpec, spi_port: int, gpu_resources: Mapping[str, Mappin
         "env": [
             {"name": PROBES_PORT_ENV, "value": str(spec.probes_port)},
             {"name": SPI_PORT_ENV, "value": str(spi_port)},
+            # Listen on the Pod IP only: the same in a real Pod, and required where
+            # Pods share a network namespace (the development cluster's simnode).
+            {"name": HOST_ENV, "valueFrom": {"fieldRef": {"apiVersion": "v1", "fieldPath": "status.podIP"}}},
         ],
         "readinessProbe": {
             "httpGet": {"path": "/ready", "port": spec.probes_port, "scheme": "HTTP"},

@@ -21,7 +21,14 @@ def _agent(spi_port: int = 8081, gpus: str = "2") -> dict[str, Any]:
         "image": "registry.test/fma:1",
         "imagePullPolicy": "IfNotPresent",
         "command": ["fma-requester"],
-        "env": [{"name": "PROBES_PORT", "value": "8080"}, {"name": "SPI_PORT", "value": str(spi_port)}],
+        "env": [
+            {"name": "PROBES_PORT", "value": "8080"},
+            {"name": "SPI_PORT", "value": str(spi_port)},
+            {
+                "name": "FMA_REQUESTER_HOST",
+                "valueFrom": {"fieldRef": {"apiVersion": "v1", "fieldPath": "status.podIP"}},
+            },
+        ],
         "readinessProbe": {
             "httpGet": {"path": "/ready", "port": 8080, "scheme": "HTTP"},
             "periodSeconds": 1,
@@ -327,5 +334,9 @@ def test_agent_container_builder_copies_gpu_quantities_verbatim() -> None:
         "limits": {"memory": "1Gi", "nvidia.com/gpu": 4},
         "requests": {"cpu": "1", "memory": "1Gi"},
     }
-    assert built["env"] == [{"name": "PROBES_PORT", "value": "9090"}, {"name": "SPI_PORT", "value": "9091"}]
+    assert built["env"] == [
+        {"name": "PROBES_PORT", "value": "9090"},
+        {"name": "SPI_PORT", "value": "9091"},
+        {"name": "FMA_REQUESTER_HOST", "valueFrom": {"fieldRef": {"apiVersion": "v1", "fieldPath": "status.podIP"}}},
+    ]
     assert built["readinessProbe"]["httpGet"]["port"] == 9090
