@@ -1,0 +1,609 @@
+"""Hot-hit rate: how often scaling a model back up wakes its sleeping instance, default versus FMA scheduler.
+
+Why: the dual-pods controller can wake a sleeping instance (hot, seconds)
+only when the requester lands on the node *and* the GPUs where that sleeper
+waits; otherwise it starts an engine in an idle launcher (warm) or in a new
+launcher (cold).  The stock scheduler does not know where sleepers are; the
+FMA scheduler asks ``fma-extender``.  This benchmark measures the difference,
+side by side in one run on one development cluster:
+
+- one control plane, one simnode with ``--nodes`` nodes x ``--gpus-per-node``
+  GPUs (the device plugin hands out the lowest free GPU first, simnode's
+  default), the FMA CRDs, the real ``fma-extender`` and a second
+  kube-scheduler (profile ``fma-scheduler``) rendered from the one packaged
+  configuration (``extender.scheduler_config``);
+- for each scenario of ``--models`` (default 3, then 5: more models than
+  nodes, so models share nodes, a sleeper may sit on a node's second GPU and
+  launchers fill up), two phases, ``default`` then ``fma``, each in its own
+  namespace with its own LauncherConfig (engine simulator, ``maxInstances``
+  2, launchers on ``--host $(POD_IP)`` as ``devcluster.samples`` builds
+  them), that many ISCs on distinct ports (1 GPU each), one Deployment per
+  ISC with ``schedulerName`` set to the phase's scheduler, and its own real
+  ``fma-controllers`` (dual-pods only, ``--enable-populator false``: the only
+  launchers are the ones the controller creates, cold).  Sleepers of one
+  phase cannot help another (the controller and the extender match config
+  keys per namespace), and each phase's launchers are deleted before the
+  next phase starts;
+- ``--rounds`` rounds: the Deployments are scaled 0 -> 1 one at a time, in an
+  order drawn from ``--seed`` (the same sequence in both phases), each
+  waiting until the controller has observed the actuation; then all are
+  scaled back to 0 and their requesters are gone (engines asleep).
+
+Per actuation the path is the one whose ``fma_actuation_seconds_count{path}``
+(the controller's /metrics) went up by one.  Just before each scale-up the
+benchmark also judges, from the Pods alone (independently of the extender's
+model), whether a *matching sleeper's GPUs were free*: an unbound launcher of
+the phase holds a running instance of that ISC whose GPUs no live requester
+holds (the issue's target: hot fraction >= 0.9 there with the FMA scheduler),
+and whether that is *certain*: on a node with such a sleeper, every set of
+free GPUs the device plugin could hand out is a matching sleeper's (e.g. the
+only free GPU, or two free GPUs each holding a sleeper of the model).
+
+Bounded: every wait has a timeout and the whole run stops after
+``--time-limit`` seconds.  Everything started here (control plane, simnode
+and its Pods, controllers, extender, scheduler) is stopped on the way out,
+also on failure or SIGTERM.  Prints a table and writes
+``benchmarks/results/hot_hit_rate.json``.
+
+Usage: ``.venv/bin/python benchmarks/hot_hit_rate.py [--rounds 6] [--models 3 5] [--nodes 4]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import datetime
+import itertools
+import json
+import os
+import pathlib
+import platform
+import random
+import signal
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterable, Mapping
+from types import FrameType
+from typing import Any
+
+import httpx
+import yaml
+
+import kube
+from crds import accelerators, binding_record, keys, launcher_inventory, manifests
+from devcluster import binaries, control_plane, processes, samples, waiting
+from devcluster import simnode as simnode_mod
+from extender import scheduler_config
+from kube import resources
+
+RESULT = pathlib.Path(__file__).resolve().parent / "results" / "hot_hit_rate.json"
+DEPLOYMENTS = resources.Resource("apps", "v1", "deployments", "Deployment")
+ROLES = resources.Resource("rbac.authorization.k8s.io", "v1", "roles", "Role")
+ROLE_BINDINGS = resources.Resource("rbac.authorization.k8s.io", "v1", "rolebindings", "RoleBinding")
+LAUNCHER_SELECTOR = f"{keys.COMPONENT_LABEL}={keys.COMPONENT_LAUNCHER}"
+LC = "lc"
+BASE_PORT = 8005
+PATHS = ("hot", "warm", "cold")
+PHASES = (("default", "default-scheduler"), ("fma", scheduler_config.SCHEDULER_NAME))
+_DONE_PHASES = ("Succeeded", "Failed")
+
+
+def _log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+# --- judging the cluster state (pure) -------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class SleeperState:
+    """Whether a requester of one ISC could be actuated hot, judged from the Pods before it exists."""
+
+    available: bool
+    """An unbound launcher holds a running instance of the ISC whose GPUs are all free."""
+    certain: bool
+    """On such a sleeper's node every choice the device plugin could make among the free GPUs is a sleeper's."""
+
+
+def sleeper_state(
+    pods: Iterable[Mapping[str, Any]], isc: str, gpus_by_node: Mapping[str, frozenset[str]]
+) -> SleeperState:
+    """Judge whether a matching sleeper's GPUs are free (pure; no I/O).
+
+    A sleeper is a running inventory instance (``launcher_inventory``) of an
+    unbound, live launcher whose ``isc`` is ``isc``; GPUs are held by the
+    ``accelerators`` annotation of every other live Pod (the requesters).
+    """
+    held: set[str] = set()
+    sleepers: list[tuple[str, frozenset[str]]] = []
+    for pod in pods:
+        meta = pod.get("metadata") or {}
+        if meta.get("deletionTimestamp") or (pod.get("status") or {}).get("phase") in _DONE_PHASES:
+            continue
+        labels = meta.get("labels") or {}
+        annotations = meta.get("annotations") or {}
+        if labels.get(keys.COMPONENT_LABEL) != keys.COMPONENT_LAUNCHER:
+            held.update(accelerators.parse(annotations.get(keys.ACCELERATORS_ANNOTATION)))
+            continue
+        if binding_record.from_annotations(annotations) is not None:
+            continue
+        inventory = launcher_inventory.parse(annotations.get(keys.INSTANCES_ANNOTATION))
+        node = str((pod.get("spec") or {}).get("nodeName") or "")
+        for item in inventory.instances if inventory is not None else []:
+            if item.isc == isc and item.status == "running" and item.gpus:
+                sleepers.append((node, frozenset(item.gpus)))
+    free = {node: uuids - held for node, uuids in gpus_by_node.items()}
+    usable = [(node, gpus) for node, gpus in sleepers if gpus <= free.get(node, frozenset())]
+
+    def covered(node: str, size: int) -> bool:
+        sets = {gpus for where, gpus in usable if where == node and len(gpus) == size}
+        return all(frozenset(pick) in sets for pick in itertools.combinations(sorted(free[node]), size))
+
+    return SleeperState(available=bool(usable), certain=any(covered(node, len(gpus)) for node, gpus in usable))
+
+
+def actuation_counts(metrics_text: str) -> dict[str, float]:
+    """``fma_actuation_seconds_count`` summed per path, plus ``evicting`` (instancesDeleted > 0). Pure."""
+    counts = dict.fromkeys((*PATHS, "evicting"), 0.0)
+    for line in metrics_text.splitlines():
+        if not line.startswith("fma_actuation_seconds_count{"):
+            continue
+        head, value = line.rsplit(" ", 1)
+        labels = dict(item.split("=", 1) for item in head[head.index("{") + 1 : head.rindex("}")].split(","))
+        path = labels.get("path", "").strip('"')
+        counts[path] = counts.get(path, 0.0) + float(value)
+        if labels.get("instancesDeleted", '"0"').strip('"') != "0":
+            counts["evicting"] += float(value)
+    return counts
+
+
+def growth(before: Mapping[str, float], after: Mapping[str, float]) -> dict[str, float]:
+    """The counters that went up between two scrapes, by how much (pure)."""
+    return {key: value - before.get(key, 0.0) for key, value in after.items() if value > before.get(key, 0.0)}
+
+
+def summarise(scheduler: str, actuations: list[dict[str, Any]]) -> dict[str, Any]:
+    """One table row from a phase's actuation records (pure)."""
+
+    def fraction(rows: list[dict[str, Any]]) -> float | None:
+        return round(sum(r["path"] == "hot" for r in rows) / len(rows), 3) if rows else None
+
+    available = [r for r in actuations if r["sleeper_available"]]
+    certain = [r for r in actuations if r["sleeper_certain"]]
+    likely = [r for r in available if not r["sleeper_certain"]]
+    return {
+        "scheduler": scheduler,
+        "actuations": len(actuations),
+        **{path: sum(r["path"] == path for r in actuations) for path in PATHS},
+        "evicting": sum(r["instances_deleted"] for r in actuations),
+        "hot_fraction": fraction(actuations),
+        "with_sleeper_free": len(available),
+        "hot_fraction_sleeper_free": fraction(available),
+        "with_sleeper_certain": len(certain),
+        "hot_fraction_sleeper_certain": fraction(certain),
+        "with_sleeper_likely_only": len(likely),
+        "hot_fraction_sleeper_likely_only": fraction(likely),
+    }
+
+
+# --- driving one phase ----------------------------------------------------------------------------
+
+
+class Phase:
+    """One namespace, its LauncherConfig, ISCs, Deployments and controller, driven through the rounds."""
+
+    def __init__(
+        self,
+        api: kube.Client,
+        cluster: control_plane.ClusterState,
+        workdir: pathlib.Path,
+        *,
+        name: str,
+        scheduler: str,
+        models: int,
+        gpu_map_file: pathlib.Path,
+        gpus_by_node: Mapping[str, frozenset[str]],
+        extender_decisions: Callable[[], dict[str, float]],
+    ) -> None:
+        self.api = api
+        self.cluster = cluster
+        self.workdir = workdir / name
+        self.name = name
+        self.namespace = f"hot-{name}"
+        self.scheduler = scheduler
+        self.apps = [f"model-{i}" for i in range(models)]
+        self.gpu_map_file = gpu_map_file
+        self.gpus_by_node = gpus_by_node
+        self.controller: processes.ProcessRecord | None = None
+        self.metrics_port = 0
+        self.extender_decisions = extender_decisions
+
+    def setup(self) -> None:
+        """Namespace, launcher RBAC, LauncherConfig, ISCs, controller (ready), Deployments at 0."""
+        ns = self.namespace
+        self.api.create(resources.NAMESPACES, {"metadata": {"name": ns}})
+        waiting.wait_for(
+            lambda: self.api.get_or_none(resources.SERVICE_ACCOUNTS, "default", ns), timeout=60, what=f"{ns} SA"
+        )
+        # Launchers publish their inventory on their own Pod (CONTRACT §12.3), as the chart grants.
+        self.api.create(
+            ROLES,
+            {
+                "metadata": {"name": "launcher"},
+                "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "patch"]}],
+            },
+            ns,
+        )
+        self.api.create(
+            ROLE_BINDINGS,
+            {
+                "metadata": {"name": "launcher"},
+                "roleRef": {"apiGroup": ROLES.group, "kind": "Role", "name": "launcher"},
+                "subjects": [{"kind": "ServiceAccount", "name": "default", "namespace": ns}],
+            },
+            ns,
+        )
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.api.create(
+            resources.LAUNCHER_CONFIGS,
+            samples.launcher_config(LC, gpu_map_file=self.gpu_map_file, log_dir=self.workdir, max_instances=2),
+            ns,
+        )
+        for index, app in enumerate(self.apps):
+            self.api.create(
+                resources.INFERENCE_SERVER_CONFIGS,
+                samples.inference_server_config(
+                    app, launcher_config_name=LC, options=samples.engine_sim_options(app), port=BASE_PORT + index
+                ),
+                ns,
+            )
+        self.start_controller()
+        for app in self.apps:
+            template = samples.requester_template(app, app)
+            template["spec"]["schedulerName"] = self.scheduler
+            self.api.create(DEPLOYMENTS, samples.deployment(app, template, replicas=0), ns)
+
+    def start_controller(self) -> None:
+        self.metrics_port = processes.free_port()
+        argv = [
+            sys.executable,
+            "-m",
+            "controllers",
+            f"--namespace={self.namespace}",
+            f"--kubeconfig={self.cluster.kubeconfig}",
+            "--gpu-map-namespace=default",
+            "--leader-elect=false",
+            "--enable-populator=false",
+            "--debug-accelerator-memory=false",
+            "--metrics-host=127.0.0.1",
+            f"--metrics-port={self.metrics_port}",
+            "--log-format=text",
+        ]
+        self.controller = processes.spawn(f"fma-controllers-{self.name}", argv, self.workdir / "controller.log")
+
+        def ready() -> bool:
+            self._check_controller()
+            return httpx.get(f"http://127.0.0.1:{self.metrics_port}/readyz", timeout=2).status_code == 200
+
+        waiting.wait_for(ready, timeout=60, what=f"{self.name} controller /readyz", ignore=(httpx.HTTPError,))
+
+    def _check_controller(self) -> None:
+        if self.controller is None or not processes.is_alive(self.controller):
+            raise RuntimeError(f"fma-controllers of phase {self.name} exited; see {self.workdir / 'controller.log'}")
+
+    def stop_controller(self) -> None:
+        if self.controller is not None:
+            processes.stop(self.controller, grace_seconds=10)
+            self.controller = None
+
+    def counts(self) -> dict[str, float]:
+        self._check_controller()
+        return actuation_counts(httpx.get(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5).text)
+
+    def pods(self, selector: str | None = None) -> list[dict[str, Any]]:
+        items, _ = self.api.list_all(resources.PODS, self.namespace, label_selector=selector)
+        return items
+
+    def scale(self, app: str, replicas: int) -> None:
+        self.api.patch(DEPLOYMENTS, app, {"spec": {"replicas": replicas}}, self.namespace)
+
+    def actuate(self, round_index: int, app: str) -> dict[str, Any]:
+        """Judge the sleepers, scale ``app`` to 1 and wait until the controller observes its actuation."""
+        state = sleeper_state(self.pods(), app, self.gpus_by_node)
+        before = self.counts()
+        decided = self.extender_decisions()
+        started = time.monotonic()
+        self.scale(app, 1)
+
+        def observed() -> dict[str, float]:
+            now = self.counts()
+            return now if sum(now[p] for p in PATHS) > sum(before[p] for p in PATHS) else {}
+
+        after = waiting.wait_for(
+            observed, timeout=180, what=f"{self.name}: actuation of {app}", interval=0.2, ignore=(httpx.HTTPError,)
+        )
+        seconds = time.monotonic() - started
+        grown = [p for p in PATHS if after[p] > before[p]]
+        if len(grown) != 1 or sum(after[p] - before[p] for p in PATHS) != 1:
+            raise RuntimeError(f"{self.name}: expected one actuation of {app}, metrics went {before!r} -> {after!r}")
+        live = [p for p in self.pods(f"app={app}") if not p["metadata"].get("deletionTimestamp")]
+        notes = (live[0]["metadata"].get("annotations") or {}) if live else {}
+        return {
+            "round": round_index,
+            "app": app,
+            "path": grown[0],
+            "instances_deleted": int(after["evicting"] - before["evicting"]),
+            "node": (live[0].get("spec") or {}).get("nodeName") if live else None,
+            "gpus": accelerators.parse(notes.get(keys.ACCELERATORS_ANNOTATION)),
+            "sleeper_available": state.available,
+            "sleeper_certain": state.certain,
+            "extender_decision": ",".join(growth(decided, self.extender_decisions())) or None,
+            "seconds_scale_to_actuated": round(seconds, 2),
+        }
+
+    def scale_all_down(self) -> None:
+        """Scale every Deployment to 0 and wait until their requesters are gone (engines asleep, launchers free)."""
+        for app in self.apps:
+            self.scale(app, 0)
+        selector = f"app in ({','.join(self.apps)})"
+        waiting.wait_for(
+            lambda: not self.pods(selector), timeout=180, what=f"{self.name}: requesters gone", interval=0.2
+        )
+
+    def run(self, rounds: int, seed: int, deadline: float) -> list[dict[str, Any]]:
+        rng = random.Random(seed)
+        records: list[dict[str, Any]] = []
+        for round_index in range(rounds):
+            order = rng.sample(self.apps, len(self.apps))
+            for app in order:
+                if time.monotonic() > deadline:
+                    raise TimeoutError("the benchmark ran past --time-limit")
+                record = self.actuate(round_index, app)
+                records.append(record)
+                _log(
+                    f"{self.name} r{round_index} {app}: {record['path']} on {record['node']} {record['gpus']}"
+                    f" (sleeper free: {record['sleeper_available']}, certain: {record['sleeper_certain']},"
+                    f" extender: {record['extender_decision']})"
+                )
+            self.scale_all_down()
+        return records
+
+    def release_launchers(self) -> None:
+        """Delete the phase's launchers (their sleeping engines cost CPU) while the controller still runs."""
+        for pod in self.pods(LAUNCHER_SELECTOR):
+            with contextlib.suppress(kube.errors.NotFound):
+                self.api.delete(resources.PODS, pod["metadata"]["name"], self.namespace)
+        waiting.wait_for(
+            lambda: not self.pods(LAUNCHER_SELECTOR), timeout=120, what=f"{self.name}: launchers gone", interval=0.5
+        )
+
+
+# --- the cluster and the FMA scheduler ------------------------------------------------------------
+
+
+def _install_crds(api: kube.Client) -> None:
+    for document in manifests.documents():
+        api.create(resources.CUSTOM_RESOURCE_DEFINITIONS, document)
+
+    def established() -> bool:
+        for document in manifests.documents():
+            crd = api.get(resources.CUSTOM_RESOURCE_DEFINITIONS, document["metadata"]["name"])
+            conditions = {c["type"]: c["status"] for c in (crd.get("status") or {}).get("conditions") or []}
+            if conditions.get("Established") != "True":
+                return False
+        return True
+
+    waiting.wait_for(established, timeout=60, what="FMA CRDs Established")
+
+
+def _gpu_map(api: kube.Client) -> tuple[dict[str, int], dict[str, frozenset[str]]]:
+    """The launcher's ``--gpu-map-file`` table (UUID -> index) and each node's GPU UUIDs, from ``gpu-map``."""
+    table: dict[str, int] = {}
+    by_node: dict[str, frozenset[str]] = {}
+    for node, value in (api.get(resources.CONFIG_MAPS, "gpu-map", "default").get("data") or {}).items():
+        entry = {str(k): int(v) for k, v in json.loads(value).items()}
+        table.update(entry)
+        by_node[node] = frozenset(entry)
+    return table, by_node
+
+
+def _healthy(url: str, record: processes.ProcessRecord, what: str, verify: bool = True) -> None:
+    def ok() -> bool:
+        if not processes.is_alive(record):
+            raise RuntimeError(f"{what} exited; see {record.log}")
+        return httpx.get(f"{url}/healthz", timeout=2, verify=verify).status_code == 200
+
+    waiting.wait_for(ok, timeout=90, what=f"{what} /healthz", ignore=(httpx.HTTPError,))
+
+
+def _start_extender(stack: contextlib.ExitStack, cluster: control_plane.ClusterState, workdir: pathlib.Path) -> str:
+    """Start ``fma-extender`` (all namespaces) and wait until its watches have synced; returns its URL."""
+    port = processes.free_port()
+    record = processes.spawn(
+        "fma-extender",
+        [
+            sys.executable,
+            "-m",
+            "extender",
+            "--host=127.0.0.1",
+            f"--port={port}",
+            f"--kubeconfig={cluster.kubeconfig}",
+            "--gpu-map-namespace=default",
+        ],
+        workdir / "extender.log",
+    )
+    stack.callback(processes.stop, record, grace_seconds=5)
+    url = f"http://127.0.0.1:{port}"
+    _healthy(url, record, "fma-extender")
+    return url
+
+
+def _start_fma_scheduler(
+    stack: contextlib.ExitStack, cluster: control_plane.ClusterState, workdir: pathlib.Path, extender_url: str
+) -> None:
+    """Start the FMA kube-scheduler (the packaged configuration) beside the cluster's default scheduler."""
+    kubeconfig = cluster.state_dir / "scheduler.kubeconfig"
+    config = scheduler_config.render(extender_url, kubeconfig=str(kubeconfig), leader_election=False)
+    path = workdir / "fma-scheduler.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    port = processes.free_port()
+    record = processes.spawn(
+        "fma-scheduler",
+        [
+            str(binaries.locate().kube_scheduler),
+            f"--config={path}",
+            f"--authentication-kubeconfig={kubeconfig}",
+            f"--authorization-kubeconfig={kubeconfig}",
+            "--bind-address=127.0.0.1",
+            f"--secure-port={port}",
+            f"--cert-dir={workdir / 'fma-scheduler-certs'}",
+            "--v=1",
+        ],
+        workdir / "fma-scheduler.log",
+    )
+    stack.callback(processes.stop, record, grace_seconds=5)
+    _healthy(f"https://127.0.0.1:{port}", record, "fma-scheduler", verify=False)
+
+
+def _extender_decisions(url: str) -> dict[str, float]:
+    decisions: dict[str, float] = {}
+    for line in httpx.get(f"{url}/metrics", timeout=5).text.splitlines():
+        if line.startswith('fma_extender_decisions_total{placement="'):
+            head, value = line.rsplit(" ", 1)
+            decisions[head.split('"')[1]] = float(value)
+    return decisions
+
+
+def _run(args: argparse.Namespace, root: pathlib.Path) -> dict[str, Any]:
+    deadline = time.monotonic() + args.time_limit
+    bins = binaries.ensure_all()
+    with contextlib.ExitStack() as stack:
+        _log("starting the control plane")
+        cluster = control_plane.up(
+            control_plane.ClusterOptions(state_dir=root / "cluster", apiserver_port=None, binaries=bins)
+        )
+        stack.callback(control_plane.down, cluster.state_dir, grace_seconds=5)
+        options = simnode_mod.SimnodeOptions(
+            nodes=args.nodes, gpus_per_node=args.gpus_per_node, gpu_map_namespace="default", node_prefix="hot"
+        )
+        simnode = simnode_mod.spawn(cluster, options, root / "simnode.log")
+        stack.callback(simnode_mod.stop, simnode, simnode_mod.state_dir_of(cluster, options), grace_seconds=10)
+        simnode_mod.wait_ready(cluster, options, simnode, timeout=120)
+        api = kube.connect(str(cluster.kubeconfig), field_manager="fma-bench")
+        stack.callback(api.close)
+        _install_crds(api)
+        table, gpus_by_node = _gpu_map(api)
+        gpu_map_file = root / "gpu-map.json"
+        gpu_map_file.write_text(json.dumps(table))
+        _log("starting fma-extender and the FMA scheduler")
+        extender_url = _start_extender(stack, cluster, root)
+        _start_fma_scheduler(stack, cluster, root, extender_url)
+        results: dict[str, Any] = {}
+        for models, (label, scheduler) in itertools.product(args.models, PHASES):
+            name = f"{label}-{models}m"
+            phase = Phase(
+                api,
+                cluster,
+                root,
+                name=name,
+                scheduler=scheduler,
+                models=models,
+                gpu_map_file=gpu_map_file,
+                gpus_by_node=gpus_by_node,
+                extender_decisions=lambda: _extender_decisions(extender_url),
+            )
+            stack.callback(phase.stop_controller)
+            _log(f"phase {name}: scheduler {scheduler}, namespace {phase.namespace}")
+            phase.setup()
+            decisions_before = _extender_decisions(extender_url)
+            records = phase.run(args.rounds, args.seed, deadline)
+            decisions_after = _extender_decisions(extender_url)
+            phase.release_launchers()
+            phase.stop_controller()
+            results[name] = {
+                "row": {"models": models, **summarise(scheduler, records)},
+                "extender_decisions": growth(decisions_before, decisions_after),
+                "actuations": records,
+            }
+        return results
+
+
+def _print_table(rows: list[dict[str, Any]]) -> None:
+    def show(value: float | None) -> str:
+        return "-" if value is None else f"{value:.2f}"
+
+    print(
+        f"{'models':>6}  {'scheduler':<19}{'actuations':>11}{'hot':>5}{'warm':>6}{'cold':>6}{'hot frac':>10}"
+        f"{'sleeper free':>14}{'hot frac there':>16}{'certain':>9}{'hot frac there':>16}"
+    )
+    for row in rows:
+        print(
+            f"{row['models']:>6}  {row['scheduler']:<19}{row['actuations']:>11}"
+            f"{row['hot']:>5}{row['warm']:>6}{row['cold']:>6}"
+            f"{show(row['hot_fraction']):>10}{row['with_sleeper_free']:>14}"
+            f"{show(row['hot_fraction_sleeper_free']):>16}{row['with_sleeper_certain']:>9}"
+            f"{show(row['hot_fraction_sleeper_certain']):>16}"
+        )
+
+
+def _terminate(_signum: int, _frame: FrameType | None) -> None:
+    raise SystemExit(143)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--nodes", type=int, default=4)
+    parser.add_argument("--gpus-per-node", type=int, default=2)
+    parser.add_argument(
+        "--models",
+        type=int,
+        nargs="+",
+        default=[3, 5],
+        help="scenarios: how many ISCs / Deployments (1 GPU each); each scenario runs both phases",
+    )
+    parser.add_argument("--rounds", type=int, default=6)
+    parser.add_argument("--seed", type=int, default=1, help="draws the scale-up order of each round")
+    parser.add_argument("--time-limit", type=float, default=1500.0, help="seconds for the whole run")
+    parser.add_argument("--out", type=pathlib.Path, default=RESULT)
+    args = parser.parse_args(argv)
+    signal.signal(signal.SIGTERM, _terminate)  # so the ExitStack stops every process on a plain kill too
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="fma-bench-hot-") as tmp:
+        results = _run(args, pathlib.Path(tmp))
+    rows = [phase["row"] for phase in results.values()]
+    _print_table(rows)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(
+        json.dumps(
+            {
+                "benchmark": "hot_hit_rate",
+                "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+                "host": {"cpus": len(os.sched_getaffinity(0)), "python": platform.python_version()},
+                "conditions": {
+                    "nodes": args.nodes,
+                    "gpus_per_node": args.gpus_per_node,
+                    "gpu_allocation": "lowest free index first (simnode default)",
+                    "models_per_scenario": args.models,
+                    "gpus_per_requester": 1,
+                    "max_instances": 2,
+                    "rounds": args.rounds,
+                    "seed": args.seed,
+                    "populator": False,
+                    "engine": samples.engine_sim_options("model-N"),
+                    "wall_seconds": round(time.monotonic() - started, 1),
+                },
+                "target": "hot fraction >= 0.9 with the FMA scheduler where a matching sleeper's GPUs are free",
+                "rows": rows,
+                "phases": results,
+            },
+            indent=2,
+        )
+        + "\n"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
