@@ -77,6 +77,7 @@ class Controllers:
                     sleeper_limit=settings.sleeper_limit,
                     num_workers=settings.num_workers,
                     debug_accelerator_memory=settings.debug_accelerator_memory,
+                    start_deadline_seconds=settings.start_deadline,
                     launcher_token=token,
                     launcher_token_secret=settings.launcher_token_secret,
                 ),

@@ -82,7 +82,7 @@ class Host(Protocol):
     ) -> dict[str, Any]:
         """The requester-side write."""
 
-    def report(self, requester: Mapping[str, Any], problem: str, *, gpus: list[str] | None = None) -> None:
+    def report(self, requester: Mapping[str, Any], problem: str, *, gpus: list[str] | None = None) -> dict[str, Any]:
         """Show a problem on the requester."""
 
     def delete_pod(self, pod: Mapping[str, Any]) -> None:
@@ -92,6 +92,9 @@ class Host(Protocol):
         self, requester: Mapping[str, Any], *, ready: bool, memo: dpc_state.RequesterMemo, isc_name: str
     ) -> float | None:
         """Relay readiness and observe the actuation."""
+
+    def monotonic(self) -> float:
+        """Now, on the controller's monotonic clock."""
 
     def set_duality(
         self, requester: Mapping[str, Any], provider: Mapping[str, Any], instance_id: str, gpus: list[str], value: int
@@ -328,6 +331,7 @@ class DirectMode:
             p
             for p in host.pods.by_index(NOMINAL_INDEX, nominal_hash)
             if not pod_view.is_deleting(p)
+            and not pod_view.is_failed(p)
             and binding_record.from_annotations(pod_view.annotations_of(p)) is None
             and pod_view.node_of_provider(p) == node
         ]
@@ -335,6 +339,7 @@ class DirectMode:
             chosen = max(sleepers, key=last_used)
             self._bind_sleeper(requester, chosen)
             memo.path = "hot"
+            memo.pending_provider, memo.pending_since = pod_view.name(chosen), self._host.monotonic()
             return None
         on_node = host.pods.by_index(DIRECT_NODE_INDEX, node)
         victims = sleepers_to_evict(on_node, indices, host.sleeper_limit)
@@ -351,6 +356,7 @@ class DirectMode:
             raise
         memo.path = "cold"
         memo.provider = pod_view.name(created)
+        memo.pending_provider, memo.pending_since = pod_view.name(created), host.monotonic()
         return None
 
     def _bind_sleeper(self, requester: Mapping[str, Any], sleeper: Mapping[str, Any]) -> None:
@@ -424,17 +430,26 @@ class DirectMode:
         return host.relay(requester, ready=pod_view.is_ready(provider), memo=memo, isc_name="")
 
     def unbind(self, provider: Mapping[str, Any], memo: dpc_state.RequesterMemo | None) -> None:
-        """Sleep the engine (if it may be awake) and release the provider, keeping it as a sleeper."""
+        """Sleep the engine and release the provider, keeping it as a sleeper (§7.8).
+
+        A provider whose engine has not started yet would come up awake while
+        unbound, so it is deleted instead; a running one is put to sleep (and
+        the sleep confirmed) whatever its ``sleeping`` label says, because a
+        wake may have happened without the label write.
+        """
         host = self._host
         ip = pod_view.pod_ip(provider)
-        awake = pod_view.labels_of(provider).get(keys.SLEEPING_LABEL) != keys.SLEEPING_TRUE
-        if awake and ip is not None and not pod_view.is_deleting(provider) and pod_view.server_running(provider):
+        if not pod_view.is_deleting(provider) and not pod_view.server_running(provider):
+            host.delete_pod(provider)
+        elif ip is not None and not pod_view.is_deleting(provider) and not pod_view.is_failed(provider):
             try:
-                port = server_port(provider)
+                port: int | None = server_port(provider)
             except ValueError:
                 port = None
             if port is not None:
                 host.agents.sleep(ip, port)
+                if not host.agents.is_sleeping(ip, port):
+                    raise errors.RetryableError("the engine does not report sleeping yet")
         notes = pod_view.annotations_of(provider)
         fins = pod_view.finalizers(provider)
         release: dict[str, Any] = {

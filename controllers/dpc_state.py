@@ -46,6 +46,15 @@ class RequesterMemo:
     """We deleted the requester and ignore it until its deletion is observed."""
     node: str | None = None
     provider: str | None = None
+    waiting_since: float | None = None
+    """When the controller started waiting for the bound engine to answer."""
+    deadline_problem: str | None = None
+    """Set once the start deadline passed: the problem shown in the status until the engine answers."""
+    pending_provider: str | None = None
+    """A provider we just bound or created, until the cache shows it bound (no second choice meanwhile)."""
+    pending_since: float = 0.0
+    spi_failures: int = 0
+    """Consecutive failed GPU queries (after a few, the problem goes to the status and back-off applies)."""
     duality: list[dict[str, str]] = dataclasses.field(default_factory=list)
     """Label sets of this pair's ``fma_duality`` series (set to 0 when both Pods are gone)."""
 

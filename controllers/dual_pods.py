@@ -89,6 +89,10 @@ _BOUND_LAUNCHER_ANNOTATIONS = (
     keys.ISC_ROUTING_METADATA_ANNOTATION,
 )
 _MULTIPLE_BOUND = "found multiple bound server-running Pods"
+_SPI_FAST_POLLS = 40
+"""Fast polls (about 15 s) of a starting requester agent before its failure is reported."""
+_PENDING_PROVIDER_S = 10.0
+"""How long a just-bound or just-created provider may take to show in the cache."""
 _MAX_POLL = 1.0  # CONTRACT §7.5 allows up to 5 s; 1 s keeps a finished start from waiting long
 
 
@@ -220,6 +224,10 @@ class DualPodsController:
     def gpu_map_namespace(self) -> str:
         """Where ``gpu-map`` lives."""
         return self.settings.gpu_map_namespace or self.settings.namespace
+
+    def monotonic(self) -> float:
+        """Now, on the controller's monotonic clock."""
+        return self._monotonic()
 
     @property
     def sleeper_limit(self) -> int:
@@ -381,14 +389,17 @@ class DualPodsController:
             meta["finalizers"] = new_fins
         return self.api.patch(resources.PODS, pod_view.name(requester), {"metadata": meta}, self.settings.namespace)
 
-    def report(self, requester: Mapping[str, Any], problem: str, *, gpus: list[str] | None = None) -> None:
-        """Show a user-facing problem in the requester's status annotation and as a Warning Event."""
+    def report(self, requester: Mapping[str, Any], problem: str, *, gpus: list[str] | None = None) -> dict[str, Any]:
+        """Show a user-facing problem in the requester's status annotation and as a Warning Event.
+
+        Returns the requester as written (callers that go on writing use its resourceVersion).
+        """
         current = []
         with contextlib.suppress(crds_errors.CrdsError):
             current = requester_status.parse(pod_view.annotations_of(requester).get(keys.STATUS_ANNOTATION))
         if current != [problem]:
             self.events.record(_with_kind(requester), "Warning", names.EVENT_ACTUATION_FAILED, problem)
-        self.requester_write(
+        return self.requester_write(
             requester,
             dual=pod_view.labels_of(requester).get(keys.DUAL_LABEL),
             instance=pod_view.labels_of(requester).get(keys.INSTANCE_LABEL),
@@ -398,11 +409,14 @@ class DualPodsController:
         )
 
     def delete_requester(self, requester: Mapping[str, Any], why: str) -> None:
-        """Delete a requester with UID and resourceVersion preconditions (its set replaces it)."""
-        memo = self.state.requester(pod_view.uid(requester))
-        memo.deleting_requester = True
+        """Delete a requester with UID and resourceVersion preconditions (its set replaces it).
+
+        Only a delete that went through makes the controller ignore the
+        requester until its deletion shows; a conflict (the cache was stale)
+        is retried with back-off.
+        """
         logger.info("deleting requester", extra={"pod": pod_view.name(requester), "reason": why})
-        with contextlib.suppress(kube.errors.NotFound, kube.errors.Gone):
+        try:
             self.api.delete(
                 resources.PODS,
                 pod_view.name(requester),
@@ -411,6 +425,11 @@ class DualPodsController:
                 resource_version=str(requester["metadata"]["resourceVersion"]),
                 propagation_policy="Background",
             )
+        except (kube.errors.NotFound, kube.errors.Gone):
+            pass
+        except kube.errors.Conflict as exc:
+            raise errors.RetryableError(f"deleting requester {pod_view.name(requester)!r} conflicted") from exc
+        self.state.requester(pod_view.uid(requester)).deleting_requester = True
 
     def delete_pod(self, pod: Mapping[str, Any]) -> None:
         """Delete a Pod with preconditions; NotFound and Gone count as success."""
@@ -453,16 +472,23 @@ class DualPodsController:
                 self.unbind(orphan, None)
             self._forget(uid)
             return None
+        memo = self.state.requester(uid)
+        memo.node = node
+        if pod_view.is_deleting(requester):
+            return self._requester_deleting(requester, providers)
         if len(providers) > 1:
             self.report(requester, _MULTIPLE_BOUND)
             raise errors.TerminalError(_MULTIPLE_BOUND)
         provider = providers[0] if providers else None
-        memo = self.state.requester(uid)
-        memo.node = node
-        if pod_view.is_deleting(requester):
-            return self._requester_deleting(requester, provider)
         if memo.deleting_requester:
             return None  # we deleted it; wait until the deletion shows
+        if provider is not None:
+            memo.pending_provider = None
+        elif memo.pending_provider is not None:
+            # We just bound or created a provider; until the cache shows it, do not choose again.
+            if self._monotonic() - memo.pending_since < _PENDING_PROVIDER_S:
+                return 0.2
+            memo.pending_provider = None
         if provider is not None and pod_view.is_deleting(provider):
             return self._relay_provider_deletion(requester, provider)
         node_obj = self.nodes.get(node)
@@ -473,12 +499,18 @@ class DualPodsController:
             return None
         try:
             gpus = self._gpus(requester, memo)
-        except errors.EngineHTTPError:
-            # The requester agent is still starting: poll briefly instead of
+        except errors.EngineHTTPError as exc:
+            # The requester agent is usually just starting: poll briefly instead of
             # backing off for seconds, because this is on every actuation's path.
-            delay = memo.spi_poll
-            memo.spi_poll = min(memo.spi_poll * 1.25, 0.5)
-            return delay
+            # If it keeps failing, say so in the status and fall back to back-off.
+            memo.spi_failures += 1
+            if memo.spi_failures <= _SPI_FAST_POLLS:
+                delay = memo.spi_poll
+                memo.spi_poll = min(memo.spi_poll * 1.25, 0.5)
+                return delay
+            self.report(requester, str(exc))
+            raise
+        memo.spi_failures = 0
         if isinstance(gpus, str):
             self.report(requester, gpus)
             return None
@@ -495,32 +527,42 @@ class DualPodsController:
         if memo is not None:
             self._clear_duality(memo)
 
-    def _requester_deleting(self, requester: Mapping[str, Any], provider: Mapping[str, Any] | None) -> float | None:
-        state: requester_plan.ProviderState = "none"
-        if provider is not None:
+    def _requester_deleting(self, requester: Mapping[str, Any], providers: list[dict[str, Any]]) -> float | None:
+        """Unbind (or clean up) every bound provider; drop the requester finalizer only once none is left."""
+        still_bound = False
+        for provider in providers:
+            state: requester_plan.ProviderState = "healthy"
             if pod_view.is_deleting(provider):
                 state = "deleting"
-            elif pod_view.restarts(provider) > 0 and not pod_view.is_ready(provider):
+            elif pod_view.is_failed(provider) or (pod_view.restarts(provider) > 0 and not pod_view.is_ready(provider)):
                 state = "troubled"
-            else:
-                state = "healthy"
-        for step in requester_plan.deletion_steps(state):
-            if step == "remove-requester-finalizer":
-                break
-            assert provider is not None
-            if step == "delete-provider":
-                self.delete_pod(provider)  # troubled: delete instead of keeping a sleeper
-            elif step == "release-provider-finalizer":
-                self._drop_provider_finalizer(provider)
-            elif step == "unbind":
-                self.unbind(provider, requester)
+            for step in requester_plan.deletion_steps(state):
+                if step == "delete-provider":
+                    self.delete_pod(provider)  # troubled: delete instead of keeping a sleeper
+                elif step == "release-provider-finalizer":
+                    self._drop_provider_finalizer(provider)
+                elif step == "unbind":
+                    self.unbind(provider, requester)
+                elif step == "wait-for-provider":
+                    still_bound = True
+        if still_bound:
+            return None  # the provider's deletion event brings us back
         self.requester_write(
             requester, dual=None, instance=None, gpus=None, problems=_current_problems(requester), finalizer=False
         )
         return None
 
     def _relay_provider_deletion(self, requester: Mapping[str, Any], provider: Mapping[str, Any]) -> float | None:
-        """An exogenous provider deletion: delete the requester, then release the provider (§7.3)."""
+        """An exogenous provider deletion: hold, then delete the requester, then release the provider (§7.3)."""
+        labels = pod_view.labels_of(requester)
+        requester = self.requester_write(
+            requester,
+            dual=pod_view.name(provider),
+            instance=labels.get(keys.INSTANCE_LABEL),
+            gpus=None,
+            problems=_current_problems(requester),
+            finalizer=True,
+        )
         self.delete_requester(requester, "its server-providing Pod is being deleted")
         self._drop_provider_finalizer(provider)
         return None
@@ -600,12 +642,18 @@ class DualPodsController:
             pod_view.is_failed(pod)
             or pod_view.is_deleting(pod)
             or binding_record.from_annotations(pod_view.annotations_of(pod)) is not None
+            or pod_view.labels_of(pod).get(keys.LAUNCHER_STUCK_LABEL) == keys.STUCK_TRUE
         )
         ip = pod_view.pod_ip(pod)
         ready = ip is not None and pod_view.is_ready(pod)
         if unusable or not ready or ip is None:
             return launcher_selection.Candidate(pod_view.name(pod), ready=ready, unusable=unusable)
-        listing = self.agents.list_instances(ip)
+        try:
+            listing = self.agents.list_instances(ip)
+        except errors.EngineHTTPError as exc:
+            # One unreachable launcher must not stall the node: treat it as not ready.
+            logger.warning("launcher unreachable", extra={"launcher": pod_view.name(pod), "error": str(exc)})
+            return launcher_selection.Candidate(pod_view.name(pod), ready=False, unusable=False)
         views = []
         for state in listing.get("instances") or []:
             notes = state.get("annotations") or {}
@@ -682,8 +730,9 @@ class DualPodsController:
             keys.ISC_ROUTING_METADATA_ANNOTATION: routing.format(),
         }
         if choice.action == "new":
-            self._create_bound_launcher(requester, raw_lc, node, bound_notes)
+            created = self._create_bound_launcher(requester, raw_lc, node, bound_notes)
             memo.path = "cold"
+            memo.pending_provider, memo.pending_since = created, self._monotonic()
             return None
         assert choice.launcher is not None
         launcher = self.pods.get_by_name(choice.launcher, self.settings.namespace)
@@ -697,12 +746,13 @@ class DualPodsController:
             memo.instances_deleted += len(choice.victims)
         self._bind_launcher(requester, launcher, bound_notes)
         memo.path = "hot" if choice.action == "hot" else "warm"
+        memo.pending_provider, memo.pending_since = choice.launcher, self._monotonic()
         self.state.touch(choice.launcher, instance_id, self._monotonic())
         return None
 
     def _create_bound_launcher(
         self, requester: Mapping[str, Any], raw_lc: Mapping[str, Any], node: str, bound_notes: dict[str, str]
-    ) -> None:
+    ) -> str:
         body = launcher_template.specialise(raw_lc, node, auth_token_secret=self.settings.launcher_token_secret)
         meta = body.setdefault("metadata", {})
         meta.setdefault("annotations", {}).update(
@@ -724,6 +774,7 @@ class DualPodsController:
         logger.info(
             "created bound launcher", extra={"pod": pod_view.name(requester), "launcher": pod_view.name(created)}
         )
+        return pod_view.name(created)
 
     def _bind_launcher(
         self, requester: Mapping[str, Any], launcher: Mapping[str, Any], bound_notes: dict[str, str]
@@ -776,8 +827,17 @@ class DualPodsController:
         self.set_duality(requester, launcher, instance_id, gpus, 1)
         # The requester side: dual and instance labels, accelerators, finalizer, no errors.
         requester = self.requester_write(
-            requester, dual=pod_view.name(launcher), instance=instance_id, gpus=gpus, problems=[], finalizer=True
+            requester,
+            dual=pod_view.name(launcher),
+            instance=instance_id,
+            gpus=gpus,
+            problems=[memo.deadline_problem] if memo.deadline_problem else [],
+            finalizer=True,
         )
+        if pod_view.is_failed(launcher):
+            memo.asleep_or_dead = True
+            self.delete_requester(requester, "its launcher Pod failed")
+            return None
         ip = pod_view.pod_ip(launcher)
         if ip is None or not pod_view.is_ready(launcher):
             return None  # the launcher's next Pod event re-enqueues us
@@ -798,8 +858,8 @@ class DualPodsController:
         memo.instance_known = True
         if state.get("status") == "stopped":
             memo.asleep_or_dead = True
-            if not memo.engine_answered:
-                self._start_failed(
+            if not memo.engine_answered and memo.path in ("warm", "cold"):
+                requester = self._start_failed(
                     requester, ip=ip, instance_id=instance_id, node=node, config_key=config_key, state=state
                 )
             self.delete_requester(requester, "its bound instance stopped")
@@ -807,11 +867,25 @@ class DualPodsController:
         try:
             sleeping = self.agents.is_sleeping(ip, port)
         except errors.EngineHTTPError:
+            now = self._monotonic()
+            if memo.waiting_since is None:
+                memo.waiting_since = now
+            elif now - memo.waiting_since > self.settings.start_deadline_seconds and not memo.deadline_problem:
+                # Reported once and kept in the status while the poll goes on (§7.5).
+                deadline = self.settings.start_deadline_seconds
+                memo.deadline_problem = f"the engine has not answered within {deadline:g} s of binding; still waiting"
+                self.report(requester, memo.deadline_problem, gpus=gpus)
             delay = memo.poll_delay
             memo.poll_delay = min(memo.poll_delay * 1.5, _MAX_POLL)
             return delay  # still loading; an inventory change also re-enqueues us
         memo.engine_answered = True
         memo.poll_delay = 0.25
+        memo.waiting_since = None
+        if memo.deadline_problem:
+            memo.deadline_problem = None
+            requester = self.requester_write(
+                requester, dual=pod_view.name(launcher), instance=instance_id, gpus=gpus, problems=[], finalizer=True
+            )
         if config_key:
             self.state.clear_start_backoff(node, config_key)
         if sleeping:
@@ -848,14 +922,15 @@ class DualPodsController:
         node: str,
         config_key: str,
         state: Mapping[str, Any],
-    ) -> None:
+    ) -> dict[str, Any]:
         tail = self.agents.instance_log_tail(ip, instance_id)
         lines = " | ".join(tail.strip().splitlines()[-5:])
         problem = f"the engine stopped before it ever answered (exit code {state.get('exit_code')}): {lines}"
-        self.report(requester, problem)
+        written = self.report(requester, problem)
         backoff = self.state.start_backoff(node, config_key)
         backoff.failures += 1
         backoff.not_before = self._monotonic() + min(600.0, 10.0 * 2 ** (backoff.failures - 1))
+        return written
 
     def _mark_awake(
         self,
@@ -948,8 +1023,8 @@ class DualPodsController:
         except crds_errors.CrdsError:
             committed = routing_metadata.RoutingMetadata()
         # 1. Stop routing first, while the engine can still serve.
-        route_labels = {k: None for k in committed.labels if k in labels}
-        route_notes = {k: None for k in committed.annotations if k in notes}
+        route_labels = {k: None for k, v in committed.labels.items() if labels.get(k) == v}
+        route_notes = {k: None for k, v in committed.annotations.items() if notes.get(k) == v}
         if route_labels or route_notes:
             meta: dict[str, Any] = {"resourceVersion": provider["metadata"]["resourceVersion"]}
             if route_labels:
@@ -1009,6 +1084,8 @@ class DualPodsController:
             self.agents.delete_instance(ip, instance_id)
             return
         self.agents.sleep(ip, port)
+        if not self.agents.is_sleeping(ip, port):
+            raise errors.RetryableError("the engine does not report sleeping yet")
 
     def _recomputed_id(self, state: Mapping[str, Any]) -> str | None:
         """The ID an instance would have now under its ISC, or None if unknowable."""

@@ -57,12 +57,12 @@ class NodeAgents:
             response = self._http.request(method, url, json=json_body, headers=all_headers, timeout=self._timeout)
         except httpx.HTTPError as exc:
             self._observe(purpose, method, "0", time.monotonic() - started)
-            raise errors.EngineHTTPError(f"{method} {url!r} fails: {exc}") from exc
+            raise errors.EngineHTTPError(f'{method} "{url}" fails: {exc}') from exc
         self._observe(purpose, method, str(response.status_code), time.monotonic() - started)
         if response.is_success or response.status_code in ok_statuses:
             return response
         raise errors.EngineHTTPError(
-            f"{method} {url!r} fails: status {response.status_code}: {response.text.strip()[:500]}",
+            f'{method} "{url}" fails: status {response.status_code}: {response.text.strip()[:500]}',
             response.status_code,
         )
 
@@ -75,9 +75,9 @@ class NodeAgents:
         try:
             value = response.json()
         except ValueError as exc:
-            raise errors.EngineHTTPError(f"GET {url!r} fails: the body is not JSON") from exc
+            raise errors.EngineHTTPError(f'GET "{url}" fails: the body is not JSON') from exc
         if not isinstance(value, list) or not all(isinstance(u, str) for u in value):
-            raise errors.EngineHTTPError(f"GET {url!r} fails: expected a JSON array of strings, got {value!r}")
+            raise errors.EngineHTTPError(f'GET "{url}" fails: expected a JSON array of strings, got {value!r}')
         return list(value)
 
     def accelerator_memory(self, requester_ip: str, admin_port: int) -> dict[str, int]:
@@ -140,23 +140,24 @@ class NodeAgents:
         )
 
     def instance_log_tail(self, launcher_ip: str, instance_id: str, max_bytes: int = 2048) -> str:
-        """The last bytes of an instance's log ('' when unavailable); never raises."""
+        """The last bytes of an instance's log ('' when unavailable); never raises.
+
+        The launcher accepts only ``bytes=START-`` ranges (CONTRACT §4.6), so a
+        one-byte range first learns the size from ``Content-Range``.
+        """
         url = f"{self._launcher(launcher_ip)}/{instance_id}/log"
         try:
-            response = self._http.get(url, headers=self._launcher_headers, timeout=self._timeout)
-            if response.status_code not in (200, 206):
+            probe = self._call("get_instance_log", "GET", url, headers={**self._launcher_headers, "Range": "bytes=0-0"})
+            total = probe.headers.get("Content-Range", "").rsplit("/", 1)[-1]
+            size = int(total) if total.isdigit() else 0
+            if size == 0:
                 return ""
-            total = response.headers.get("Content-Range", "").rsplit("/", 1)[-1]
-            size = int(total) if total.isdigit() else len(response.content)
-            if size > max_bytes:
-                tail = self._http.get(
-                    url,
-                    headers={**self._launcher_headers, "Range": f"bytes={size - max_bytes}-"},
-                    timeout=self._timeout,
-                )
-                return tail.text if tail.status_code == 206 else ""
-            return response.text
-        except httpx.HTTPError:
+            start = max(0, size - max_bytes)
+            tail = self._call(
+                "get_instance_log", "GET", url, headers={**self._launcher_headers, "Range": f"bytes={start}-"}
+            )
+            return tail.text
+        except errors.EngineHTTPError:
             return ""
 
     # --- engine admin API (CONTRACT §5) --------------------------------------------------------

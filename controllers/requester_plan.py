@@ -15,21 +15,26 @@ __all__ = ["DeletionStep", "ProviderState", "RelayDecision", "deletion_steps", "
 ProviderState = Literal["none", "deleting", "troubled", "healthy"]
 """The bound provider as deletion sees it: absent, being deleted, troubled (restarted and not Ready), or fine."""
 
-DeletionStep = Literal["release-provider-finalizer", "delete-provider", "unbind", "remove-requester-finalizer"]
+DeletionStep = Literal[
+    "release-provider-finalizer", "delete-provider", "unbind", "wait-for-provider", "remove-requester-finalizer"
+]
 
 
 def deletion_steps(provider: ProviderState) -> tuple[DeletionStep, ...]:
-    """The ordered steps once a bound (or unbound) requester is being deleted (§7.3, §12.1).
+    """The steps of one pass once a requester is being deleted (§7.3, §12.1).
 
-    The requester's finalizer always goes last, so its GPUs stay accounted
-    for until the engine is asleep or gone and the provider is released.
+    The requester's finalizer goes only once no provider is bound to it: after
+    a successful unbind, or when there is none.  A provider being deleted is
+    released (its finalizer dropped) and waited for; a troubled one is deleted
+    first and handled as "deleting" on the next pass.  Until then the
+    requester's GPUs stay accounted for.
     """
     if provider == "none":
         return ("remove-requester-finalizer",)
     if provider == "deleting":
-        return ("release-provider-finalizer", "remove-requester-finalizer")
+        return ("release-provider-finalizer", "wait-for-provider")
     if provider == "troubled":
-        return ("delete-provider", "release-provider-finalizer", "remove-requester-finalizer")
+        return ("delete-provider", "wait-for-provider")
     return ("unbind", "remove-requester-finalizer")
 
 

@@ -32,6 +32,7 @@ class ControllersSettings(pydantic.BaseModel):
     enable_dual_pods: bool = True
     enable_populator: bool = True
     debug_accelerator_memory: bool = True
+    start_deadline: float = pydantic.Field(default=1800.0, gt=0)
     launcher_token_file: str | None = None
     launcher_token_secret: str | None = None
     expectation_timeout: float = pydantic.Field(default=5.0, gt=0)
@@ -82,6 +83,12 @@ def parse_args(argv: Sequence[str] | None = None) -> ControllersSettings:
     parser.add_argument("--enable-dual-pods", type=_bool, default=True, help="run the dual-pods controller")
     parser.add_argument("--enable-populator", type=_bool, default=True, help="run the launcher populator")
     parser.add_argument("--debug-accelerator-memory", type=_bool, default=True, help="check GPU memory before a wake")
+    parser.add_argument(
+        "--start-deadline",
+        type=float,
+        default=1800.0,
+        help="seconds before a silent engine is reported (default 30 min)",
+    )
     parser.add_argument("--launcher-token-file", help="bearer token for the launcher API")
     parser.add_argument("--launcher-token-secret", help="Secret (key 'token') that launchers read their token from")
     parser.add_argument("--expectation-timeout", type=float, default=5.0, help="populator: cache expectations (s)")

@@ -10,7 +10,7 @@ import pytest
 from devcluster import waiting
 from kube import resources
 
-from .conftest import Harness
+from .conftest import ENGINE_OPTIONS, Harness
 
 pytestmark = pytest.mark.cluster
 
@@ -112,3 +112,16 @@ def test_a_malformed_server_patch_is_reported(harness: Harness) -> None:
         },
     )
     assert _reported(harness, "bad-patch", "failed to construct the nominal server-providing Pod")
+
+
+def test_a_silent_engine_is_reported_after_the_start_deadline_and_still_awaited(harness: Harness) -> None:
+    harness.launcher_config()
+    harness.isc("slow", options=ENGINE_OPTIONS.replace("--sim-startup-seconds 0.3", "--sim-startup-seconds 6"))
+    harness.start_controller("--start-deadline", "2")
+    harness.deployment("slow", "slow")
+    assert _reported(harness, "slow", "has not answered within")
+    failures = waiting.wait_for(lambda: _events(harness, "ActuationFailed"), timeout=30, what="a Warning Event")
+    assert any("has not answered within" in e["message"] for e in failures)
+    # The controller keeps waiting: once the engine answers, the requester becomes Ready and the error clears.
+    harness.ready_requester("slow")
+    assert _status(harness, "slow") == []

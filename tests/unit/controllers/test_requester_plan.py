@@ -13,18 +13,23 @@ from controllers import requester_plan as plan
         pytest.param("none", ("remove-requester-finalizer",), id="unbound"),
         pytest.param("healthy", ("unbind", "remove-requester-finalizer"), id="bound-unbind-first"),
         pytest.param(
-            "deleting", ("release-provider-finalizer", "remove-requester-finalizer"), id="provider-already-deleting"
+            "deleting", ("release-provider-finalizer", "wait-for-provider"), id="provider-deleting-is-waited-for"
         ),
-        pytest.param(
-            "troubled",
-            ("delete-provider", "release-provider-finalizer", "remove-requester-finalizer"),
-            id="troubled-provider-deleted-not-kept",
-        ),
+        pytest.param("troubled", ("delete-provider", "wait-for-provider"), id="troubled-provider-deleted-not-kept"),
     ],
 )
 def test_deletion_steps(provider: plan.ProviderState, steps: tuple[str, ...]) -> None:
     assert plan.deletion_steps(provider) == steps
-    assert plan.deletion_steps(provider)[-1] == "remove-requester-finalizer", "the finalizer always goes last"
+
+
+@pytest.mark.parametrize("provider", ["none", "deleting", "troubled", "healthy"])
+def test_the_requester_finalizer_goes_only_when_nothing_is_bound(provider: plan.ProviderState) -> None:
+    steps = plan.deletion_steps(provider)
+    if "remove-requester-finalizer" in steps:
+        assert steps[-1] == "remove-requester-finalizer"
+        assert provider in ("none", "healthy"), "only after a completed unbind or with no provider"
+    else:
+        assert "wait-for-provider" in steps
 
 
 @pytest.mark.parametrize(
