@@ -6,7 +6,7 @@ Modules, one concept each: ``mutation`` (the pure decision), ``pod_view``
 ``json_patch`` (RFC 6902 operations), ``cluster_facts`` (lookups done before
 the decision), ``admission_review`` (the wire format), ``app`` (the ASGI
 app), ``metrics``, ``server`` (the process), ``configuration`` (the
-MutatingWebhookConfiguration template), ``settings`` and ``log_format``.
+MutatingWebhookConfiguration template) and ``settings``; logs go through ``crds.log_output``.
 """
 
 from webhook import (
@@ -16,7 +16,6 @@ from webhook import (
     configuration,
     errors,
     json_patch,
-    log_format,
     metrics,
     mutation,
     pod_view,
@@ -39,7 +38,6 @@ __all__ = [
     "configuration",
     "errors",
     "json_patch",
-    "log_format",
     "metrics",
     "mutation",
     "pod_view",

@@ -24,9 +24,10 @@ from typing import Any
 import uvicorn
 
 from certs import reloading_context
+from crds import log_output
 from kube import client as kube_client
 from webhook import app as app_mod
-from webhook import cluster_facts, log_format, metrics, mutation, requester_agent
+from webhook import cluster_facts, metrics, mutation, requester_agent
 from webhook import settings as settings_mod
 
 __all__ = ["ThreadedServer", "build_state", "build_uvicorn", "mutation_options", "run"]
@@ -113,7 +114,7 @@ def _certificate_valid(context: reloading_context.ReloadingContext) -> bool:
 
 def run(settings: settings_mod.Settings) -> int:
     """Serve until SIGTERM/SIGINT (stop accepting, finish requests, exit 0); returns the exit status."""
-    log_format.configure(settings.log_level)
+    log_output.configure(settings.log_level)
     webhook_metrics = metrics.Metrics()
     context = reloading_context.ReloadingContext(
         settings.tls_cert_file, settings.tls_key_file, on_reload=webhook_metrics.certificate_loaded
