@@ -4,6 +4,8 @@ client certificates for each identity, and the service-account key pair.
 Kept apart from the process management in ``control_plane`` because it is
 pure computation plus file writes, and tests (for example the webhook test
 that needs a TLS server trusted by the apiserver) reuse ``issue_certificate``.
+The CA comes from the product's ``certs.issuer``; the leaf certificates here
+also cover client certificates with organizations, which ``certs`` does not.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from certs import issuer
 
 __all__ = ["ClusterPKI", "KeyPair", "create_ca", "issue_certificate", "write_cluster_pki"]
 
@@ -47,36 +51,9 @@ def _key_pem(key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey) -> bytes:
 
 
 def create_ca(common_name: str, now: datetime.datetime) -> KeyPair:
-    """Create a self-signed ECDSA P-256 CA valid from ``now`` (pure)."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + _VALIDITY * 10)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=True,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    return KeyPair(cert.public_bytes(serialization.Encoding.PEM), _key_pem(key))
+    """Create a self-signed ECDSA P-256 CA valid from ``now`` (pure; the product's ``certs.issuer`` makes it)."""
+    ca = issuer.create_ca(common_name, now, _VALIDITY * 10)
+    return KeyPair(ca.cert_pem, ca.key_pem)
 
 
 def issue_certificate(
