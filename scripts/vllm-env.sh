@@ -49,7 +49,11 @@ fi
 echo '*' > "$VENV/.gitignore"  # never committed, wherever it lives
 rm -f "$STAMP"
 echo "==> installing the pinned packages ($(grep -cE '^[A-Za-z0-9]' "$REQ") of them, no dependency resolution)"
-"$VENV/bin/python" -m pip install --disable-pip-version-check --no-deps --progress-bar on -r "$REQ"
+pip_output=()
+if [[ -d "$VENV/lib" && -n "$(ls "$VENV"/lib/python*/site-packages 2>/dev/null | grep -i '^vllm' || true)" ]]; then
+    pip_output=(--quiet)  # an update of an existing environment: only problems are worth printing
+fi
+"$VENV/bin/python" -m pip install --disable-pip-version-check --no-deps --progress-bar on "${pip_output[@]}" -r "$REQ"
 # Anything not pinned (left by older pins, or one of FORBIDDEN) goes, so the
 # environment is exactly the pins plus this project.
 extras="$("$VENV/bin/python" - "$REQ" "${FORBIDDEN[@]}" <<'PY'
