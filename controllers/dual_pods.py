@@ -417,22 +417,16 @@ class DualPodsController:
         """
         logger.info("deleting requester", extra={"pod": pod_view.name(requester), "reason": why})
         try:
-            self.api.delete(
-                resources.PODS,
-                pod_view.name(requester),
-                self.settings.namespace,
-                uid=pod_view.uid(requester),
-                resource_version=str(requester["metadata"]["resourceVersion"]),
-                propagation_policy="Background",
-            )
-        except (kube.errors.NotFound, kube.errors.Gone):
-            pass
+            self.delete_pod(requester)
         except kube.errors.Conflict as exc:
             raise errors.RetryableError(f"deleting requester {pod_view.name(requester)!r} conflicted") from exc
         self.state.requester(pod_view.uid(requester)).deleting_requester = True
 
     def delete_pod(self, pod: Mapping[str, Any]) -> None:
-        """Delete a Pod with preconditions; NotFound and Gone count as success."""
+        """Delete a Pod with uid+resourceVersion preconditions; NotFound and Gone count as success.
+
+        A ``Conflict`` (the Pod changed since it was read) propagates.
+        """
         with contextlib.suppress(kube.errors.NotFound, kube.errors.Gone):
             self.api.delete(
                 resources.PODS,

@@ -41,7 +41,7 @@ ISC = "isc-a"
 LC = "lc-a"
 MODEL = inference_server_config.ModelServerConfig(port=8005, options="--model tiny")
 CONFIG_KEY = crds.config_key(MODEL)
-SLEEP = ["python", "-c", "import time; time.sleep(3600)"]
+SLEEP = ["python", "-c", "import time; time.sleep(3600)"]  # noqa: sleep-ok - a Pod's idle command
 
 
 @dataclasses.dataclass

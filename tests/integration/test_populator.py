@@ -416,7 +416,7 @@ def test_deleting_excess_never_loses_a_concurrent_binding(
         result: dict[str, Any] = {}
 
         def bind(pod: dict[str, Any] = target, out: dict[str, Any] = result) -> None:
-            time.sleep(rng.uniform(0, 0.03))  # jitter between the two writers, not a wait for a condition
+            time.sleep(rng.uniform(0, 0.03))  # noqa: sleep-ok - jitter between the two writers, not a wait
             pod["metadata"]["annotations"][keys.REQUESTER_ANNOTATION] = f"uid-{uuid.uuid4().hex[:6]} r"
             try:
                 out["pod"] = h.admin.replace(resources.PODS, pod)

@@ -37,7 +37,7 @@ def test_stop_sends_sigterm_to_the_group_then_sigkill(tmp_path: pathlib.Path) ->
 
 
 def test_adopted_process_exit_is_unknown(tmp_path: pathlib.Path) -> None:
-    own = _start(tmp_path, "import time; time.sleep(60)")
+    own = _start(tmp_path, "import time; time.sleep(60)")  # noqa: sleep-ok - the child's idle command
     adopted = container_process.Handle.adopt(own.pid, own.start_time)
     assert adopted.poll() is None
     own.stop(5.0)

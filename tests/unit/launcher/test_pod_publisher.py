@@ -98,7 +98,7 @@ def _snapshot(revision: int, *ids: str) -> inventory.Snapshot:
 async def _until(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
     async def poll() -> None:
         while not predicate():
-            await asyncio.sleep(0.005)
+            await asyncio.sleep(0.005)  # noqa: sleep-ok - the poll step of a wait on a condition
 
     await asyncio.wait_for(poll(), timeout)
 
@@ -173,7 +173,7 @@ def test_inventory_changed_never_waits_for_the_apiserver() -> None:
         publisher = pod_publisher.PodPublisher(_Hanging(), "/pods/p")
         publisher.start()
         publisher.inventory_changed(_snapshot(1))
-        await asyncio.sleep(0)
+        await asyncio.sleep(0)  # noqa: sleep-ok - yield once to the event loop
         publisher.inventory_changed(_snapshot(2))  # returns although a patch hangs
         await publisher.close(flush_timeout=0.05)
 
