@@ -1,23 +1,28 @@
 """Actuation latency of the dual-pods controller: hot, warm and cold paths.
 
 Runs on a fresh development cluster (control plane + simnode) with the
-engine simulator modelling a 20 s start-up and a 3 s wake (64 GiB at
-21 GiB/s), and the real ``fma-controllers`` process.  For each path it
+engine simulator configured for a 20 s initialisation and a 64 GiB model at
+21 GiB/s, and the real ``fma-controllers`` process.  For each path it
 measures, on the requester agent itself, the time from its SPI answering
 (the earliest moment the controller can act) to its ``/ready`` turning 200
 (the readiness relay), and subtracts the simulator's modelled work to get the
-controller's own overhead:
+controller's own overhead.  The modelled times are computed by the
+simulator's own timing model (``launcher.sim_model``) from the very options
+the ISCs carry, so they cannot drift from what the simulator does:
 
 * cold — a new launcher is created for the requester (modelled work: the
-  engine start-up);
+  engine start, ``sim_model.start_seconds``: initialisation plus loading the
+  weights, 20 + 64/21 = 23.05 s);
 * warm — a new instance in an existing, idle launcher (modelled work: the
-  engine start-up);
-* hot — a sleeping instance is woken (modelled work: the wake).
+  same engine start);
+* hot — a sleeping instance is woken (modelled work: ``sim_model.wake_seconds``
+  for a level-1 sleep, the controller's level: 64/21 = 3.05 s).
 
 The controller's path label (``fma_actuation_seconds{path}``) is read back
 to check each round took the intended path.  Bounded: ``--rounds`` rounds
 per path (default 3).  Prints a table and writes
-``benchmarks/results/actuation.json``.
+``benchmarks/results/actuation.json`` with the run's record (UTC times,
+commit, load average; see ``run_record``).
 
 Usage: ``.venv/bin/python benchmarks/actuation.py [--rounds N]``
 """
@@ -35,16 +40,18 @@ import time
 from typing import Any
 
 import httpx
+import run_record
 
 import kube
 from devcluster import binaries, control_plane, processes, samples, waiting
 from devcluster import simnode as simnode_mod
 from kube import resources
+from launcher import sim_cli, sim_model
 
 STARTUP_S = 20.0
 MODEL_GIB = 64.0
 BANDWIDTH = 21.0
-WAKE_S = MODEL_GIB / BANDWIDTH
+ENGINE_OPTIONS = samples.engine_sim_options("bench", startup_s=STARTUP_S, model_gib=MODEL_GIB, gib_per_s=BANDWIDTH)
 ISC_PORT = 8005
 DEPLOYMENTS = resources.Resource("apps", "v1", "deployments", "Deployment")
 RESULTS = pathlib.Path(__file__).resolve().parent / "results" / "actuation.json"
@@ -80,7 +87,7 @@ class Bench:
             samples.launcher_config("lc", gpu_map_file=self.gpu_map, log_dir=self.workdir),
             self.ns,
         )
-        options = samples.engine_sim_options("bench", startup_s=STARTUP_S, model_gib=MODEL_GIB, gib_per_s=BANDWIDTH)
+        options = ENGINE_OPTIONS
         for name, port in (("isc-a", ISC_PORT), ("isc-b", ISC_PORT + 1)):
             self.api.create(
                 resources.INFERENCE_SERVER_CONFIGS,
@@ -143,10 +150,23 @@ def _metric(port: int, path: str) -> float:
     return total
 
 
+def modelled_seconds(options: str) -> dict[str, float]:
+    """The simulator's own modelled work per path for an engine started with ``options`` (pure).
+
+    Cold and warm both start the engine (``sim_model.start_seconds``); hot
+    wakes it from the controller's level-1 sleep, restoring every tag.
+    """
+    sim, _unknown = sim_cli.parse(options.split())
+    start = sim_model.start_seconds(sim)
+    return {"cold": start, "warm": start, "hot": sim_model.wake_seconds(sim, sim_model.ALL_TAGS, level=1)}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
+    modelled = modelled_seconds(ENGINE_OPTIONS)
+    run = run_record.start()
     bins = binaries.ensure_all()
     with tempfile.TemporaryDirectory(prefix="fma-bench-actuation-") as tmp:
         root = pathlib.Path(tmp)
@@ -255,7 +275,7 @@ def main() -> int:
             api.close()
             simnode_mod.stop(simnode, state.state_dir / "simnode")
             control_plane.down(state.state_dir)
-    modelled = {"cold": STARTUP_S, "warm": STARTUP_S, "hot": WAKE_S}
+    run = run_record.finish(run)
     rows = []
     for path in ("hot", "warm", "cold"):
         values = sorted(samples[path])
@@ -286,8 +306,12 @@ def main() -> int:
         json.dumps(
             {
                 "benchmark": "actuation",
-                "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-                "engine": {"startup_s": STARTUP_S, "model_gib": MODEL_GIB, "gib_per_s": BANDWIDTH, "wake_s": WAKE_S},
+                "run": run,
+                "engine": {
+                    "options": ENGINE_OPTIONS,
+                    "modelled_s": {path: round(value, 3) for path, value in modelled.items()},
+                    "modelled_by": "launcher.sim_model.start_seconds / wake_seconds(level=1)",
+                },
                 "note": "requester agent SPI up -> agent /ready 200, both polled every 10 ms",
                 "target": "hot-path overhead p50 <= 0.3 s",
                 "rows": rows,

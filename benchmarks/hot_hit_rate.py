@@ -53,7 +53,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
-import datetime
 import itertools
 import json
 import os
@@ -69,6 +68,7 @@ from types import FrameType
 from typing import Any
 
 import httpx
+import run_record
 import yaml
 
 import kube
@@ -570,6 +570,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, _terminate)  # so the ExitStack stops every process on a plain kill too
     started = time.monotonic()
+    run = run_record.start()
     with tempfile.TemporaryDirectory(prefix="fma-bench-hot-") as tmp:
         results = _run(args, pathlib.Path(tmp))
     rows = [phase["row"] for phase in results.values()]
@@ -579,7 +580,7 @@ def main(argv: list[str] | None = None) -> int:
         json.dumps(
             {
                 "benchmark": "hot_hit_rate",
-                "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+                "run": run_record.finish(run),
                 "host": {"cpus": len(os.sched_getaffinity(0)), "python": platform.python_version()},
                 "conditions": {
                     "nodes": args.nodes,

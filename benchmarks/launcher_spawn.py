@@ -40,6 +40,7 @@ import tempfile
 import time
 
 import httpx
+import run_record
 
 RESULT = pathlib.Path(__file__).parent / "results" / "launcher_spawn.json"
 _REAL_HEAVY = ["torch", "vllm.entrypoints.openai.api_server"]
@@ -171,6 +172,7 @@ def main() -> int:
     parser.add_argument("--standin-functions", type=int, default=120)
     parser.add_argument("--output", type=pathlib.Path, default=RESULT)
     args = parser.parse_args()
+    run = run_record.start()
 
     with tempfile.TemporaryDirectory(prefix="fma-spawn-bench-") as tmp:
         workdir = pathlib.Path(tmp)
@@ -197,7 +199,7 @@ def main() -> int:
         "meets_target": ratio <= 0.2,
         "python": platform.python_version(),
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
-        "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "run": run_record.finish(run),
     }
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(result, indent=2) + "\n")

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import datetime
 import importlib.util
 import json
 import os
@@ -42,6 +41,7 @@ import time
 import types
 
 import httpx
+import run_record
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 RESULT = REPO / "benchmarks" / "results" / "launcher_spawn_vllm.json"
@@ -162,6 +162,7 @@ def main() -> int:
         return 2
     model = tiny_model.ensure(python)
     options = f"--model {model} --host 127.0.0.1 {args.options}"
+    run = run_record.start()
     load_before = os.getloadavg()
     fork: list[float] = []
     fork_delete: list[float] = []
@@ -207,7 +208,7 @@ def main() -> int:
         "load_average_1_5_15_after_each_round": loads,
         "python": platform.python_version(),
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
-        "measured_at": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "run": run_record.finish(run),
     }
     print()
     print(f"{'path':<34}{'median s':>10}{'best s':>8}   samples")

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import collections
-import datetime
 import json
 import os
 import pathlib
@@ -36,6 +35,7 @@ import uuid
 from typing import Any
 
 import prometheus_client
+import run_record
 
 import kube
 from controllers import populator
@@ -236,6 +236,7 @@ def main() -> int:
     parser.add_argument("--count", type=int, default=2)
     parser.add_argument("--workers", type=int, nargs="+", default=[2, 8])
     args = parser.parse_args()
+    run = run_record.start()
 
     opts = simnode.SimnodeOptions(nodes=0, status_only_nodes=args.nodes, gpus_per_node=8, node_prefix="bench")
     runs: list[dict[str, Any]] = []
@@ -258,7 +259,7 @@ def main() -> int:
 
     result = {
         "benchmark": "populator",
-        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "run": run_record.finish(run),
         "host": {"cpus": os.cpu_count(), "python": sys.version.split()[0], "machine": platform.machine()},
         "nodes": args.nodes,
         "count": args.count,

@@ -23,14 +23,17 @@ benchmark measures what that costs, side by side in one run on one cluster:
   without ``filterVerb``: one round trip per Pod instead of two;
 - ``trivial`` (skip with ``--no-trivial``): the packaged FMA configuration,
   but the URL points at a trivial ASGI extender in this file (pass every
-  node, score 0): the price of the extender protocol itself on this host;
+  node, score 0): the price of the extender protocol itself on this host.
+  The real ``fma-extender`` is stopped before this phase, so it does not
+  compete for the CPUs (its watches keep working otherwise);
 - after the ``fma`` phase, with its Pods still in place: ``--calls`` direct filter and
   prioritize calls to the extender with all node names (client-side latency,
   loopback HTTP included), and the server-side histogram of the run.
 
 Bounded: each phase stops after ``--phase-timeout`` seconds and reports what
 was scheduled by then.  Prints a table and writes
-``benchmarks/results/scheduler_throughput.json``.  Targets: FMA/default >= 0.5,
+``benchmarks/results/scheduler_throughput.json`` with the run's record (UTC
+times, commit, load average; see ``run_record``).  Targets: FMA/default >= 0.5,
 extender p99 per call <= 20 ms at 1,000 nodes.
 """
 
@@ -53,6 +56,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 import httpx
+import run_record
 import uvicorn
 import yaml
 
@@ -406,7 +410,7 @@ def main(argv: list[str] | None = None) -> int:
     rng = random.Random(args.seed)
     results: dict[str, Any] = {
         "benchmark": "scheduler_throughput",
-        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "run": run_record.start(),
         "machine": {"platform": platform.platform(), "python": platform.python_version(), "cpus": _cpus()},
         "parameters": {k: (str(v) if isinstance(v, pathlib.Path) else v) for k, v in vars(args).items()},
     }
@@ -518,6 +522,9 @@ def main(argv: list[str] | None = None) -> int:
                 _delete_phase(api, "fma-no-filter")
                 results["fma_no_filter"] = unfiltered
             if args.trivial:
+                # The do-nothing phase must not share the CPUs with the real extender.
+                processes.stop(extender, grace_seconds=5)
+                extender = None
                 trivial_port = processes.free_port()
                 trivial_url = f"http://127.0.0.1:{trivial_port}"
                 trivial_extender = processes.spawn(
@@ -571,6 +578,7 @@ def main(argv: list[str] | None = None) -> int:
         row = results.get(name)
         if row and row["pods_per_second"] and default["pods_per_second"]:
             results[f"ratio_{name}_to_default"] = round(row["pods_per_second"] / default["pods_per_second"], 3)
+    results["run"] = run_record.finish(results["run"])
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2) + "\n")
     _print_table(results)

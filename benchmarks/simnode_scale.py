@@ -23,6 +23,8 @@ import tempfile
 import time
 from typing import Any
 
+import run_record
+
 from devcluster import control_plane, simnode
 
 RESULTS = pathlib.Path(__file__).resolve().parent / "results" / "simnode_scale.json"
@@ -72,6 +74,7 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=120.0)
     parser.add_argument("--sample-every", type=float, default=15.0)
     args = parser.parse_args()
+    run = run_record.start()
 
     opts = simnode.SimnodeOptions(nodes=0, status_only_nodes=args.nodes, gpus_per_node=8, node_prefix="scale")
     names = set(simnode.node_names(opts))
@@ -104,7 +107,7 @@ def main() -> int:
     steady_cores = (cpu1 - cpu0) / (t1 - t0)
     result = {
         "benchmark": "simnode_scale",
-        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "run": run_record.finish(run),
         "host": {"cpus": os.cpu_count(), "python": sys.version.split()[0], "machine": platform.machine()},
         "nodes": args.nodes,
         "steady_seconds": round(t1 - t0, 1),

@@ -50,6 +50,8 @@ import time
 import uuid
 from typing import Any
 
+import run_record  # a sibling module: imported before the path below drops this directory
+
 # This script is named like the package it measures: drop its own directory from the import path
 # (Python puts it first when the script is run) so that ``import webhook`` finds the package.
 sys.path[:] = [p for p in sys.path if pathlib.Path(p or ".").resolve() != pathlib.Path(__file__).resolve().parent]
@@ -341,6 +343,7 @@ def main() -> int:
     parser.add_argument("--review-rate", type=float, default=300.0, help="AdmissionReviews/s sent directly (300)")
     parser.add_argument("--review-seconds", type=float, default=10.0, help="duration of the direct series (10)")
     args = parser.parse_args()
+    run = run_record.start()
     load_before = os.getloadavg()[0]
     work = pathlib.Path(tempfile.mkdtemp(prefix="fma-bench-webhook-"))
     cert_dir = work / "certs"
@@ -381,7 +384,7 @@ def main() -> int:
         control_plane.down(state.state_dir, grace_seconds=5.0)
     result = {
         "benchmark": "webhook",
-        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "run": run_record.finish(run),
         "host": {
             "cpus": os.cpu_count(),
             "python": platform.python_version(),
