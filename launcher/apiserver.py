@@ -1,12 +1,14 @@
 """The launcher's access to the Kubernetes apiserver from inside its Pod: plain HTTPS with the Pod's own credentials.
 
 The launcher may not import the kubernetes client (only ``kube/`` does, and
-``launcher`` sits beside it, not above it), and it makes exactly two kinds of
+``launcher`` sits beside it, not above it), and it makes three kinds of
 call: at start-up, one read of the ``gpu-map`` ConfigMap (synchronous, before
 any event loop exists); while serving, JSON merge patches of its own Pod's
 annotations (asynchronous, from the publisher on the event loop, so they
-never block it).  Both go through this module, so the URL, the headers, the
-TLS trust and the error mapping are written once.
+never block it); and in the notifier sidecar (``pod_notifier``), a read of
+its Pod and a patch conditional on the resourceVersion read (synchronous:
+the sidecar has nothing else to do).  All go through this module, so the
+URL, the headers, the TLS trust and the error mapping are written once.
 
 The token file is re-read for every request because the kubelet rotates
 projected service-account tokens.  Tests pass an ``httpx`` transport instead
@@ -111,8 +113,11 @@ def _checked(method: str, path: str, response: httpx.Response) -> bytes:
     return response.content
 
 
-def _annotations_patch(annotations: dict[str, str]) -> bytes:
-    return json.dumps({"metadata": {"annotations": annotations}}, separators=(",", ":")).encode()
+def _annotations_patch(annotations: dict[str, str], resource_version: str | None = None) -> bytes:
+    metadata: dict[str, object] = {"annotations": annotations}
+    if resource_version is not None:
+        metadata["resourceVersion"] = resource_version  # a precondition: 409 if the object changed since
+    return json.dumps({"metadata": metadata}, separators=(",", ":")).encode()
 
 
 class Client:
@@ -141,6 +146,18 @@ class Client:
         except httpx.HTTPError as exc:
             raise errors.ApiServerError(f"GET {path!r} failed: {exc!r}") from exc
         return _checked("GET", path, response)
+
+    def patch_annotations(self, path: str, annotations: dict[str, str], resource_version: str | None = None) -> None:
+        """JSON-merge-patch these annotations, only onto ``resource_version`` when given (409 otherwise).
+
+        Raises ``errors.ApiServerError`` (``status`` 409 when the object changed).
+        """
+        body = _annotations_patch(annotations, resource_version)
+        try:
+            response = self._http.patch(path, content=body, headers=_headers(self._credentials, _MERGE_PATCH))
+        except httpx.HTTPError as exc:
+            raise errors.ApiServerError(f"PATCH {path!r} failed: {exc!r}") from exc
+        _checked("PATCH", path, response)
 
 
 class AsyncClient:

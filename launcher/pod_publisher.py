@@ -1,11 +1,15 @@
-"""The in-process publisher: the launcher's instances, written onto its own Pod (CONTRACT.md §4.9, §12.3).
+"""The in-process publisher: the launcher's instances, written onto its own Pod (docs/protocol.md).
 
 Upstream runs a sidecar that polls the launcher every 2 s and patches the
 ``vllm-instance-signature``; controllers learn of crashed instances only
 through the Pod event that patch causes.  We react to our own instance
 events instead and write both that signature and the ``instances``
 inventory, so a change reaches the Pod object in well under the contracted
-1 s, with no extra container and no polling.
+1 s, with no extra container and no polling.  The Pod is found by
+``pod_identity``, so a launcher whose template sets no ``POD_NAME`` and
+``NAMESPACE`` (one written for upstream's controller) publishes too.  Under
+upstream's controller the sidecar still runs: it is ``pod_notifier``, the
+polling twin of this module, and both write the same content.
 
 Decide, then do:
 
@@ -30,7 +34,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
-from launcher import apiserver, errors, inventory
+from launcher import apiserver, errors, inventory, pod_identity
 from launcher import settings as settings_mod
 
 __all__ = [
@@ -220,21 +224,24 @@ def _report_end(task: asyncio.Task[None]) -> None:
 def from_settings(settings: settings_mod.LauncherSettings) -> PodPublisher | None:
     """The publisher for this launcher's own Pod, or None when it does not run in one.
 
-    Enabled when ``POD_NAME`` and ``NAMESPACE`` are set and the in-cluster
-    credentials exist (reads the file system; opens no connection).  An
-    unusable CA file is logged as an error and disables publishing: the
-    launcher's API keeps working without it.
+    Enabled when the Pod's identity is known (``POD_NAME`` and ``NAMESPACE``,
+    or else the service-account token's claims, the namespace file and the
+    host name: ``pod_identity``) and the in-cluster credentials exist (reads
+    the file system; opens no connection).  An unusable CA file is logged as
+    an error and disables publishing: the launcher's API keeps working
+    without it.
     """
-    if not (settings.pod_name and settings.namespace):
-        logger.info("not publishing the inventory: POD_NAME or NAMESPACE is not set")
-        return None
     credentials = apiserver.in_cluster(settings)
     if credentials is None:
         logger.info("not publishing the inventory: no in-cluster credentials")
+        return None
+    identity = pod_identity.discover(settings)
+    if identity is None:
+        logger.warning("not publishing the inventory: this Pod's namespace or name cannot be found")
         return None
     try:
         client = apiserver.AsyncClient(credentials)
     except errors.ApiServerError:
         logger.exception("not publishing the inventory: the in-cluster credentials are unusable")
         return None
-    return PodPublisher(client, apiserver.pod_path(settings.namespace, settings.pod_name), on_close=client.aclose)
+    return PodPublisher(client, apiserver.pod_path(identity.namespace, identity.name), on_close=client.aclose)

@@ -14,7 +14,7 @@ from typing import Literal
 import pydantic
 import pydantic_settings
 
-__all__ = ["EngineSimSettings", "LauncherSettings", "LogLevel", "RequesterSettings"]
+__all__ = ["EngineSimSettings", "LauncherSettings", "LogLevel", "NotifierSettings", "RequesterSettings"]
 
 LogLevel = Literal["critical", "error", "warning", "info", "debug"]
 
@@ -50,6 +50,7 @@ class LauncherSettings(pydantic_settings.BaseSettings):
         default=None, validation_alias=pydantic.AliasChoices("namespace", "NAMESPACE")
     )
     pod_name: str | None = pydantic.Field(default=None, validation_alias=pydantic.AliasChoices("pod_name", "POD_NAME"))
+    hostname: str | None = pydantic.Field(default=None, validation_alias=pydantic.AliasChoices("hostname", "HOSTNAME"))
     gpu_map_namespace: str | None = None
     kubernetes_service_host: str | None = pydantic.Field(
         default=None, validation_alias=pydantic.AliasChoices("kubernetes_service_host", "KUBERNETES_SERVICE_HOST")
@@ -58,6 +59,23 @@ class LauncherSettings(pydantic_settings.BaseSettings):
         default=443, validation_alias=pydantic.AliasChoices("kubernetes_service_port", "KUBERNETES_SERVICE_PORT")
     )
     service_account_dir: pathlib.Path = pathlib.Path("/var/run/secrets/kubernetes.io/serviceaccount")
+
+
+class NotifierSettings(LauncherSettings):
+    """``launcher_pod_notifier.py``: upstream's sidecar command, run as our publisher in sidecar mode.
+
+    It shares the launcher's Pod facts (identity, in-cluster credentials,
+    bearer token) and adds where the launcher is and how often to look
+    (upstream's sidecar: every 2 s, 5 s timeout, 5 s back-off after an error).
+    """
+
+    launcher_base_url: str = pydantic.Field(
+        default="http://127.0.0.1:8001",
+        validation_alias=pydantic.AliasChoices("launcher_base_url", "LAUNCHER_BASE_URL"),
+    )
+    poll_seconds: float = pydantic.Field(default=2.0, gt=0.0, le=3600.0)
+    timeout_seconds: float = pydantic.Field(default=5.0, gt=0.0, le=600.0)
+    backoff_seconds: float = pydantic.Field(default=5.0, gt=0.0, le=3600.0)
 
 
 class RequesterSettings(pydantic_settings.BaseSettings):

@@ -184,14 +184,19 @@ def test_inventory_changed_never_waits_for_the_apiserver() -> None:
     ("env", "enabled"),
     [
         pytest.param({"pod_name": "p", "namespace": "ns"}, True, id="in-a-pod"),
-        pytest.param({"namespace": "ns"}, False, id="no-pod-name"),
-        pytest.param({"pod_name": "p"}, False, id="no-namespace"),
+        pytest.param({"namespace": "ns", "hostname": "p"}, True, id="no-pod-name-hostname-instead"),
+        pytest.param({"pod_name": "p"}, False, id="no-namespace-anywhere"),
+        pytest.param({"pod_name": "p", "namespace_file": "ns"}, True, id="no-namespace-env-namespace-file-instead"),
         pytest.param({"pod_name": "p", "namespace": "ns", "kubernetes_service_host": None}, False, id="no-apiserver"),
     ],
 )
 def test_enabled_only_in_a_pod(tmp_path: pathlib.Path, env: dict[str, object], enabled: bool) -> None:
     (tmp_path / "token").write_text("t")
     shutil.copy(certifi.where(), tmp_path / "ca.crt")  # any valid CA bundle
+    env = dict(env)
+    namespace_file = env.pop("namespace_file", None)
+    if namespace_file is not None:
+        (tmp_path / "namespace").write_text(str(namespace_file))
     values: dict[str, object] = {"kubernetes_service_host": "10.0.0.1", "service_account_dir": tmp_path, **env}
     settings = settings_mod.LauncherSettings(**values)  # type: ignore[arg-type]  # keys checked by the model
 
