@@ -1,0 +1,208 @@
+"""What one raw Pod (or Event) says about FMA, read through the ``crds`` keys.
+
+``kubectl fma`` sees the cluster only through the raw objects the apiserver
+returns; this module is the one place that turns a Pod dict into FMA facts —
+its role, its node, its binding, its GPUs, when the controller last wrote it —
+so the status and explain builders never index dicts themselves.  Malformed
+FMA annotations are read as "not known" here rather than raised: an operator
+tool must still show the rest of the cluster.
+
+Pure; no I/O.
+"""
+
+from __future__ import annotations
+
+import datetime
+import enum
+import shlex
+from collections.abc import Mapping
+from typing import Any
+
+from crds import (
+    accelerators,
+    binding_record,
+    errors,
+    keys,
+    launcher_inventory,
+    names,
+    requester_status,
+)
+
+__all__ = [
+    "Role",
+    "annotations_of",
+    "binding",
+    "condition",
+    "dpc_last_write",
+    "gpus",
+    "inventory",
+    "is_deleting",
+    "is_ready",
+    "isc_name",
+    "labels_of",
+    "model_of_options",
+    "name",
+    "node_of",
+    "parse_time",
+    "role",
+    "status_errors",
+    "uid",
+]
+
+
+class Role(enum.StrEnum):
+    """The part a Pod plays in FMA."""
+
+    REQUESTER = "requester"
+    LAUNCHER = "launcher"
+    DIRECT_PROVIDER = "direct-provider"
+    OTHER = "other"
+
+
+def _meta(obj: Mapping[str, Any]) -> Mapping[str, Any]:
+    meta = obj.get("metadata")
+    return meta if isinstance(meta, Mapping) else {}
+
+
+def name(obj: Mapping[str, Any]) -> str:
+    """``metadata.name``."""
+    return str(_meta(obj).get("name") or "")
+
+
+def uid(obj: Mapping[str, Any]) -> str:
+    """``metadata.uid``."""
+    return str(_meta(obj).get("uid") or "")
+
+
+def annotations_of(obj: Mapping[str, Any]) -> Mapping[str, str]:
+    """``metadata.annotations`` (empty when absent)."""
+    value = _meta(obj).get("annotations")
+    return value if isinstance(value, Mapping) else {}
+
+
+def labels_of(obj: Mapping[str, Any]) -> Mapping[str, str]:
+    """``metadata.labels`` (empty when absent)."""
+    value = _meta(obj).get("labels")
+    return value if isinstance(value, Mapping) else {}
+
+
+def is_deleting(obj: Mapping[str, Any]) -> bool:
+    """Whether ``metadata.deletionTimestamp`` is set."""
+    return bool(_meta(obj).get("deletionTimestamp"))
+
+
+def role(pod: Mapping[str, Any]) -> Role:
+    """Classify ``pod`` as CONTRACT.md §1 and §7.1 do."""
+    notes = annotations_of(pod)
+    if notes.get(keys.INFERENCE_SERVER_CONFIG_ANNOTATION) is not None or notes.get(keys.SERVER_PATCH_ANNOTATION):
+        return Role.REQUESTER
+    if keys.LAUNCHER_CONFIG_NAME_LABEL in labels_of(pod):
+        return Role.LAUNCHER
+    if keys.NOMINAL_ANNOTATION in notes or keys.REQUESTER_ANNOTATION in notes:
+        return Role.DIRECT_PROVIDER
+    return Role.OTHER
+
+
+def isc_name(pod: Mapping[str, Any]) -> str | None:
+    """A launcher-mode requester's ISC name, or None (direct mode, or not a requester)."""
+    return annotations_of(pod).get(keys.INFERENCE_SERVER_CONFIG_ANNOTATION)
+
+
+def node_of(pod: Mapping[str, Any]) -> str | None:
+    """The node a Pod runs on: providers by their hostname nodeSelector (§2.4), others by ``spec.nodeName``."""
+    spec = pod.get("spec") if isinstance(pod.get("spec"), Mapping) else {}
+    assert isinstance(spec, Mapping)
+    if role(pod) in (Role.LAUNCHER, Role.DIRECT_PROVIDER):
+        selector = spec.get("nodeSelector")
+        if isinstance(selector, Mapping) and selector.get(names.HOSTNAME_NODE_SELECTOR):
+            return str(selector[names.HOSTNAME_NODE_SELECTOR])
+    node = spec.get("nodeName")
+    return str(node) if node else None
+
+
+def binding(pod: Mapping[str, Any]) -> binding_record.BindingRecord | None:
+    """The requester a provider is bound to, or None."""
+    return binding_record.from_annotations(annotations_of(pod))
+
+
+def gpus(pod: Mapping[str, Any]) -> list[str]:
+    """The ``accelerators`` annotation's UUIDs (empty when unknown or malformed)."""
+    try:
+        return accelerators.parse(annotations_of(pod).get(keys.ACCELERATORS_ANNOTATION))
+    except errors.InvalidAnnotation:
+        return []
+
+
+def inventory(pod: Mapping[str, Any]) -> launcher_inventory.LauncherInventory | None:
+    """A launcher's published inventory (§12.3), or None when absent or malformed."""
+    try:
+        return launcher_inventory.parse(annotations_of(pod).get(keys.INSTANCES_ANNOTATION))
+    except errors.InvalidAnnotation:
+        return None
+
+
+def status_errors(pod: Mapping[str, Any]) -> list[str]:
+    """The controller's errors in a requester's ``status`` annotation (a malformed value is shown as is)."""
+    value = annotations_of(pod).get(keys.STATUS_ANNOTATION)
+    try:
+        return requester_status.parse(value)
+    except errors.InvalidAnnotation:
+        return [f"unreadable status annotation: {value!r}"]
+
+
+def condition(pod: Mapping[str, Any], kind: str) -> Mapping[str, Any] | None:
+    """The Pod condition of type ``kind``, or None."""
+    status = pod.get("status")
+    if not isinstance(status, Mapping):
+        return None
+    for item in status.get("conditions") or []:
+        if isinstance(item, Mapping) and item.get("type") == kind:
+            return item
+    return None
+
+
+def is_ready(pod: Mapping[str, Any]) -> bool:
+    """Whether the Pod's Ready condition is True."""
+    ready = condition(pod, "Ready")
+    return ready is not None and ready.get("status") == "True"
+
+
+def parse_time(value: object) -> datetime.datetime | None:
+    """An RFC 3339 timestamp from the API (``...Z``, optionally with fractions), or None."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        parsed = datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=datetime.UTC)
+
+
+def dpc_last_write(pod: Mapping[str, Any]) -> datetime.datetime | None:
+    """When the dual-pods controller last updated the Pod's metadata (its managedFields entry), or None."""
+    latest: datetime.datetime | None = None
+    for entry in _meta(pod).get("managedFields") or []:
+        if not isinstance(entry, Mapping) or entry.get("manager") != names.DPC_FIELD_MANAGER:
+            continue
+        if entry.get("subresource"):
+            continue
+        when = parse_time(entry.get("time"))
+        if when is not None and (latest is None or when > latest):
+            latest = when
+    return latest
+
+
+def model_of_options(options: str | None) -> str:
+    """The ``--model`` value in an engine's command-line options ("" when absent or unparsable)."""
+    if not options:
+        return ""
+    try:
+        words = shlex.split(options)
+    except ValueError:
+        return ""
+    for index, word in enumerate(words):
+        if word == "--model" and index + 1 < len(words):
+            return words[index + 1]
+        if word.startswith("--model="):
+            return word.split("=", 1)[1]
+    return ""
