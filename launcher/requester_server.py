@@ -1,5 +1,8 @@
 """The ``fma-requester`` process: discover the GPUs once, then serve the SPI and the probe port.
 
+The SPI also carries upstream's ``/v1/proxy/config`` (``requester_proxy``),
+whose TCP proxy listens on ``proxy_port`` once configured.
+
 Memory usage is measured per request through NVML when it works here, and
 otherwise read from what engine simulators publish (``sim_usage``), which
 is how the requester agent reports memory on GPU-less development nodes.
@@ -15,7 +18,7 @@ from types import FrameType
 import uvicorn
 
 from crds import log_output
-from launcher import errors, gpu_discovery, nvml, requester_app, sim_usage
+from launcher import errors, gpu_discovery, nvml, requester_app, requester_proxy, sim_usage
 from launcher import settings as settings_mod
 
 __all__ = ["memory_probe", "run"]
@@ -63,6 +66,7 @@ def run(settings: settings_mod.RequesterSettings) -> int:
     logger.info("requester agent starting", extra={"gpus": uuids, "gpu_source": source})
     readiness = requester_app.Readiness()
     spi = requester_app.create_spi_app(readiness, uuids, memory_probe(settings))
+    requester_proxy.install(spi, requester_proxy.TcpProxy(settings.host, settings.proxy_port))
     probes = requester_app.create_probes_app(readiness)
     sockets = [
         socket.create_server((settings.host, settings.probes_port)),

@@ -99,6 +99,9 @@ class RequesterSettings(pydantic_settings.BaseSettings):
     sim_usage_dir: pathlib.Path = pydantic.Field(
         default=DEFAULT_SIM_USAGE_DIR, validation_alias=pydantic.AliasChoices("sim_usage_dir", "FMA_SIM_USAGE_DIR")
     )
+    proxy_port: int = pydantic.Field(
+        default=8082, ge=1, le=65535, validation_alias=pydantic.AliasChoices("proxy_port", "FMA_REQUESTER_PROXY_PORT")
+    )
     shutdown_grace_seconds: float = 60.0
 
 
