@@ -14,7 +14,7 @@ import sys
 import pydantic
 
 from crds import log_output
-from launcher import engine_sim, launcher_server, requester_server, sim_cli
+from launcher import engine_sim, launcher_server, requester_server, sim_cli, tensor_engine
 from launcher import settings as settings_mod
 
 __all__ = ["engine_sim_main", "launcher_main", "requester_main"]
@@ -98,7 +98,7 @@ def engine_sim_main(argv: list[str] | None = None) -> int:
     log_output.configure(sim.log_level)
     if unknown:
         logger.warning("ignoring engine options the simulator does not model", extra={"options": unknown})
-    return engine_sim.serve(sim)
+    return tensor_engine.serve(sim) if sim.device != "sim" else engine_sim.serve(sim)
 
 
 if __name__ == "__main__":

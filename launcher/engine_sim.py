@@ -31,8 +31,8 @@ import pydantic
 import uvicorn
 from fastapi import responses
 
+from launcher import errors, sim_model, sim_usage, validation_response
 from launcher import settings as settings_mod
-from launcher import sim_model, sim_usage, validation_response
 
 __all__ = ["SimEngine", "create_app", "serve"]
 
@@ -89,6 +89,10 @@ class SimEngine:
         """Simulated MiB in use on each of this engine's GPUs."""
         per_gpu = sim_model.memory_mib(self.sim, self.phase, self.asleep)
         return dict.fromkeys(self.sim.gpu_uuids, per_gpu)
+
+    def text(self, seed: str, n: int) -> str:
+        """The ``n`` words answered to ``seed`` (the torch-backed engine computes them on its device)."""
+        return _text(seed, n)
 
     def publish_usage(self) -> None:
         """Write the current usage where the requester agent reads it (no-op without GPUs)."""
@@ -284,7 +288,7 @@ def create_app(engine: SimEngine) -> fastapi.FastAPI:  # noqa: PLR0915 - one clo
                 400, f"prompt plus max_tokens exceeds max_model_len {engine.sim.max_model_len}", "BadRequestError"
             )
         choices = [
-            {"index": i, "text": _text(p, body.max_tokens), "logprobs": None, "finish_reason": "length"}
+            {"index": i, "text": engine.text(p, body.max_tokens), "logprobs": None, "finish_reason": "length"}
             for i, p in enumerate(prompts)
         ]
         metrics.prompt_tokens.labels(metrics.name).inc(prompt_tokens)
@@ -324,7 +328,11 @@ def create_app(engine: SimEngine) -> fastapi.FastAPI:  # noqa: PLR0915 - one clo
             "created": int(time.time()),
             "model": body.model or engine.model_names[0],
             "choices": [
-                {"index": 0, "message": {"role": "assistant", "content": _text(prompt, n)}, "finish_reason": "length"}
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": engine.text(prompt, n)},
+                    "finish_reason": "length",
+                }
             ],
             "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": n, "total_tokens": prompt_tokens + n},
         }
@@ -346,7 +354,10 @@ def create_app(engine: SimEngine) -> fastapi.FastAPI:  # noqa: PLR0915 - one clo
                 return _error(400, f"unsupported sleep level {level!r}; use 1 or 2", "BadRequestError")
             if engine.phase is sim_model.Phase.STARTING:
                 return _error(503, "the engine is still loading", "ServiceUnavailableError")
-            await engine.sleep(level)
+            try:
+                await engine.sleep(level)
+            except errors.LauncherError as exc:
+                return _error(exc.http_status, str(exc), type(exc).__name__)
             return fastapi.Response(status_code=200)
 
         @app.post("/wake_up", response_model=None)
@@ -357,7 +368,10 @@ def create_app(engine: SimEngine) -> fastapi.FastAPI:  # noqa: PLR0915 - one clo
                 return _error(400, f"unknown tags {sorted(unknown)!r}; use weights or kv_cache", "BadRequestError")
             if engine.phase is sim_model.Phase.STARTING:
                 return _error(503, "the engine is still loading", "ServiceUnavailableError")
-            await engine.wake(wanted)
+            try:
+                await engine.wake(wanted)
+            except errors.LauncherError as exc:
+                return _error(exc.http_status, str(exc), type(exc).__name__)
             return fastapi.Response(status_code=200)
 
         @app.get("/is_sleeping", response_model=None)
@@ -394,9 +408,9 @@ class _DeafServer(uvicorn.Server):
             super().handle_exit(sig, frame)
 
 
-def serve(sim: settings_mod.EngineSimSettings) -> int:
-    """Run the simulator until SIGTERM/SIGINT; returns the process exit status."""
-    engine = SimEngine(sim)
+def serve(sim: settings_mod.EngineSimSettings, engine: SimEngine | None = None) -> int:
+    """Run the simulator (or ``engine``, e.g. the torch-backed one) until SIGTERM/SIGINT; returns the exit status."""
+    engine = engine or SimEngine(sim)
     logger.info(
         "engine simulator starting",
         extra={

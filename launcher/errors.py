@@ -13,7 +13,10 @@
     ├── NvmlUnavailable       NVML (nvidia-ml-py or the driver) cannot be used
     ├── ApiServerError        a call to the apiserver from inside the Pod failed (refused, unreachable, malformed)
     │   └── NotInPod              no in-cluster credentials: not running in a Pod
-    └── GpuDiscoveryFailed    no source could tell which GPUs this Pod has
+    ├── GpuDiscoveryFailed    no source could tell which GPUs this Pod has
+    ├── InsufficientDeviceMemory  a wake or load finds too little free GPU memory (HTTP 507); nothing moved
+    ├── InsufficientHostMemory    a sleep cannot get host memory for the weights (HTTP 507); still awake
+    └── WeightsCorrupted      restored weights do not match their checksum (HTTP 500); still asleep
 
 The HTTP layer maps each class to one status code (``http_status``), so the
 status follows from the error's meaning and handlers never pick codes ad hoc.
@@ -28,6 +31,8 @@ __all__ = [
     "GpuDiscoveryFailed",
     "InstanceExists",
     "InstanceNotFound",
+    "InsufficientDeviceMemory",
+    "InsufficientHostMemory",
     "InvalidInstanceId",
     "InvalidRequest",
     "LauncherError",
@@ -37,6 +42,7 @@ __all__ = [
     "RevisionGone",
     "SpawnFailed",
     "UnknownGpu",
+    "WeightsCorrupted",
 ]
 
 
@@ -118,3 +124,19 @@ class NotInPod(ApiServerError):
 
 class GpuDiscoveryFailed(LauncherError):
     """No discovery source produced this Pod's GPU UUIDs."""
+
+
+class InsufficientDeviceMemory(LauncherError):
+    """The devices lack the free memory for the weights; they stay where they were (asleep, intact)."""
+
+    http_status = 507
+
+
+class InsufficientHostMemory(LauncherError):
+    """Host memory for the weights' copy could not be allocated; the engine stays awake."""
+
+    http_status = 507
+
+
+class WeightsCorrupted(LauncherError):
+    """Weights brought back to the devices do not match the checksum taken when they were loaded."""

@@ -99,7 +99,7 @@ def run(settings: settings_mod.LauncherSettings, observer: inventory.InventoryOb
 
     async def startup() -> None:
         await spawn.start(table.on_exit)
-        logger.info("engine preloaded", extra={"zygote_pid": zygote_pid})
+        logger.info("engine preloaded", extra={"zygote_pid": zygote_pid, **spawn.preload_facts})
         if publisher is not None:
             publisher.inventory_changed(table.snapshot())  # the first publication: no instances yet
             publisher.start()

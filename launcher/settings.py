@@ -136,6 +136,9 @@ class EngineSimSettings(pydantic_settings.BaseSettings):
     usage_dir: pathlib.Path = DEFAULT_SIM_USAGE_DIR
     workers: int = pydantic.Field(default=0, ge=0, le=64)
     ignore_sigterm: bool = False
+    device: Literal["sim", "cpu", "cuda"] = "sim"
+    keep_pinned: bool = False
+    device_memory_mib: int | None = pydantic.Field(default=None, ge=1)
     dev_mode: bool = pydantic.Field(
         default=False, validation_alias=pydantic.AliasChoices("dev_mode", "VLLM_SERVER_DEV_MODE")
     )

@@ -43,6 +43,9 @@ def _parser() -> _Parser:
     p.add_argument("--sim-usage-dir", dest="usage_dir")
     p.add_argument("--sim-workers", dest="workers", type=int)
     p.add_argument("--sim-ignore-sigterm", dest="ignore_sigterm", action="store_true")
+    p.add_argument("--device", choices=["sim", "cpu", "cuda"])
+    p.add_argument("--keep-pinned-buffers", dest="keep_pinned", action="store_true")
+    p.add_argument("--sim-device-memory-mib", dest="device_memory_mib", type=int)
     return p
 
 

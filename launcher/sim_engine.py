@@ -13,7 +13,7 @@ import logging
 import pydantic
 
 from crds import log_output
-from launcher import engine_sim, sim_cli
+from launcher import engine_sim, sim_cli, tensor_engine
 
 __all__ = ["ENGINE", "SimEngineRunner"]
 
@@ -41,7 +41,7 @@ class SimEngineRunner:
         log_output.configure(sim.log_level)
         if unknown:
             logger.warning("ignoring engine options the simulator does not model", extra={"options": unknown})
-        return engine_sim.serve(sim)
+        return tensor_engine.serve(sim) if sim.device != "sim" else engine_sim.serve(sim)
 
 
 ENGINE = SimEngineRunner()

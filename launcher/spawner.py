@@ -37,6 +37,7 @@ class Spawner:
         self._ready: asyncio.Future[None] | None = None
         self._on_exit: Callable[[int, int], None] = lambda _pid, _code: None
         self.broken = False
+        self.preload_facts: dict[str, object] = {}
 
     async def start(self, on_exit: Callable[[int, int], None]) -> None:
         """Attach to the zygote and wait until it has preloaded the engine; raises ``SpawnFailed``."""
@@ -55,6 +56,7 @@ class Spawner:
             message = json.loads(line)
             op = message.get("op")
             if op == "ready" and self._ready is not None and not self._ready.done():
+                self.preload_facts = {k: v for k, v in message.items() if k != "op"}
                 self._ready.set_result(None)
             elif op == "failed" and self._ready is not None and not self._ready.done():
                 self._ready.set_exception(errors.SpawnFailed(f"the engine could not be preloaded: {message['error']}"))

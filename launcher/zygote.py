@@ -87,6 +87,20 @@ def fork(engine: engine_mod.Engine, preload_modules: list[str]) -> tuple[int, so
     return pid, ours
 
 
+_CUDA_IN_PARENT = (
+    "a preload initialised CUDA in the preloaded parent; its forked children could not use the GPU "
+    "(preload modules may import torch but must not touch a device)"
+)
+
+
+def _cuda_facts() -> dict[str, bool]:
+    """Whether torch is imported here and whether it has initialised CUDA (never imports torch itself)."""
+    torch = sys.modules.get("torch")
+    cuda = getattr(torch, "cuda", None)
+    initialized = bool(cuda.is_initialized()) if cuda is not None else False
+    return {"torch_imported": torch is not None, "cuda_initialized": initialized}
+
+
 class _Zygote:
     def __init__(self, sock: socket.socket, engine: engine_mod.Engine) -> None:
         self._sock = sock
@@ -114,7 +128,11 @@ class _Zygote:
         except BaseException as exc:  # noqa: BLE001 - any preload failure is reported to the launcher
             self._send({"op": "failed", "error": f"{type(exc).__name__}: {exc}"})
             return 1
-        self._send({"op": "ready"})
+        facts = _cuda_facts()
+        if facts["cuda_initialized"]:
+            self._send({"op": "failed", "error": _CUDA_IN_PARENT})
+            return 1
+        self._send({"op": "ready", **facts})
         buffer = b""
         while True:
             readable, _, _ = select.select([self._sock.fileno(), wake_r], [], [])
