@@ -15,6 +15,8 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+import yaml
+
 from crds import decoding, inference_server_config, names
 from crds import errors as crds_errors
 from fmactl import errors
@@ -45,6 +47,8 @@ def connect(kubeconfig: str | None, context: str | None) -> kube_client.Client:
         return kube_client.connect(kubeconfig, context, field_manager="kubectl-fma")
     except kube_errors.ConfigError as exc:
         raise errors.ClusterUnreachable(f"no cluster to talk to: {exc}") from exc
+    except yaml.YAMLError as exc:  # the client library lets a kubeconfig that is not YAML through
+        raise errors.ClusterUnreachable(f"no cluster to talk to: kubeconfig is not valid YAML: {exc}") from exc
 
 
 def _call(api: kube_client.Client, what: str, action: Callable[[], Any]) -> Any:
