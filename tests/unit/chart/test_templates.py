@@ -60,7 +60,7 @@ def without_chart_labels(obj: dict[str, Any]) -> dict[str, Any]:
 def test_defaults_make_every_component(render: Render) -> None:
     kinds = render().kinds()
     assert kinds["Deployment"] == sorted(DEPLOYMENTS)
-    components = ("controllers", "webhook", "extender", "scheduler", "certs", "launcher", "test")
+    components = ("controllers", "webhook", "extender", "scheduler", "certs", "launcher", "test", "uninstall")
     assert kinds["ServiceAccount"] == sorted(f"{P}-{c}" for c in components)
     assert kinds["Service"] == [f"{P}-extender", f"{P}-webhook"]
     assert kinds["MutatingWebhookConfiguration"] == [f"{P}-webhook"]
@@ -77,7 +77,7 @@ def test_defaults_make_every_component(render: Render) -> None:
     assert kinds["PodDisruptionBudget"] == [f"{P}-webhook"]
     assert kinds["NetworkPolicy"] == [f"{P}-launcher"]
     assert kinds["Secret"] == [f"{P}-launcher-token", f"{P}-webhook-tls"]
-    assert kinds["Job"] == [f"{P}-certs-init-1"]
+    assert kinds["Job"] == [f"{P}-certs-init-1", f"{P}-uninstall"]
     assert kinds["CronJob"] == [f"{P}-certs-rotate"]
     assert "PodMonitor" not in kinds
 
@@ -354,8 +354,8 @@ def test_cert_manager_mode(render: Render) -> None:
     kinds = rendered.kinds()
     assert kinds["Certificate"] == [f"{P}-webhook", f"{P}-webhook-ca"]
     assert kinds["Issuer"] == [f"{P}-webhook-ca", f"{P}-webhook-selfsigned"]
-    for absent in ("Job", "CronJob"):
-        assert absent not in kinds
+    assert kinds["Job"] == [f"{P}-uninstall"]
+    assert "CronJob" not in kinds
     assert not rendered.has("Secret", f"{P}-webhook-tls")
     assert not rendered.has("ServiceAccount", f"{P}-certs")
     assert not rendered.has("ClusterRole", f"{P}-certs")
@@ -554,3 +554,29 @@ def test_helm_test_hook(render: Render) -> None:
     for obj in rendered.objects:
         if obj["metadata"]["name"] == f"{P}-test":
             assert obj["metadata"]["annotations"]["helm.sh/hook"] == "test"
+
+
+# --- uninstall -----------------------------------------------------------------------------------------
+
+
+def test_uninstall_hook_releases_finalizers(render: Render) -> None:
+    rendered = render()
+    job = rendered.get("Job", f"{P}-uninstall")
+    assert job["metadata"]["annotations"]["helm.sh/hook"] == "pre-delete"
+    script = rendered.get("ConfigMap", f"{P}-uninstall")["data"]["release_finalizers.py"]
+    assert f'"{keys.REQUESTER_FINALIZER}", "{keys.PROVIDER_FINALIZER}"' in script
+    env = {e["name"]: e.get("value") for e in job["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["FMA_CONTROLLERS"] == f"{P}-controllers"
+    selector = dict(pair.split("=") for pair in env["FMA_CONTROLLERS_SELECTOR"].split(","))
+    labels = rendered.get("Deployment", f"{P}-controllers")["spec"]["selector"]["matchLabels"]
+    assert selector == labels
+    assert rules_of(rendered, "Role", f"{P}-uninstall") == [
+        ("", "pods", "get", ""),
+        ("", "pods", "list", ""),
+        ("", "pods", "patch", ""),
+        ("apps", "deployments", "patch", f"{P}-controllers"),
+    ]
+    for obj in rendered.objects:
+        if obj["metadata"]["name"] == f"{P}-uninstall":
+            assert obj["metadata"]["annotations"]["helm.sh/hook"] == "pre-delete"
+            assert "hook-succeeded" in obj["metadata"]["annotations"]["helm.sh/hook-delete-policy"]
