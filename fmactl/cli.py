@@ -142,8 +142,8 @@ def _status(
 
 
 def _explain(api: kube_client.Client, args: argparse.Namespace, namespace: str, out: TextIO) -> None:
-    pod = snapshot.read_pod(api, namespace, args.pod)
     snap = snapshot.read(api, namespace, gpu_map_namespace=args.gpu_map_namespace)
+    pod = snapshot.find_pod(snap, args.pod)
     report = explanation.build(snap, pod, fma_scheduler=args.fma_scheduler)
     if args.output == "table":
         out.write(rendering.explain_text(report))

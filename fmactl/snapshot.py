@@ -24,7 +24,7 @@ from kube import client as kube_client
 from kube import errors as kube_errors
 from kube import resources
 
-__all__ = ["Snapshot", "connect", "read", "read_pod"]
+__all__ = ["Snapshot", "connect", "find_pod", "read"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,15 +60,12 @@ def _call(api: kube_client.Client, what: str, action: Callable[[], Any]) -> Any:
         raise errors.ClusterUnreachable(f"the cluster at {api.server} refused {what}: {exc.message}") from exc
 
 
-def read_pod(api: kube_client.Client, namespace: str, pod_name: str) -> dict[str, Any]:
-    """Read one Pod; raise ``PodNotFound`` naming it and the namespace."""
-    try:
-        pod: dict[str, Any] = _call(
-            api, f"reading Pod {pod_name!r}", lambda: api.get(resources.PODS, pod_name, namespace)
-        )
-    except kube_errors.NotFound as exc:
-        raise errors.PodNotFound(f'pod "{pod_name}" not found in namespace "{namespace}"') from exc
-    return pod
+def find_pod(snap: Snapshot, pod_name: str) -> dict[str, Any]:
+    """The Pod named ``pod_name`` in the snapshot; raise ``PodNotFound`` naming it and the namespace (pure)."""
+    for pod in snap.pods:
+        if (pod.get("metadata") or {}).get("name") == pod_name:
+            return pod
+    raise errors.PodNotFound(f'pod "{pod_name}" not found in namespace "{snap.namespace}"')
 
 
 def read(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from fmactl import errors, explanation
+from fmactl import errors, explanation, snapshot
 
 from . import objects as o
 
@@ -97,3 +97,9 @@ def test_a_launcher_is_not_a_requester_and_names_its_requester() -> None:
     lc = o.launcher("lc-1", bound_to=bound)
     with pytest.raises(errors.NotFmaPod, match='bound to requester "r1-a"'):
         explanation.build(o.snap([bound, lc]), lc)
+
+
+def test_find_pod_names_the_missing_pod_and_namespace() -> None:
+    with pytest.raises(errors.PodNotFound, match='pod "nope" not found in namespace "ns"'):
+        snapshot.find_pod(o.snap([o.requester("r1-a")]), "nope")
+    assert snapshot.find_pod(o.snap([o.requester("r1-a")]), "r1-a")["metadata"]["uid"] == "uid-r1-a"
