@@ -10,7 +10,7 @@ STAMP := $(VENV)/.fma-installed
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help venv binaries vllm-env demo test test-fast lint format cluster-up cluster-down cluster-status lock clean
+.PHONY: help venv binaries vllm-env images demo test test-fast lint format cluster-up cluster-down cluster-status lock clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 18
@@ -30,6 +30,9 @@ binaries: $(STAMP)  ## build (once) etcd, helm and the Kubernetes binaries into 
 
 vllm-env:  ## create/update the real-vLLM (CPU) virtualenv of the vllm-marked tests (in ~/.cache/fma)
 	@PYTHON=$(PYTHON) scripts/vllm-env.sh
+
+images:  ## build the FMA and launcher images with docker, podman or buildah (docs/install.md#images)
+	@scripts/build-images.sh
 
 demo: binaries  ## start the local cluster and show it working
 	@$(BIN)/fma-dev demo
