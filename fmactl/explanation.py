@@ -175,8 +175,16 @@ def _relay(pod: Mapping[str, Any], ready: bool) -> Stage:
     )
 
 
-def _reasons(scheduler_reason: str, controller_errors: list[str], history: list[pod_events.PodEvent]) -> list[str]:
-    """The scheduler's and the controller's own words, without repeats."""
+def _reasons(
+    ready: bool, scheduler_reason: str, controller_errors: list[str], history: list[pod_events.PodEvent]
+) -> list[str]:
+    """The scheduler's and the controller's own words, without repeats; none once the requester is Ready.
+
+    A Ready requester's earlier Warning Events (say, ``no IP assigned yet`` before
+    its IP was known) are history, still listed with the Events, not reasons.
+    """
+    if ready:
+        return []
     reasons = [f"scheduler: {scheduler_reason}"] if scheduler_reason else []
     reasons.extend(f"controller: {problem}" for problem in controller_errors)
     for event in history:
@@ -278,7 +286,7 @@ def build(
         waiting_for=_waiting_for(
             deleting=deleting, ready=ready, node=node, failed=failed, gpus=gpus, provider=provider
         ),
-        reasons=_reasons(scheduler_reason, controller_errors, history),
+        reasons=_reasons(ready, scheduler_reason, controller_errors, history),
         events=[
             EventLine(at=e.at, type=e.type, reason=e.reason, message=e.message, count=e.count, source=e.source)
             for e in history

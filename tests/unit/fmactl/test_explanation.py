@@ -103,3 +103,11 @@ def test_find_pod_names_the_missing_pod_and_namespace() -> None:
     with pytest.raises(errors.PodNotFound, match='pod "nope" not found in namespace "ns"'):
         snapshot.find_pod(o.snap([o.requester("r1-a")]), "nope")
     assert snapshot.find_pod(o.snap([o.requester("r1-a")]), "r1-a")["metadata"]["uid"] == "uid-r1-a"
+
+
+def test_a_ready_requesters_earlier_warnings_are_history_not_reasons() -> None:
+    pod = o.requester("r7-g", gpus="GPU-a", ready=True, dual="lc-1")
+    events = [o.event(pod, "ActuationFailed", "no IP assigned yet", kind="Warning", seconds_ago=90)]
+    report = explanation.build(o.snap([pod], events), pod)
+    assert report.reasons == []
+    assert [(e.type, e.message) for e in report.events] == [("Warning", "no IP assigned yet")]
