@@ -142,6 +142,10 @@ def placement(count: int, devices: list[str]) -> list[str]:
     return [devices[i * len(devices) // count] for i in range(count)]
 
 
+def _size(n: int) -> str:
+    return f"{n / _MIB:.1f} MiB ({n} bytes)"
+
+
 class DeviceMemory(Protocol):
     """How many bytes a device can still take (``None``: no limit known)."""
 
@@ -366,7 +370,7 @@ class TensorWeights:
             free = self._memory.available_bytes(device)
             if free is not None and free < need:
                 raise errors.InsufficientDeviceMemory(
-                    f"{what} needs {need / _MIB:.0f} MiB on {device!r} but only {free / _MIB:.0f} MiB is free; "
+                    f"{what} needs {_size(need)} on {device!r} but only {_size(free)} is free there; "
                     "the weights stay where they are"
                 )
 
