@@ -2,10 +2,10 @@
 
 The template's ``spec`` is a full core/v1 PodSpec.  The model keeps it as a
 plain dict (only ``containers`` is checked) rather than modelling all of
-PodSpec: FMA copies it into launcher Pods after canonical sorting (§8.5) and
-must not lose or reorder fields it does not know, and the apiserver validates
-it for real when the launcher Pod is created.  See ``manifest_schema`` for the
-matching choice in the CRD schema.
+PodSpec: FMA copies it into launcher Pods after canonical sorting and must
+not lose or reorder fields.  The CRD schema, on the other hand, embeds the
+whole PodSpec schema of the apiserver's own OpenAPI (``pod_template_schema``),
+so the apiserver prunes and type-checks a template when the LC is written.
 
 A template without an ``inference-server`` container is *malformed*, not
 invalid: the object is stored and read, the populator goes hands-off and the

@@ -8,15 +8,9 @@ of sending ``null``), no ``title``/``default``, and no
 unknown fields instead).  Kubernetes extensions (``x-kubernetes-*``) and integer
 formats come from ``json_schema_extra`` on the models.
 
-The embedded PodSpec (``LauncherConfig.spec.podTemplate.spec``) gets a
-deliberately small schema: ``containers`` is required and each container must
-have a ``name``, and every other field is preserved unvalidated
-(``x-kubernetes-preserve-unknown-fields``).  A full PodSpec schema would be
-thousands of lines copied from one Kubernetes release: it would go stale and
-prune fields that newer clusters support, and it would duplicate validation the
-apiserver performs anyway when the launcher Pod is created, where errors reach
-the populator and the status.  What FMA itself needs from the template
-(``inference-server``) is a status condition, not a schema rule (§6.2).
+The embedded PodSpec (``LauncherConfig.spec.podTemplate.spec``) is not
+modelled here: its schema is derived from the apiserver's own OpenAPI
+(``pod_template_schema``) and put in place through ``overrides``.
 
 Pure; no I/O.
 """
@@ -29,27 +23,7 @@ from typing import Any
 
 import pydantic
 
-__all__ = ["POD_SPEC_SCHEMA", "structural"]
-
-POD_SPEC_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "description": "A core/v1 PodSpec. Only 'containers' (each with a 'name') is checked here; "
-    "the apiserver validates the rest when a launcher Pod is created.",
-    "required": ["containers"],
-    "properties": {
-        "containers": {
-            "type": "array",
-            "items": {
-                "type": "object",
-                "required": ["name"],
-                "properties": {"name": {"type": "string"}},
-                "x-kubernetes-preserve-unknown-fields": True,
-            },
-        }
-    },
-    "x-kubernetes-preserve-unknown-fields": True,
-}
-"""The schema used for the embedded PodSpec; see the module docstring for why it is small."""
+__all__ = ["structural"]
 
 _DROPPED = ("title", "default", "$defs")
 _RST_LITERAL = re.compile(r"``([^`]+)``")

@@ -9,9 +9,13 @@ models say.
 
 The apiserver-side rules that users hit first are expressed in the schema and
 not only in the models: port ranges and ``maxInstances >= 1`` as
-``minimum``/``maximum``, and unique ``countForLauncher`` names as a list-map.
+``minimum``/``maximum``, unique ``countForLauncher`` names as a list-map, and
+the LauncherConfig's Pod template as the full core/v1 PodSpec schema of the
+apiserver's own OpenAPI (``pod_template_schema``), so that a misspelled
+template field is pruned or, with strict field validation, rejected.
 
-Only ``write`` does I/O (it writes files); everything else is pure.
+``documents`` reads the committed OpenAPI source of the PodSpec schema;
+``write`` writes files; everything else is pure.
 """
 
 from __future__ import annotations
@@ -23,7 +27,14 @@ from typing import Any
 import pydantic
 import yaml
 
-from crds import inference_server_config, kinds, launcher_config, launcher_population_policy, manifest_schema
+from crds import (
+    inference_server_config,
+    kinds,
+    launcher_config,
+    launcher_population_policy,
+    manifest_schema,
+    pod_template_schema,
+)
 
 __all__ = ["HEADER", "chart_dir", "documents", "file_name", "package_dir", "render", "stale", "write"]
 
@@ -110,7 +121,7 @@ def documents() -> list[dict[str, Any]]:
             description="LauncherConfig defines a kind of launcher: the Pod template of launcher Pods and how many "
             "vLLM instances one launcher may hold.",
             columns=[{"name": "MaxInstances", "type": "integer", "jsonPath": ".spec.maxInstances"}],
-            overrides={"podTemplate.spec": manifest_schema.POD_SPEC_SCHEMA},
+            overrides={"podTemplate.spec": pod_template_schema.pod_spec_schema()},
         ),
         _crd(
             kind=kinds.LAUNCHER_POPULATION_POLICY,

@@ -266,11 +266,10 @@ def _full_objects() -> list[crds.CustomResource]:
                                 "name": "inference-server",
                                 "image": "img",
                                 "env": [{"name": "X", "value": "y"}],
-                                "ports": [{"containerPort": 8001, "name": "launcher"}],
+                                "ports": [{"containerPort": 8001, "name": "launcher", "protocol": "TCP"}],
                             }
                         ],
                         "tolerations": [{"key": "k", "operator": "Exists"}],
-                        "someFutureField": {"kept": True},
                     },
                 },
             },

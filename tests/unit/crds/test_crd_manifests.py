@@ -113,10 +113,14 @@ def test_apiserver_side_rules_are_in_the_schema() -> None:
     assert set(msc) == {"port", "options", "env_vars", "labels", "annotations"}
 
 
-def test_pod_spec_is_preserved_with_containers_required() -> None:
+def test_pod_spec_is_the_full_core_v1_schema_with_containers_required() -> None:
     pod_spec = _schema("LauncherConfig")["properties"]["spec"]["properties"]["podTemplate"]["properties"]["spec"]
-    assert pod_spec["x-kubernetes-preserve-unknown-fields"] is True
+    assert "x-kubernetes-preserve-unknown-fields" not in pod_spec, "unknown template fields are pruned, as upstream"
     assert pod_spec["required"] == ["containers"]
+    container = pod_spec["properties"]["containers"]["items"]
+    assert {"name", "image", "imagePullPolicy", "env", "resources", "readinessProbe"} <= set(container["properties"])
+    assert container["required"] == ["name"]
+    assert pod_spec["properties"]["containers"]["x-kubernetes-list-map-keys"] == ["name"]
     metadata = _schema("LauncherConfig")["properties"]["spec"]["properties"]["podTemplate"]["properties"]["metadata"]
     assert set(metadata["properties"]) == {"labels", "annotations"}
 
@@ -144,7 +148,10 @@ def test_schema_is_structural(kind: str) -> None:
     for path, node in _nodes(_schema(kind)):
         assert "$ref" not in node, path
         assert "title" not in node, path
-        assert "default" not in node, path
+        if "default" in node:  # only the scalar defaults the apiserver's own Pod schema has (e.g. protocol: TCP)
+            assert kind == "LauncherConfig", path
+            assert path.startswith(".spec.podTemplate.spec."), path
+            assert isinstance(node["default"], str | bool | int), path
         assert not ("properties" in node and "additionalProperties" in node), path
         if "anyOf" in node:
             assert node.get("x-kubernetes-int-or-string") is True, path
