@@ -3,11 +3,13 @@
     CrdsError
     ├── InvalidObject        a custom resource (a raw dict from the apiserver or a file)
     │                        fails its model; ``problems`` names each bad field path
-    └── InvalidAnnotation    a structured Pod annotation or label value (binding record,
-                             status JSON, routing metadata, accelerators, inventory, ports)
-                             cannot be parsed; ``key`` and ``value`` say which
+    ├── InvalidAnnotation    a structured Pod annotation or label value (binding record,
+    │                        status JSON, routing metadata, accelerators, inventory, ports)
+    │                        cannot be parsed; ``key`` and ``value`` say which
+    └── MalformedJson        a request body is not strict JSON (``strict_json``): bad syntax,
+                             NaN or Infinity, a lone surrogate, nesting too deep
 
-Both also derive from ``ValueError``, because they are statements about input,
+All three also derive from ``ValueError``, because they are statements about input,
 never about the environment: retrying the same input gives the same answer, so
 callers report them (status, Events) instead of backing off and retrying.
 Messages show the offending value with ``!r``.
@@ -17,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-__all__ = ["CrdsError", "InvalidAnnotation", "InvalidObject", "Problem"]
+__all__ = ["CrdsError", "InvalidAnnotation", "InvalidObject", "MalformedJson", "Problem"]
 
 
 class CrdsError(Exception):
@@ -52,3 +54,7 @@ class InvalidAnnotation(CrdsError, ValueError):
         self.value = value
         self.reason = reason
         super().__init__(f"invalid value {value!r} for {key!r}: {reason}")
+
+
+class MalformedJson(CrdsError, ValueError):
+    """A body that is not strict JSON; the message says what is wrong and where."""

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 
 import pydantic
 
 from crds import log_output
-from launcher import engine_sim, launcher_server, requester_server, sim_cli, tensor_engine
+from launcher import engine_sim, launcher_server, requester_server, sim_cli, tensor_engine, token_handoff
 from launcher import settings as settings_mod
 
 __all__ = ["engine_sim_main", "launcher_main", "requester_main"]
@@ -43,6 +44,17 @@ def _launcher_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-nvml", dest="use_nvml", action="store_false", default=None, help="do not ask NVML for GPUs")
     p.add_argument("--auth-token-file", help="require 'Authorization: Bearer <file content>' (except /health)")
     p.add_argument("--max-body-bytes", type=int, help="largest accepted request body (default 1 MiB)")
+    p.add_argument(
+        "--max-instances",
+        type=int,
+        help=f"instances held at most, running or stopped (default {settings_mod.DEFAULT_MAX_INSTANCES})",
+    )
+    p.add_argument(
+        "--allow-env",
+        dest="allow_env",
+        action="append",
+        help="let callers set this code-loading variable (LD_PRELOAD, PYTHONPATH ...) on instances; repeatable",
+    )
     p.add_argument("--watch-buffer", type=int, help="events kept for watch replay (default 1000)")
     p.add_argument(
         "--preload-module", dest="preload_modules", action="append", help="also import this module before forking"
@@ -66,13 +78,20 @@ def _fail(prog: str, exc: Exception) -> int:
 
 
 def launcher_main(argv: list[str] | None = None) -> int:
-    """Run the launcher service."""
+    """Run the launcher service.
+
+    From the command line (``argv`` None), a token in the environment first
+    makes the process re-execute itself without it (``token_handoff``).
+    """
     args = _launcher_parser().parse_args(argv)
+    if argv is None:
+        token_handoff.reexec_without_token(os.environ, sys.orig_argv)
+    token_fd = token_handoff.take_fd(os.environ)
     try:
         settings = settings_mod.LauncherSettings(**_given(args))  # type: ignore[arg-type]  # keys checked by the model
     except pydantic.ValidationError as exc:
         return _fail("fma-launcher", exc)
-    return launcher_server.run(settings)
+    return launcher_server.run(settings, token_fd=token_fd)
 
 
 def requester_main(argv: list[str] | None = None) -> int:

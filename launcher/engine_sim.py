@@ -31,7 +31,7 @@ import pydantic
 import uvicorn
 from fastapi import responses
 
-from launcher import errors, sim_model, sim_usage, validation_response
+from launcher import errors, request_guard, sim_model, sim_usage, validation_response
 from launcher import settings as settings_mod
 
 __all__ = ["SimEngine", "create_app", "serve"]
@@ -66,6 +66,7 @@ _VOCAB = (
     "parallel",
 )
 _MAX_TOKENS_CAP = 4096
+_MAX_BODY_BYTES = 4 * 1024 * 1024
 
 
 class SimEngine:
@@ -237,6 +238,7 @@ def create_app(engine: SimEngine) -> fastapi.FastAPI:  # noqa: PLR0915 - one clo
             sim_usage.withdraw(engine.sim.usage_dir, os.getpid())
 
     app = fastapi.FastAPI(title="FMA engine simulator", lifespan=lifespan)
+    app.add_middleware(request_guard.BodyGuard, limit=_MAX_BODY_BYTES)  # strict JSON: no NaN, surrogates, depth
     validation_response.install(app)
     metrics = _Metrics(engine)
 

@@ -5,11 +5,15 @@
     │   ├── InvalidInstanceId     an instance ID that is not a valid label value
     │   ├── UnknownGpu            a GPU UUID the node does not have
     │   └── BadRange              a malformed ``Range`` header
+    ├── EnvNotAllowed         an instance environment variable that changes how code is loaded,
+    │                         not allowed by the launcher's settings (HTTP 422)
     ├── InstanceExists        a create with an ID already in use (HTTP 409)
+    ├── InstanceLimit         the launcher already holds its maximum of instances (HTTP 429)
     ├── InstanceNotFound      no instance has this ID (HTTP 404)
     ├── RangeNotSatisfiable   a log range that starts at or after the end (HTTP 416)
     ├── RevisionGone          a watch cursor outside the event buffer (HTTP 410)
     ├── SpawnFailed           the preloaded parent could not start a child (HTTP 500)
+    │   └── EngineUnavailable     the preloaded parent is gone; no instance can start (HTTP 503)
     ├── NvmlUnavailable       NVML (nvidia-ml-py or the driver) cannot be used
     ├── ApiServerError        a call to the apiserver from inside the Pod failed (refused, unreachable, malformed)
     │   └── NotInPod              no in-cluster credentials: not running in a Pod
@@ -28,8 +32,11 @@ from __future__ import annotations
 __all__ = [
     "ApiServerError",
     "BadRange",
+    "EngineUnavailable",
+    "EnvNotAllowed",
     "GpuDiscoveryFailed",
     "InstanceExists",
+    "InstanceLimit",
     "InstanceNotFound",
     "InsufficientDeviceMemory",
     "InsufficientHostMemory",
@@ -70,6 +77,18 @@ class BadRange(InvalidRequest):
     """A ``Range`` header that is not ``bytes=START-`` or ``bytes=START-END``."""
 
 
+class EnvNotAllowed(LauncherError):
+    """An ``env_vars`` name that changes how the instance loads code (``LD_PRELOAD`` …), not allowed here."""
+
+    http_status = 422
+
+
+class InstanceLimit(LauncherError):
+    """The launcher already holds as many instances as it may (``--max-instances``)."""
+
+    http_status = 429
+
+
 class InstanceExists(LauncherError):
     """An instance with this ID already exists."""
 
@@ -100,6 +119,12 @@ class RevisionGone(LauncherError):
 
 class SpawnFailed(LauncherError):
     """The preloaded parent failed to start an instance process."""
+
+
+class EngineUnavailable(SpawnFailed):
+    """The preloaded parent has exited (or never became ready): nothing can start until a restart."""
+
+    http_status = 503
 
 
 class NvmlUnavailable(LauncherError):

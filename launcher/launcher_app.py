@@ -52,11 +52,16 @@ def create_app(  # noqa: PLR0915 - one closure per route, sharing the table
     on_startup: Callable[[], Awaitable[None]] | None = None,
     on_shutdown: Callable[[], Awaitable[None]] | None = None,
     healthy: Callable[[], str | None] = lambda: None,
+    ready: Callable[[], str | None] = lambda: None,
 ) -> request_guard.App:
-    """Build the ASGI app: the FastAPI routes wrapped in the body cap and, with a token, the auth guard.
+    """Build the ASGI app: the FastAPI routes wrapped in the body guard and, with a token, the auth guard.
 
     ``healthy`` returns None when the launcher can work, or why it cannot; the
     liveness probe (``/health``) then answers 503 so that the kubelet restarts it.
+    ``ready`` returns None once instances can be started (the engine is
+    preloaded and the preloaded parent is alive), or why not; the readiness
+    probe (``/readyz``) answers 503 until then.  Both probes stay open when
+    auth is on and say nothing about instances.
     """
 
     @contextlib.asynccontextmanager
@@ -90,6 +95,13 @@ def create_app(  # noqa: PLR0915 - one closure per route, sharing the table
         if problem is not None:
             return responses.JSONResponse({"detail": problem}, status_code=503)
         return {"status": "OK"}
+
+    @app.get("/readyz", response_model=None)
+    async def readyz() -> dict[str, str] | responses.JSONResponse:
+        problem = ready()
+        if problem is not None:
+            return responses.JSONResponse({"detail": problem}, status_code=503)
+        return {"status": "ready"}
 
     @app.get("/metrics")
     async def metrics() -> fastapi.Response:
@@ -166,7 +178,7 @@ def create_app(  # noqa: PLR0915 - one closure per route, sharing the table
         headers = {"Accept-Ranges": "bytes", "Content-Range": piece.content_range}
         return fastapi.Response(body, status_code=piece.status, media_type="application/octet-stream", headers=headers)
 
-    guarded: request_guard.App = request_guard.BodyLimit(app, max_body_bytes)
+    guarded: request_guard.App = request_guard.BodyGuard(app, max_body_bytes)
     if token:
         guarded = request_guard.BearerAuth(guarded, token)
     return guarded

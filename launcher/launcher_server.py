@@ -29,6 +29,7 @@ from launcher import (
     pod_publisher,
     process_table,
     spawner,
+    token_handoff,
     zygote,
 )
 from launcher import settings as settings_mod
@@ -52,33 +53,56 @@ class _Server(uvicorn.Server):
         await super().shutdown(sockets)
 
 
-def _token(settings: settings_mod.LauncherSettings) -> str | None:
+def _token(settings: settings_mod.LauncherSettings, token_fd: int | None) -> str | None:
+    if token_fd is not None:
+        return token_handoff.read_fd(token_fd)
     if settings.auth_token_file is not None:
         return settings.auth_token_file.read_text().strip() or None
     return settings.token.get_secret_value() if settings.token is not None else None
+
+
+def _readiness(spawn: spawner.Spawner) -> str | None:
+    if spawn.broken:
+        return "the preloaded parent exited; instances cannot start"
+    if not spawn.preloaded:
+        return "the engine is still being preloaded"
+    return None
 
 
 def _exit_cleanly(_sig: int, _frame: FrameType | None) -> None:
     raise SystemExit(0)
 
 
-def run(settings: settings_mod.LauncherSettings, observer: inventory.InventoryObserver | None = None) -> int:
+def run(
+    settings: settings_mod.LauncherSettings,
+    observer: inventory.InventoryObserver | None = None,
+    *,
+    token_fd: int | None = None,
+) -> int:
     """Serve the launcher API until SIGTERM/SIGINT; returns the exit status.
 
     ``observer`` is told about every instance change.  Without one, the
     launcher publishes its inventory on its own Pod when it runs in one
-    (``pod_publisher``), and otherwise publishes nothing.
+    (``pod_publisher``), and otherwise publishes nothing.  ``token_fd`` is
+    the pipe the token was handed over on (``token_handoff``); the token is
+    read only after the preloaded parent is forked, which closes the pipe.
     """
     log_output.configure(settings.log_level)
-    token = _token(settings)
     engine = engine_mod.load(settings.engine)
     gpus = gpu_table.discover(settings)
     settings.log_dir.mkdir(parents=True, exist_ok=True)
+    zygote_pid, sock = zygote.fork(engine, settings.preload_modules, close_fds=(token_fd,) if token_fd else ())
+    token = _token(settings, token_fd)
     logger.info(
         "launcher starting",
         extra={"engine": engine.name, "gpu_source": gpus.source, "gpus": len(gpus.mapping), "auth": token is not None},
     )
-    zygote_pid, sock = zygote.fork(engine, settings.preload_modules)
+    if token is None:
+        logger.warning(
+            "LAUNCHER API IS OPEN: no bearer token is set, so anyone who can reach this port can start processes; "
+            "set FMA_LAUNCHER_TOKEN (or --auth-token-file)",
+            extra={"host": settings.host, "port": settings.port},
+        )
     spawn = spawner.Spawner(zygote_pid, sock)
     events = event_log.EventLog(settings.watch_buffer)
     metrics = launcher_metrics.LauncherMetrics()
@@ -95,6 +119,8 @@ def run(settings: settings_mod.LauncherSettings, observer: inventory.InventoryOb
         stop_grace_seconds=settings.stop_grace_seconds,
         base_env=base_env,
         launcher_host=settings.host,
+        max_instances=settings.max_instances,
+        allowed_env=frozenset(settings.allow_env),
     )
 
     async def startup() -> None:
@@ -120,6 +146,7 @@ def run(settings: settings_mod.LauncherSettings, observer: inventory.InventoryOb
         healthy=lambda: (
             "the preloaded parent exited; instances can neither start nor be watched" if spawn.broken else None
         ),
+        ready=lambda: _readiness(spawn),
     )
     config = uvicorn.Config(
         app,

@@ -25,7 +25,17 @@ import signal
 import time
 
 from launcher import engine as engine_mod
-from launcher import errors, event_log, gpu_table, instance_argv, inventory, launcher_metrics, schemas, spawner
+from launcher import (
+    env_policy,
+    errors,
+    event_log,
+    gpu_table,
+    instance_argv,
+    inventory,
+    launcher_metrics,
+    schemas,
+    spawner,
+)
 
 __all__ = ["ProcessTable"]
 
@@ -77,8 +87,15 @@ class ProcessTable:
         stop_grace_seconds: float,
         base_env: dict[str, str],
         launcher_host: str = "0.0.0.0",  # noqa: S104 - every interface: instances keep their own default
+        max_instances: int | None = None,
+        allowed_env: frozenset[str] = frozenset(),
     ) -> None:
-        """``launcher_host``: the launcher's listen address; a specific one is passed on (``instance_argv``)."""
+        """``launcher_host``: the launcher's listen address; a specific one is passed on (``instance_argv``).
+
+        ``max_instances`` caps the instances held at once (running or stopped,
+        None for no cap); ``allowed_env`` names the code-loading environment
+        variables (``env_policy``) callers may set anyway.
+        """
         self._spawn = spawn
         self._engine = engine
         self._gpus = gpus
@@ -89,6 +106,8 @@ class ProcessTable:
         self._grace = stop_grace_seconds
         self._base_env = dict(base_env)
         self._launcher_host = launcher_host
+        self._max_instances = max_instances
+        self._allowed_env = allowed_env
         self._instances: dict[str, _Instance] = {}
         self._by_pid: dict[int, _Instance] = {}
         self._reserved: set[str] = set()
@@ -164,9 +183,24 @@ class ProcessTable:
     # ----- create
 
     async def create(self, instance_id: str, config: schemas.VllmConfig) -> schemas.InstanceState:
-        """Start an instance; raises ``InstanceExists``, ``UnknownGpu`` or ``SpawnFailed``."""
+        """Start an instance; nothing is left behind when it raises.
+
+        Raises ``InstanceExists``, ``InstanceLimit``, ``EnvNotAllowed``,
+        ``UnknownGpu``, ``SpawnFailed`` or ``EngineUnavailable``.
+        """
         if instance_id in self._instances or instance_id in self._reserved:
             raise errors.InstanceExists(f"Instance with ID {instance_id} already exists")
+        held = len(self._instances) + len(self._reserved)
+        if self._max_instances is not None and held >= self._max_instances:
+            raise errors.InstanceLimit(
+                f"the launcher already holds {held} instances, its maximum is {self._max_instances}; delete one first"
+            )
+        refused = env_policy.first_refused(config.env_vars or {}, self._allowed_env)
+        if refused is not None:
+            raise errors.EnvNotAllowed(
+                f"env_vars: {refused!r} changes how the instance loads code and is not allowed by this launcher "
+                "(its --allow-env setting)"
+            )
         uuids = list(config.gpu_uuids or [])
         indices = self._gpus.indices(uuids)
         env_vars = dict(config.env_vars or {})

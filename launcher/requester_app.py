@@ -19,7 +19,7 @@ from fastapi import responses
 
 from launcher import errors, request_guard, validation_response
 
-__all__ = ["MemoryProbe", "PortRouter", "Readiness", "create_probes_app", "create_spi_app"]
+__all__ = ["MAX_BODY_BYTES", "MemoryProbe", "PortRouter", "Readiness", "create_probes_app", "create_spi_app"]
 
 logger = logging.getLogger(__name__)
 
@@ -43,15 +43,37 @@ def _ok() -> responses.PlainTextResponse:
     return responses.PlainTextResponse("OK\n")
 
 
+MAX_BODY_BYTES = 1024 * 1024
+"""Largest accepted request body (a ``/v1/set-log`` chunk included)."""
+
+
+def _duplicate(uuids: list[str]) -> str | None:
+    seen: set[str] = set()
+    for uuid in uuids:
+        if uuid in seen:
+            return uuid
+        seen.add(uuid)
+    return None
+
+
 def create_spi_app(
     readiness: Readiness,
     uuids: list[str],
     memory: MemoryProbe,
     log_sink: Callable[[bytes], None] | None = None,
+    max_body_bytes: int = MAX_BODY_BYTES,
 ) -> fastapi.FastAPI:
-    """The SPI (``SPI_PORT``): GPU UUIDs, memory usage, readiness relay, log chunks."""
+    """The SPI (``SPI_PORT``): GPU UUIDs, memory usage, readiness relay, log chunks.
+
+    Bodies go through ``request_guard.BodyGuard`` (413 over ``max_body_bytes``).
+    A discovered GPU list that names a GPU twice is not reported as a list:
+    the accelerators endpoint answers 500 saying so, since an instance given
+    the same GPU twice would see ``CUDA_VISIBLE_DEVICES=1,1``.
+    """
     app = fastapi.FastAPI(title="FMA requester SPI")
+    app.add_middleware(request_guard.BodyGuard, limit=max_body_bytes, raw_paths=frozenset({"/v1/set-log"}))
     validation_response.install(app)
+    twice = _duplicate(uuids)
     accepted = 0
     sink = log_sink or _stdout_sink
 
@@ -59,6 +81,8 @@ def create_spi_app(
     async def accelerators() -> responses.JSONResponse | responses.PlainTextResponse:
         if not uuids:
             return responses.PlainTextResponse("no GPUs found\n", status_code=500)
+        if twice is not None:
+            return responses.PlainTextResponse(f"GPU {twice!r} was discovered twice\n", status_code=500)
         return responses.JSONResponse(uuids)
 
     @app.get("/v1/dual-pods/accelerator-memory-usage", response_model=None)

@@ -15,6 +15,7 @@ import pydantic
 
 __all__ = [
     "MAX_OPTIONS_LENGTH",
+    "MAX_OPTIONS_TOKENS",
     "DeleteAllResult",
     "IdsView",
     "InstanceState",
@@ -29,6 +30,9 @@ __all__ = [
 MAX_OPTIONS_LENGTH = 16 * 1024
 """Longest accepted ``options`` string; real vLLM command lines are far shorter."""
 
+MAX_OPTIONS_TOKENS = 512
+"""Most whitespace-separated words accepted in ``options``."""
+
 _MAX_ENV_VARS = 256
 _MAX_ENV_VALUE = 32 * 1024
 _MAX_GPUS = 64
@@ -40,6 +44,16 @@ Status = Literal["running", "stopped"]
 WatchEventType = Literal["CREATED", "STOPPED", "DELETED"]
 
 GpuUuid = Annotated[str, pydantic.StringConstraints(min_length=1, max_length=128, pattern=r"^[^\s,]+$")]
+
+
+def _encodable(what: str, value: str) -> None:
+    """Raise ``ValueError`` naming ``what`` when ``value`` cannot be written as UTF-8 (a lone surrogate)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValueError(
+            f"{what} holds a lone UTF-16 surrogate at position {exc.start}, which cannot be encoded"
+        ) from None
 
 
 def is_valid_instance_id(value: str) -> bool:
@@ -62,6 +76,23 @@ class VllmConfig(pydantic.BaseModel):
     def _no_nul_in_options(cls, value: str) -> str:
         if "\x00" in value:
             raise ValueError("options must not contain NUL characters")
+        _encodable("options", value)
+        words = len(value.split())
+        if words > MAX_OPTIONS_TOKENS:
+            raise ValueError(f"options has {words} words; at most {MAX_OPTIONS_TOKENS} are accepted")
+        return value
+
+    @pydantic.field_validator("gpu_uuids")
+    @classmethod
+    def _distinct_gpus(cls, value: list[str] | None) -> list[str] | None:
+        if value is None:
+            return None
+        seen: set[str] = set()
+        for uuid in value:
+            _encodable("a GPU UUID", uuid)
+            if uuid in seen:
+                raise ValueError(f"GPU UUID {uuid!r} is listed twice; each GPU can be given once")
+            seen.add(uuid)
         return value
 
     @pydantic.field_validator("env_vars")
@@ -72,6 +103,8 @@ class VllmConfig(pydantic.BaseModel):
         if len(value) > _MAX_ENV_VARS:
             raise ValueError(f"at most {_MAX_ENV_VARS} environment variables are accepted, got {len(value)}")
         for name, item in value.items():
+            _encodable("an environment variable name", name)
+            _encodable(f"environment variable {name!r}", item)
             if not _ENV_NAME.match(name):
                 raise ValueError(f"invalid environment variable name {name!r}: use letters, digits and '_'")
             if "\x00" in item or len(item) > _MAX_ENV_VALUE:
@@ -85,6 +118,8 @@ class VllmConfig(pydantic.BaseModel):
             raise ValueError(f"at most {_MAX_ANNOTATIONS} annotations are accepted, got {len(value)}")
         if value is not None:
             for key, item in value.items():
+                _encodable("an annotation key", key)
+                _encodable(f"annotation {key!r}", item)
                 if len(key) > 253 or len(item) > 4096:
                     raise ValueError(f"annotation {key[:64]!r} is too long (key > 253 or value > 4096 characters)")
         return value

@@ -18,6 +18,9 @@ __all__ = ["EngineSimSettings", "LauncherSettings", "LogLevel", "NotifierSetting
 
 LogLevel = Literal["critical", "error", "warning", "info", "debug"]
 
+DEFAULT_MAX_INSTANCES = 32
+"""Instances a launcher holds at most unless told otherwise (the controllers pass the LC's ``maxInstances``)."""
+
 DEFAULT_SIM_USAGE_DIR = pathlib.Path("/tmp/fma-sim-gpu-usage")  # noqa: S108 - a well-known rendezvous path on the node
 
 
@@ -43,6 +46,8 @@ class LauncherSettings(pydantic_settings.BaseSettings):
     max_body_bytes: int = pydantic.Field(default=1024 * 1024, ge=1024)
     watch_buffer: int = pydantic.Field(default=1000, ge=1)
     preload_modules: list[str] = pydantic.Field(default_factory=list)
+    max_instances: int = pydantic.Field(default=DEFAULT_MAX_INSTANCES, ge=1, le=4096)
+    allow_env: list[str] = pydantic.Field(default_factory=list)
     node_name: str | None = pydantic.Field(
         default=None, validation_alias=pydantic.AliasChoices("node_name", "NODE_NAME")
     )

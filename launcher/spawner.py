@@ -38,6 +38,7 @@ class Spawner:
         self._on_exit: Callable[[int, int], None] = lambda _pid, _code: None
         self.broken = False
         self.preload_facts: dict[str, object] = {}
+        self.preloaded = False
 
     async def start(self, on_exit: Callable[[int, int], None]) -> None:
         """Attach to the zygote and wait until it has preloaded the engine; raises ``SpawnFailed``."""
@@ -57,6 +58,7 @@ class Spawner:
             op = message.get("op")
             if op == "ready" and self._ready is not None and not self._ready.done():
                 self.preload_facts = {k: v for k, v in message.items() if k != "op"}
+                self.preloaded = True
                 self._ready.set_result(None)
             elif op == "failed" and self._ready is not None and not self._ready.done():
                 self._ready.set_exception(errors.SpawnFailed(f"the engine could not be preloaded: {message['error']}"))
@@ -71,7 +73,7 @@ class Spawner:
             elif op == "exited":
                 self._on_exit(int(message["pid"]), int(message["code"]))
         self.broken = True
-        failure = errors.SpawnFailed("the preloaded parent exited")
+        failure = errors.EngineUnavailable("the preloaded parent exited; the launcher must be restarted")
         if self._ready is not None and not self._ready.done():
             self._ready.set_exception(failure)
         for future in self._pending.values():
@@ -80,16 +82,30 @@ class Spawner:
         self._pending.clear()
 
     async def spawn(self, argv: list[str], env: dict[str, str], log_path: str) -> int:
-        """Start one instance and return its PID (also its process-group ID)."""
+        """Start one instance and return its PID (also its process-group ID).
+
+        Raises ``EngineUnavailable`` when the preloaded parent is gone and
+        ``SpawnFailed`` when it could not start the child.  The request line is
+        built before anything is registered, so a request that cannot be
+        encoded leaves no pending future behind; a failed write fails and
+        forgets its future.
+        """
         if self._writer is None or self.broken:
-            raise errors.SpawnFailed("the preloaded parent is not running")
-        self._seq += 1
-        seq = self._seq
+            raise errors.EngineUnavailable("the preloaded parent is not running; the launcher must be restarted")
+        seq = self._seq + 1
+        try:
+            line = zygote.SpawnRequest(seq=seq, argv=argv, env=env, log_path=log_path).model_dump_json().encode()
+        except (ValueError, UnicodeError) as exc:
+            raise errors.SpawnFailed(f"the spawn request cannot be encoded: {exc}") from None
+        self._seq = seq
         future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         self._pending[seq] = future
-        request = zygote.SpawnRequest(seq=seq, argv=argv, env=env, log_path=log_path)
-        self._writer.write(request.model_dump_json().encode() + b"\n")
-        await self._writer.drain()
+        try:
+            self._writer.write(line + b"\n")
+            await self._writer.drain()
+        except (ConnectionError, RuntimeError) as exc:
+            self._pending.pop(seq, None)
+            raise errors.EngineUnavailable(f"the preloaded parent cannot be reached: {exc}") from None
         return await future
 
     async def close(self) -> None:

@@ -39,6 +39,7 @@ import signal
 import socket
 import sys
 import traceback
+from collections.abc import Sequence
 from typing import NoReturn
 
 import pydantic
@@ -65,16 +66,23 @@ class SpawnRequest(pydantic.BaseModel):
     log_path: str
 
 
-def fork(engine: engine_mod.Engine, preload_modules: list[str]) -> tuple[int, socket.socket]:
+def fork(
+    engine: engine_mod.Engine, preload_modules: list[str], close_fds: Sequence[int] = ()
+) -> tuple[int, socket.socket]:
     """Fork the zygote; returns its PID and the launcher's end of the socket.
 
-    Call before any event loop or thread exists in this process.
+    Call before any event loop or thread exists in this process.  The zygote
+    first closes ``close_fds`` (descriptors that must never reach an instance,
+    such as the token pipe).
     """
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     sys.stdout.flush()
     sys.stderr.flush()
     pid = os.fork()
     if pid == 0:  # pragma: no cover - runs in the forked process
+        for fd in close_fds:
+            with contextlib.suppress(OSError):
+                os.close(fd)
         ours.close()
         code = 70
         try:
@@ -85,6 +93,15 @@ def fork(engine: engine_mod.Engine, preload_modules: list[str]) -> tuple[int, so
             os._exit(code)
     theirs.close()
     return pid, ours
+
+
+def _seq_of(line: bytes) -> int | None:
+    """The ``seq`` of a spawn request line that failed validation, when it can still be read."""
+    with contextlib.suppress(ValueError, AttributeError):
+        seq = json.loads(line).get("seq")
+        if isinstance(seq, int):
+            return seq
+    return None
 
 
 _CUDA_IN_PARENT = (
@@ -153,7 +170,14 @@ class _Zygote:
         return 0
 
     def _handle(self, line: bytes) -> None:
-        request = SpawnRequest.model_validate_json(line)
+        try:
+            request = SpawnRequest.model_validate_json(line)
+        except pydantic.ValidationError as exc:
+            # Never die on one bad line: every other instance depends on this process.
+            seq = _seq_of(line)
+            if seq is not None:
+                self._send({"op": "spawn_failed", "seq": seq, "error": f"malformed spawn request: {exc}"[:2000]})
+            return
         try:
             log_fd = os.open(request.log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
         except OSError as exc:

@@ -394,6 +394,7 @@ def test_metrics(launcher: Any, harness: Any) -> None:
 
 
 def test_losing_the_preloaded_parent_fails_liveness(launcher: Any, harness: Any) -> None:
+    assert launcher.client.get("/readyz").json() == {"status": "ready"}
     records = [json.loads(line) for line in (launcher.workdir / "agent.log").read_text().splitlines()]
     (zygote_pid,) = [r["zygote_pid"] for r in records if r.get("msg") == "engine preloaded"]
     os.kill(zygote_pid, signal.SIGKILL)
@@ -404,8 +405,11 @@ def test_losing_the_preloaded_parent_fails_liveness(launcher: Any, harness: Any)
     )
     assert "preloaded parent" in health.json()["detail"]
     response = _put(launcher, "late", harness.sim_options(processes.free_port()))
-    assert response.status_code == 500
+    assert response.status_code == 503  # issue 15: the engine is unavailable, not an internal error
     assert "preloaded parent" in response.json()["detail"]
+    ready = launcher.client.get("/readyz")
+    assert ready.status_code == 503
+    assert "preloaded parent" in ready.json()["detail"]
     assert launcher.client.get(BASE).json()["total_instances"] == 0
 
 
