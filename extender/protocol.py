@@ -23,6 +23,8 @@ from typing import Any, Final
 
 import pydantic
 
+from crds import errors as crds_errors
+from crds import strict_json
 from extender import errors
 
 __all__ = [
@@ -194,6 +196,10 @@ def _summary(exc: pydantic.ValidationError) -> str:
 def parse_args(body: bytes) -> ExtenderArgs:
     """Return the ExtenderArgs in ``body``; raise ``errors.BadExtenderArgs`` with every problem named."""
     try:
-        return ExtenderArgs.model_validate_json(body)
+        data = strict_json.loads(body)
+    except crds_errors.MalformedJson as exc:
+        raise errors.BadExtenderArgs(f"malformed ExtenderArgs: {exc}") from exc
+    try:
+        return ExtenderArgs.model_validate(data)
     except pydantic.ValidationError as exc:
         raise errors.BadExtenderArgs(f"malformed ExtenderArgs: {_summary(exc)}") from exc

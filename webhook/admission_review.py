@@ -2,7 +2,10 @@
 
 Requests are validated with pydantic models that allow unknown fields (the
 apiserver adds fields over time); the admitted object stays a raw dict.
-Responses always echo the request's ``uid`` — also for bodies that are
+Bodies are parsed with ``crds.strict_json``: NaN, Infinity, lone surrogates
+and nesting deeper than 200 levels are malformed requests, answered with a
+denial that says so (a 200,000-deep body once surfaced as "internal
+error").  Responses always echo the request's ``uid`` — also for bodies that are
 too large or do not parse, where the uid is recovered from the raw bytes
 when possible — because the apiserver discards an answer without it.
 
@@ -19,6 +22,8 @@ from typing import Any, Literal
 
 import pydantic
 
+from crds import errors as crds_errors
+from crds import strict_json
 from webhook import errors, json_patch
 
 __all__ = [
@@ -83,8 +88,8 @@ def find_uid(body: bytes) -> str:
 def parse(body: bytes) -> AdmissionReview:
     """Parse a request body; raise ``MalformedReview`` with a message naming the bad field."""
     try:
-        data = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
+        data = strict_json.loads(body)
+    except crds_errors.MalformedJson as exc:
         raise errors.MalformedReview(f"the body is not JSON: {exc}") from exc
     try:
         return AdmissionReview.model_validate(data)

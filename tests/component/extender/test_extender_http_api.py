@@ -156,6 +156,29 @@ def test_malformed_args_get_400_with_a_message(client: httpx.Client, path: str, 
     assert response.json()["detail"].startswith("malformed ExtenderArgs: ")
 
 
+_POD = b'{"metadata": {"name": "p", "namespace": "x"}, "spec": {"containers": [{"name": "c"}]}}'
+
+
+@pytest.mark.parametrize(
+    ("body", "named"),
+    [
+        pytest.param(b'{"Pod": ' + _POD + b', "NodeNames": ["a"], "x": NaN}', "NaN", id="nan"),
+        pytest.param(b'{"Pod": ' + _POD + b', "NodeNames": ["a"], "x": -Infinity}', "Infinity", id="infinity"),
+        pytest.param(b'{"Pod": ' + _POD + b', "NodeNames": ["\\udc80"]}', "surrogate", id="lone-surrogate"),
+        pytest.param(
+            b'{"Pod": ' + _POD + b', "NodeNames": ["a"], "x": ' + b"[" * 3000 + b"]" * 3000 + b"}",
+            "nested deeper than 200 levels",
+            id="deep-nesting",
+        ),
+    ],
+)
+def test_hostile_json_gets_400_naming_the_problem(client: httpx.Client, body: bytes, named: str) -> None:
+    """Issue 15: NaN, Infinity, lone surrogates and deep nesting are malformed at parse time."""
+    response = client.post("/prioritize", content=body, headers={"content-type": "application/json"})
+    assert response.status_code == 400, response.text
+    assert named in response.json()["detail"]
+
+
 def test_oversized_body_gets_413(client: httpx.Client) -> None:
     body = json.dumps({"Pod": _requester(), "NodeNames": ["n" * 100] * 1000}).encode()
     assert client.post("/prioritize", content=body).status_code == 413

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import pathlib
+import sys
 from typing import Any
 
 import httpx
@@ -197,3 +198,86 @@ def _readable_memory(pid: int) -> bytes:
                 mem.seek(start)
                 chunks.append(mem.read(end - start))
     return b"".join(chunks)
+
+
+# --- the requester agent -------------------------------------------------------------------------
+
+_REQUESTER = "import sys; from launcher import __main__ as m; sys.exit(m.requester_main())"
+_SIM = "import sys; from launcher import __main__ as m; sys.exit(m.engine_sim_main())"
+
+
+def _requester(agent_factory: Any, tmp_path: pathlib.Path, devices: str) -> httpx.Client:
+    probes, spi = processes.free_port(), processes.free_port()
+    argv = [sys.executable, "-c", _REQUESTER, "--host", "127.0.0.1", "--probes-port", str(probes)]
+    argv += ["--spi-port", str(spi), "--sim-usage-dir", str(tmp_path / "usage")]
+    agent_factory(argv, env={"NVIDIA_VISIBLE_DEVICES": devices}, name="requester")
+    with httpx.Client(base_url=f"http://127.0.0.1:{probes}", timeout=10) as probe_client:
+        waiting.wait_for(
+            lambda: probe_client.get("/ready").status_code == 503,
+            timeout=20,
+            what="the requester agent to answer",
+            ignore=(httpx.TransportError,),
+        )
+    return httpx.Client(base_url=f"http://127.0.0.1:{spi}", timeout=10)
+
+
+def test_requester_set_log_body_is_capped(agent_factory: Any, tmp_path: pathlib.Path) -> None:
+    spi = _requester(agent_factory, tmp_path, "GPU-1")
+    with spi:
+        big = spi.post("/v1/set-log", params={"startPos": "0"}, content=b"x" * (2 * 1024 * 1024))
+        assert big.status_code == 413, big.text
+        assert "limit" in big.text
+        small = spi.post("/v1/set-log", params={"startPos": "0"}, content=b"line one\n")
+        assert small.status_code == 200
+        assert "accepted 9 new bytes; 9 in total" in small.text
+
+
+def test_requester_refuses_to_report_a_gpu_twice(agent_factory: Any, tmp_path: pathlib.Path) -> None:
+    spi = _requester(agent_factory, tmp_path, "GPU-1,GPU-1")
+    with spi:
+        answer = spi.get("/v1/dual-pods/accelerators")
+        assert answer.status_code == 500
+        assert "'GPU-1' was discovered twice" in answer.text
+
+
+def test_requester_answers_malformed_json_with_422(agent_factory: Any, tmp_path: pathlib.Path) -> None:
+    spi = _requester(agent_factory, tmp_path, "GPU-1")
+    with spi:
+        answer = spi.post("/v1/become-ready", content=b'{"x": NaN}', headers=JSON)
+        assert answer.status_code == 422, answer.text
+        assert "NaN" in answer.text
+
+
+# --- the engine simulator ------------------------------------------------------------------------
+
+
+@pytest.fixture
+def sim(agent_factory: Any, harness: Any) -> Any:
+    port = processes.free_port()
+    argv = [sys.executable, "-c", _SIM, "serve", "--sim-startup-seconds", "0", "--sim-model-gib", "0"]
+    argv += ["--host", "127.0.0.1", "--port", str(port)]
+    agent_factory(argv, env={"VLLM_SERVER_DEV_MODE": "1"}, name="sim")
+    with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
+        harness.wait_http(client, "/health", "the simulator to become healthy")
+        yield client
+
+
+@pytest.mark.parametrize(
+    ("body", "named"),
+    [
+        pytest.param('{"prompt": "hi", "max_tokens": Infinity}', "Infinity", id="infinite-max-tokens"),
+        pytest.param('{"prompt": "hi", "temperature": NaN}', "NaN", id="nan-temperature"),
+        pytest.param('{"prompt": "\\udc80"}', "surrogate", id="surrogate-in-prompt"),
+        pytest.param('{"prompt": ' + "[" * 200_000 + "]" * 200_000 + "}", "nested deeper", id="deep-nesting"),
+    ],
+)
+def test_engine_simulator_answers_malformed_json_with_422(sim: Any, body: str, named: str) -> None:
+    answer = sim.post("/v1/completions", content=body.encode(), headers=JSON)
+    assert answer.status_code == 422, answer.text
+    assert named in answer.text
+    assert sim.post("/v1/completions", json={"prompt": "hi", "max_tokens": 2}).status_code == 200
+
+
+def test_engine_simulator_caps_bodies(sim: Any) -> None:
+    answer = sim.post("/v1/completions", content=b'{"prompt": "' + b"x" * (5 * 1024 * 1024) + b'"}', headers=JSON)
+    assert answer.status_code == 413, answer.text

@@ -164,3 +164,42 @@ def test_renewed_certificate_is_served_without_restart(running: Running) -> None
     assert credential.fingerprint(before) != new_fingerprint
     with running.client() as client:
         assert "fma_webhook_certificate_reloads_total 1.0" in client.get("/metrics").text
+
+
+@pytest.mark.parametrize(
+    ("body", "named"),
+    [
+        pytest.param(
+            b'{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"deep-1","object":'
+            + b"[" * 30_000
+            + b"]" * 30_000
+            + b"}}",
+            "nested deeper than 200 levels",
+            id="deep-nesting",
+        ),
+        pytest.param(
+            b'{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"nan-1","object":'
+            b'{"spec": {"x": NaN}}}}',
+            "NaN and Infinity are not JSON numbers",
+            id="nan",
+        ),
+        pytest.param(
+            b'{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"sur-1","object":'
+            b'{"metadata": {"name": "\\udc80"}}}}',
+            "lone UTF-16 surrogate",
+            id="lone-surrogate",
+        ),
+    ],
+)
+def test_hostile_json_is_denied_as_malformed_not_internal_error(running: Running, body: bytes, named: str) -> None:
+    """Issue 15: a 200,000-deep body was answered "internal error" (a RecursionError)."""
+    with running.client() as client:
+        answer = client.post("/mutate", content=body)
+        assert answer.status_code == 200
+        response = answer.json()["response"]
+        assert response["uid"] == body.split(b'"uid":"')[1].split(b'"')[0].decode()
+        assert response["allowed"] is False
+        assert response["status"]["code"] == 400
+        assert named in response["status"]["message"]
+        assert "internal error" not in response["status"]["message"]
+        assert 'outcome="malformed"} 1.0' in client.get("/metrics").text
