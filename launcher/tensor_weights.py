@@ -16,8 +16,8 @@ pinning host memory, GPU memory really freed) are measured, not modelled.
   restore ends with a checksum over the raw bits, compared with the one
   taken at the first load: a restore that does not reproduce the weights
   exactly fails instead of serving garbage.
-- The host buffer is allocated at sleep time and released after the wake,
-  as vLLM's level-1 sleep does, unless ``keep_pinned``: then it is allocated
+- The host buffer is allocated at sleep time and released after the wake
+  (torch's cache of pinned blocks included), unless ``keep_pinned``: then it is allocated
   at the first sleep and kept, so later sleeps cost a copy, not a pinning
   (pinning host memory costs far more per byte than copying into it).
 - A restore first asks ``DeviceMemory`` how much each device can take; when
@@ -288,17 +288,20 @@ class TensorWeights:
         if self.state in (State.DISCARDED, State.EMPTY):
             return {"reload_seconds": self.load()}
         self._check_room("waking")
+        restored: list[Any] = []
         try:
-            restored = [self._torch.empty(v.shape, dtype=self._dtype, device=d) for v, d in self._views_and_devices()]
+            # Allocation interleaved with the copies: each cudaMalloc overlaps the DMA already queued.
+            for view, device in self._views_and_devices():
+                tensor = self._torch.empty(view.shape, dtype=self._dtype, device=device)
+                tensor.copy_(view, non_blocking=True)
+                restored.append(tensor)
+            self._synchronize()
         except self._torch.OutOfMemoryError as exc:
+            restored.clear()
             self._empty_cache()
             raise errors.InsufficientDeviceMemory(
-                f"waking needs {self.total_bytes} bytes on the devices: {exc}"
+                f"waking needs {_size(self.total_bytes)} on the devices and the allocator ran out: {exc}"
             ) from exc
-        allocated = self._clock()
-        for tensor, view in zip(restored, self._host_views, strict=True):
-            tensor.copy_(view, non_blocking=True)
-        self._synchronize()
         copied = self._clock()
         self._on_device = restored
         self.state = State.ON_DEVICE
@@ -312,11 +315,7 @@ class TensorWeights:
         verified = self._clock()
         if not self.keep_pinned:
             self._release_host()
-        return {
-            "alloc_seconds": allocated - start,
-            "copy_seconds": copied - allocated,
-            "verify_seconds": verified - copied,
-        }
+        return {"copy_seconds": copied - start, "verify_seconds": verified - copied}
 
     def release(self) -> None:
         """Free everything (engine shutdown)."""
@@ -330,8 +329,11 @@ class TensorWeights:
         """SHA-256 over each tensor's name and the exact sum of its raw 16-bit words (runs on the devices)."""
         if self.state is not State.ON_DEVICE:
             raise errors.InvalidRequest(f"no checksum of weights that are {self.state.value}")
-        sums = [t.view(self._torch.int16).sum(dtype=self._torch.int64) for t in self._on_device]
-        values = [int(s.item()) for s in sums]
+        per_device: dict[str, list[Any]] = {}
+        for tensor, device in zip(self._on_device, self.devices, strict=True):
+            per_device.setdefault(device, []).append(tensor.view(self._torch.int16).sum(dtype=self._torch.int64))
+        by_device = {d: iter(self._torch.stack(sums).tolist()) for d, sums in per_device.items()}  # one sync each
+        values = [int(next(by_device[d])) for d in self.devices]
         h = hashlib.sha256()
         for spec, value in zip(self.layout, values, strict=True):
             h.update(f"{spec.name}={value};".encode())
@@ -419,6 +421,11 @@ class TensorWeights:
     def _release_host(self) -> None:
         self._host_views = []
         self._host = None
+        if self._cuda:
+            # torch caches freed pinned blocks for reuse; hand them back, or "not kept" would be kept anyway
+            empty_host_cache = getattr(self._torch._C, "_host_emptyCache", None)
+            if empty_host_cache is not None:
+                empty_host_cache()
 
     def _free_device(self) -> None:
         self._on_device = []
