@@ -191,7 +191,8 @@ def _reasons(
         if event.type != "Warning":
             continue
         line = f"{event.reason}: {event.message}"
-        if line not in reasons and f"controller: {event.message}" not in reasons:
+        said = {f"controller: {event.message}", f"scheduler: {event.message}", line}
+        if not said & set(reasons):
             reasons.append(line)
     return reasons
 

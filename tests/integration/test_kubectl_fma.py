@@ -406,13 +406,28 @@ def test_explain_names_an_engine_that_fails_to_start(harness: Harness) -> None:
             h.api.patch(resources.PODS, "broken", {"metadata": {"finalizers": None}}, h.namespace)
 
 
-def _names_in(text: str) -> set[str]:
-    """Sample names in a Prometheus text exposition."""
-    names = set()
+_SUFFIXES = {
+    "counter": ("_total", "_created"),
+    "histogram": ("_bucket", "_count", "_sum", "_created"),
+    "gauge": ("",),
+}
+
+
+def _names_in(text: str) -> tuple[set[str], set[str]]:
+    """Sample names present in a Prometheus text exposition, and the sample names its ``# TYPE`` lines declare.
+
+    A labelled family has no sample until its first observation (a counter of
+    retries, say): the exporter still declares it, with HELP and TYPE.
+    """
+    present, declared = set(), set()
     for line in text.splitlines():
-        if line and not line.startswith("#"):
-            names.add(re.split(r"[{ ]", line, maxsplit=1)[0])
-    return names
+        if line.startswith("# TYPE "):
+            _, _, family, kind = line.split(" ", 3)
+            base = family.removesuffix("_total") if kind == "counter" else family
+            declared.update(base + suffix for suffix in _SUFFIXES.get(kind, ("",)))
+        elif line and not line.startswith("#"):
+            present.add(re.split(r"[{ ]", line, maxsplit=1)[0])
+    return present, declared | present
 
 
 def _wanted() -> set[str]:
@@ -437,6 +452,9 @@ def test_dashboard_and_rule_metrics_exist_in_live_scrapes(harness: Harness, tmp_
     waiting.wait_for(lambda: len(h.launchers()) == 1, timeout=90, what="the populator's idle launcher")
     h.deployment("m", "isc-m", node=node0)
     requester = h.ready_requester("m")
+    # A cold actuation too: no idle launcher on the other node, so the controller creates one.
+    h.deployment("cold", "isc-m", node=h.simnode.node_names[1])
+    h.ready_requester("cold")
     controllers = httpx.get(f"http://127.0.0.1:{h.metrics_port}/metrics", timeout=10).text
 
     # The scheduler extender, as a process, answering the scheduler's two calls for this requester.
@@ -512,12 +530,35 @@ def test_dashboard_and_rule_metrics_exist_in_live_scrapes(harness: Harness, tmp_
     _capture("metrics-controllers.txt", controllers)
     _capture("metrics-extender.txt", extender_text)
     _capture("metrics-webhook.txt", webhook_text)
-    live = _names_in(controllers) | _names_in(extender_text) | _names_in(webhook_text)
+    scrapes = [_names_in(text) for text in (controllers, extender_text, webhook_text)]
+    present = set().union(*(p for p, _ in scrapes))
+    declared = set().union(*(d for _, d in scrapes))
     wanted = _wanted()
     assert wanted, "the dashboard and rules name no FMA metric"
-    assert wanted - live == set(), f"not in any live scrape: {sorted(wanted - live)}"
+    assert wanted - declared == set(), f"not exported by any live component: {sorted(wanted - declared)}"
+    # What this run exercised has series, not just declarations.
+    exercised = {
+        "fma_actuation_seconds_bucket",
+        "fma_actuation_seconds_count",
+        "fma_requester_count",
+        "fma_duality",
+        "fma_launcher_pod_count",
+        "fma_launcher_create_seconds_count",
+        "fma_dpc_innerqueue_depth",
+        "fma_dpc_innerqueue_queue_duration_seconds_bucket",
+        "fma_dpc_innerqueue_work_duration_seconds_bucket",
+        "fma_http_latency_seconds_bucket",
+        "fma_http_latency_seconds_count",
+        "fma_webhook_request_duration_seconds_bucket",
+        "fma_webhook_requests_total",
+        "fma_webhook_certificate_expiry_timestamp_seconds",
+        "fma_extender_request_duration_seconds_bucket",
+    }
+    assert exercised <= wanted
+    assert exercised - present == set(), f"no series in the live scrapes: {sorted(exercised - present)}"
     # The actuation really happened and was observed, on the warm path (the populator's launcher).
     assert h.metric_count("fma_actuation_seconds_count", path="warm", isc_name="isc-m") == 1
+    assert h.metric_count("fma_actuation_seconds_count", path="cold", isc_name="isc-m") == 1
 
 
 def test_missing_crds_are_a_clear_error(harness: Harness) -> None:

@@ -43,7 +43,8 @@ def test_an_unscheduled_requester_waits_for_scheduling_with_the_schedulers_reaso
     pending = o.requester(
         "r2-b", node=None, scheduler="default-scheduler", unschedulable="0/2 nodes are available: Insufficient gpu"
     )
-    report = explanation.build(o.snap([pending]), pending)
+    failed = o.event(pending, "FailedScheduling", "0/2 nodes are available: Insufficient gpu", kind="Warning")
+    report = explanation.build(o.snap([pending], [failed]), pending)
     assert _states(report)["scheduling"] == "pending"
     assert report.sleeper_aware is False
     assert report.waiting_for == "scheduling"
