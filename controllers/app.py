@@ -9,7 +9,9 @@ controller-runtime managers do.
 
 from __future__ import annotations
 
+import base64
 import logging
+import secrets
 import signal
 import threading
 from types import FrameType
@@ -18,12 +20,12 @@ import httpx
 import prometheus_client
 
 import kube
-from controllers import dpc_metrics, dual_pods, health_server, node_agents, populator
+from controllers import dpc_metrics, dual_pods, health_server, launcher_template, node_agents, populator
 from controllers import settings as settings_mod
 from crds import names
 from kube import resources
 
-__all__ = ["Controllers", "run"]
+__all__ = ["Controllers", "launcher_token", "run"]
 
 logger = logging.getLogger(__name__)
 
@@ -56,10 +58,7 @@ class Controllers:
         )
         self.caches = [self.pods, self.nodes, self.iscs, self.lcs, self.lpps, self.gpu_maps]
         self.metrics = dpc_metrics.DPCMetrics(registry)
-        token = None
-        if settings.launcher_token_file:
-            with open(settings.launcher_token_file, encoding="utf-8") as handle:
-                token = handle.read().strip()
+        token = launcher_token(self.api, settings)
         self._http = httpx.Client()
 
         def observe(purpose: str, method: str, code: str, seconds: float) -> None:
@@ -146,6 +145,44 @@ class Controllers:
             cache.stop()
         self._http.close()
         self.api.close()
+
+
+def launcher_token(api: kube.Client, settings: settings_mod.ControllersSettings) -> str | None:
+    """The bearer token the controllers send to launchers (CONTRACT.md §12.4), or None when auth is off.
+
+    ``--launcher-token-file`` wins.  Otherwise, with ``--launcher-token-secret``,
+    the token is read from that Secret in the controllers' namespace (key
+    ``token``), and the Secret is created with a random token when it does not
+    exist yet, so launcher auth needs nothing but the Secret's name.  Launchers
+    get the same Secret through ``secretKeyRef`` (``launcher_template``).
+    """
+    if settings.launcher_token_file:
+        with open(settings.launcher_token_file, encoding="utf-8") as handle:
+            return handle.read().strip() or None
+    name = settings.launcher_token_secret
+    if not name:
+        logger.warning(
+            "launcher auth is off: launchers created by these controllers serve their API to anyone who can "
+            "reach them; set --launcher-token-secret"
+        )
+        return None
+    key = launcher_template.AUTH_TOKEN_SECRET_KEY
+    secret = api.get_or_none(resources.SECRETS, name, settings.namespace)
+    if secret is None:
+        body = {
+            "metadata": {"name": name},
+            "type": "Opaque",
+            "data": {key: base64.b64encode(secrets.token_urlsafe(32).encode()).decode()},
+        }
+        try:
+            secret = api.create(resources.SECRETS, body, settings.namespace)
+            logger.info("launcher token Secret created", extra={"secret": name})
+        except kube.errors.AlreadyExists:
+            secret = api.get(resources.SECRETS, name, settings.namespace)  # another replica made it first
+    encoded = (secret.get("data") or {}).get(key)
+    if not encoded:
+        raise ValueError(f"Secret {settings.namespace}/{name} has no key {key!r} holding the launcher token")
+    return base64.b64decode(encoded).decode().strip() or None
 
 
 def run(settings: settings_mod.ControllersSettings, stop: threading.Event | None = None) -> int:

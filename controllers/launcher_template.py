@@ -28,7 +28,10 @@ The steps follow §8.5 in order:
 Then the node-specific part: the ``node-name`` label, the hostname
 ``nodeSelector`` and the ``launcher-config-hash`` annotation; and, when launcher
 auth is on (§12.4), ``FMA_LAUNCHER_TOKEN`` from a Secret.  Everything after step
-4 is outside the template hash, as the contract says.
+4 is outside the template hash, as the contract says.  Two extensions of step
+5: ``FMA_LAUNCHER_MAX_INSTANCES`` from the LC's ``maxInstances`` (the launcher
+enforces it too), and the readiness probe on ``/readyz``, which works with
+auth on.
 
 Pure; no I/O.
 """
@@ -47,6 +50,7 @@ __all__ = [
     "AUTH_TOKEN_SECRET_KEY",
     "LAUNCHER_ENV",
     "LIVENESS_PROBE",
+    "MAX_INSTANCES_ENV",
     "READINESS_PROBE",
     "MalformedLauncherConfig",
     "config_hash",
@@ -76,13 +80,21 @@ LIVENESS_PROBE: Mapping[str, Any] = {
 """The launcher's liveness probe (§8.5 step 5)."""
 
 READINESS_PROBE: Mapping[str, Any] = {
-    "httpGet": {"path": "/v2/vllm/instances", "port": names.LAUNCHER_PORT},
+    "httpGet": {"path": "/readyz", "port": names.LAUNCHER_PORT},
     "initialDelaySeconds": 2,
     "periodSeconds": 5,
     "timeoutSeconds": 2,
     "failureThreshold": 3,
 }
-"""The launcher's readiness probe (§8.5 step 5)."""
+"""The launcher's readiness probe (§8.5 step 5), on ``/readyz`` rather than upstream's ``/v2/vllm/instances``.
+
+``/readyz`` stays open when launcher auth is on (a probe sends no token) and
+says whether the engine is preloaded and the preloaded parent alive, without
+listing instances.
+"""
+
+MAX_INSTANCES_ENV = "FMA_LAUNCHER_MAX_INSTANCES"
+"""The launcher's own cap on instances, set from the LC's ``maxInstances`` (outside the template hash)."""
 
 AUTH_TOKEN_SECRET_KEY = "token"  # noqa: S105 - the key inside the Secret, not a secret
 """The default key of the launcher token inside the auth Secret (§12.4)."""
@@ -192,6 +204,9 @@ def specialise(
     env: list[dict[str, Any]] = list(server.get("env") or [])
     for env_name, value in LAUNCHER_ENV:
         _upsert(env, {"name": env_name, "value": value})
+    max_instances = (launcher_config.get("spec") or {}).get("maxInstances")
+    if isinstance(max_instances, int):
+        _upsert(env, {"name": MAX_INSTANCES_ENV, "value": str(max_instances)})
     for env_name, field_path in _PUBLISHER_ENV:
         if not any(entry.get("name") == env_name for entry in env):
             env.append({"name": env_name, "valueFrom": {"fieldRef": {"fieldPath": field_path}}})

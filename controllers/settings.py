@@ -89,8 +89,17 @@ def parse_args(argv: Sequence[str] | None = None) -> ControllersSettings:
         default=1800.0,
         help="seconds before a silent engine is reported (default 30 min)",
     )
-    parser.add_argument("--launcher-token-file", help="bearer token for the launcher API")
-    parser.add_argument("--launcher-token-secret", help="Secret (key 'token') that launchers read their token from")
+    parser.add_argument(
+        "--launcher-token-file",
+        default=env("FMA_LAUNCHER_TOKEN_FILE"),
+        help="file holding the launcher bearer token (default: read from --launcher-token-secret)",
+    )
+    parser.add_argument(
+        "--launcher-token-secret",
+        default=env("FMA_LAUNCHER_TOKEN_SECRET"),
+        help="Secret (key 'token') holding the launcher bearer token; launchers get it as FMA_LAUNCHER_TOKEN, "
+        "the controllers read it (and create it with a random token when missing). Without it launcher auth is off",
+    )
     parser.add_argument("--expectation-timeout", type=float, default=5.0, help="populator: cache expectations (s)")
     parser.add_argument("--stuck-starting-threshold", type=float, default=450.0, help="populator: seconds (7m30s)")
     parser.add_argument("--stuck-scheduling-threshold", type=float, default=120.0, help="populator: seconds (2m)")

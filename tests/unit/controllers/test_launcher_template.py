@@ -211,7 +211,18 @@ def test_env_upserts(env: list[dict[str, Any]] | None, expected: list[dict[str, 
     container: dict[str, Any] = {"name": "inference-server"}
     if env is not None:
         container["env"] = env
-    assert env_of(launcher_template.specialise(lc({"containers": [container]}), "n1")) == expected
+    pod = launcher_template.specialise(lc({"containers": [container]}), "n1")
+    assert [e for e in env_of(pod) if e["name"] != launcher_template.MAX_INSTANCES_ENV] == expected
+
+
+def test_max_instances_reaches_the_launcher_outside_the_hash() -> None:
+    raw = lc()
+    pod = launcher_template.specialise(raw, "n1")
+    assert {"name": "FMA_LAUNCHER_MAX_INSTANCES", "value": "2"} in env_of(pod)
+    raw["spec"]["maxInstances"] = 5
+    changed = launcher_template.specialise(raw, "n1")
+    assert {"name": "FMA_LAUNCHER_MAX_INSTANCES", "value": "5"} in env_of(changed)
+    assert changed["metadata"]["annotations"] == pod["metadata"]["annotations"]
 
 
 def test_auth_token_env_from_secret() -> None:
@@ -242,7 +253,7 @@ def test_probes() -> None:
         "failureThreshold": 3,
     }
     assert server(pod)["readinessProbe"] == {
-        "httpGet": {"path": "/v2/vllm/instances", "port": 8001},
+        "httpGet": {"path": "/readyz", "port": 8001},  # open with launcher auth on (issue 15)
         "initialDelaySeconds": 2,
         "periodSeconds": 5,
         "timeoutSeconds": 2,
