@@ -69,6 +69,7 @@ def _cmd_up(args: argparse.Namespace) -> int:
         )
     )
     _say(f"control plane ready in {time.monotonic() - started:.1f}s at {state.server}")
+    _say(f"Services get ClusterIPs in {state.service_cidr}; the service proxy routes them (docs/devcluster.md)")
     if args.nodes or args.status_only_nodes:
         opts = simnode_mod.SimnodeOptions(
             nodes=args.nodes,
@@ -139,6 +140,8 @@ def _cmd_status(args: argparse.Namespace) -> int:
     alive = state.alive()
     print(f"server:     {state.server}")
     print(f"kubeconfig: {state.kubeconfig}")
+    if state.service_cidr:
+        print(f"services:   {state.service_cidr} (kubernetes at {state.kubernetes_service_ip}:443)")
     records = list(state.processes)
     simnode_record = _simnode_record(state_dir)
     if simnode_record is not None:

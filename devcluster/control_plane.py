@@ -1,5 +1,6 @@
 """The development cluster's control plane: etcd, kube-apiserver,
-kube-controller-manager and kube-scheduler on 127.0.0.1.
+kube-controller-manager and kube-scheduler on 127.0.0.1, plus the Service
+proxy that routes the loopback service range (``devcluster.service_proxy``).
 
 ``up`` generates the PKI and kubeconfigs into a state directory, starts each
 component as a background process on free ports, waits until the cluster can
@@ -27,7 +28,7 @@ import httpx
 import yaml
 
 from devcluster import binaries as binaries_mod
-from devcluster import errors, pki, processes
+from devcluster import errors, pki, processes, service_proxy
 
 __all__ = [
     "ClusterOptions",
@@ -42,7 +43,6 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 _STATE_FILE = "state.json"
-SERVICE_CIDR = "10.96.0.0/16"
 
 
 def default_state_dir() -> pathlib.Path:
@@ -77,16 +77,19 @@ class ClusterState:
     scheduler_config: pathlib.Path
     ports: dict[str, int]
     processes: list[processes.ProcessRecord]
+    service_cidr: str = ""
+    kubernetes_service_ip: str = ""
+    hosts_file: pathlib.Path | None = None
 
     def alive(self) -> dict[str, bool]:
         """Map each component to whether its recorded process still runs."""
         return {p.name: processes.is_alive(p) for p in self.processes}
 
-    def http_client(self, timeout: float = 10.0) -> httpx.Client:
-        """An httpx client that talks to the apiserver as the cluster admin."""
+    def http_client(self, timeout: float = 10.0, server: str | None = None) -> httpx.Client:
+        """An httpx client that talks to the apiserver (at ``server``, default its own address) as the admin."""
         context = ssl.create_default_context(cafile=str(self.ca_cert))
         context.load_cert_chain(str(self.admin_cert), str(self.admin_key))
-        return httpx.Client(base_url=self.server, verify=context, timeout=timeout)
+        return httpx.Client(base_url=server or self.server, verify=context, timeout=timeout)
 
     def to_json(self) -> str:
         """Serialise for ``state.json``."""
@@ -107,6 +110,9 @@ class ClusterState:
             scheduler_config=pathlib.Path(data["scheduler_config"]),
             ports={k: int(v) for k, v in data["ports"].items()},
             processes=[processes.ProcessRecord(**p) for p in data["processes"]],
+            service_cidr=str(data.get("service_cidr") or ""),
+            kubernetes_service_ip=str(data.get("kubernetes_service_ip") or ""),
+            hosts_file=pathlib.Path(data["hosts_file"]) if data.get("hosts_file") else None,
         )
 
 
@@ -180,6 +186,33 @@ def _healthz_ok(port: int) -> bool:
     return response.status_code == 200
 
 
+def _write_kubeconfigs(state_dir: pathlib.Path, server: str, cluster_pki: pki.ClusterPKI) -> dict[str, pathlib.Path]:
+    kubeconfigs = {}
+    for user, cert, key in (
+        ("admin", cluster_pki.admin_cert, cluster_pki.admin_key),
+        ("controller-manager", cluster_pki.controller_manager_cert, cluster_pki.controller_manager_key),
+        ("scheduler", cluster_pki.scheduler_cert, cluster_pki.scheduler_key),
+    ):
+        path = state_dir / f"{user}.kubeconfig"
+        path.write_text(_kubeconfig(server, cluster_pki.ca_cert, cert, key, user))
+        path.chmod(0o600)
+        kubeconfigs[user] = path
+    return kubeconfigs
+
+
+def _wait_routed(state: ClusterState, deadline: float, watched: list[processes.ProcessRecord]) -> None:
+    """Wait until the apiserver answers through the kubernetes Service's ClusterIP (the Service proxy runs)."""
+    hosts_file = state.hosts_file
+    assert hosts_file is not None
+    with state.http_client(timeout=3.0, server=f"https://{state.kubernetes_service_ip}:443") as routed:
+        _wait(
+            "the apiserver through the kubernetes Service",
+            lambda: routed.get("/readyz").status_code == 200 and hosts_file.is_file(),
+            deadline,
+            watched,
+        )
+
+
 def _commands(
     *,
     bins: binaries_mod.Binaries,
@@ -188,6 +221,8 @@ def _commands(
     ports: dict[str, int],
     kubeconfigs: dict[str, pathlib.Path],
     scheduler_config_path: pathlib.Path,
+    service_range: service_proxy.ServiceRange,
+    hosts_file: pathlib.Path,
 ) -> list[tuple[str, list[str]]]:
     """Return each component's name and command line, in start order (pure)."""
     server = f"https://127.0.0.1:{ports['apiserver']}"
@@ -231,15 +266,17 @@ def _commands(
                 f"--service-account-issuer={server}",
                 f"--service-account-key-file={cluster_pki.service_account_pub}",
                 f"--service-account-signing-key-file={cluster_pki.service_account_key}",
-                f"--service-cluster-ip-range={SERVICE_CIDR}",
-                # Endpoints may not hold loopback addresses; nothing reaches the
-                # apiserver through the kubernetes Service here anyway.
+                # A loopback range: the Service proxy listens on the ClusterIPs.
+                f"--service-cluster-ip-range={service_range.cidr}",
+                # Endpoints may not hold loopback addresses; the Service proxy
+                # routes the kubernetes Service to the apiserver instead.
                 "--endpoint-reconciler-type=none",
                 "--allow-privileged=true",
                 "--profiling=false",
                 "--v=1",
             ],
         ),
+        ("service-proxy", service_proxy.argv(kubeconfigs["admin"], ports["apiserver"], hosts_file)),
         (
             "kube-controller-manager",
             [
@@ -304,7 +341,9 @@ def up(options: ClusterOptions) -> ClusterState:
     state_dir.mkdir(parents=True)
     started_at = time.monotonic()
     now = datetime.datetime.now(datetime.UTC)
-    cluster_pki = pki.write_cluster_pki(state_dir / "pki", now)
+    service_range = service_proxy.choose_range(str(state_dir.resolve()))
+    cluster_pki = pki.write_cluster_pki(state_dir / "pki", now, service_ip=service_range.kubernetes_ip)
+    hosts_file = state_dir / "hosts"
 
     taken: set[int] = set()
 
@@ -321,16 +360,7 @@ def up(options: ClusterOptions) -> ClusterState:
         "scheduler": pick(),
     }
     server = f"https://127.0.0.1:{ports['apiserver']}"
-    kubeconfigs = {}
-    for user, cert, key in (
-        ("admin", cluster_pki.admin_cert, cluster_pki.admin_key),
-        ("controller-manager", cluster_pki.controller_manager_cert, cluster_pki.controller_manager_key),
-        ("scheduler", cluster_pki.scheduler_cert, cluster_pki.scheduler_key),
-    ):
-        path = state_dir / f"{user}.kubeconfig"
-        path.write_text(_kubeconfig(server, cluster_pki.ca_cert, cert, key, user))
-        path.chmod(0o600)
-        kubeconfigs[user] = path
+    kubeconfigs = _write_kubeconfigs(state_dir, server, cluster_pki)
 
     scheduler_config_path = state_dir / "scheduler-config.yaml"
     scheduler_config = merge_config(
@@ -353,6 +383,8 @@ def up(options: ClusterOptions) -> ClusterState:
         ports=ports,
         kubeconfigs=kubeconfigs,
         scheduler_config_path=scheduler_config_path,
+        service_range=service_range,
+        hosts_file=hosts_file,
     )
     started: list[processes.ProcessRecord] = []
     state = ClusterState(
@@ -365,6 +397,9 @@ def up(options: ClusterOptions) -> ClusterState:
         scheduler_config=scheduler_config_path,
         ports=ports,
         processes=started,
+        service_cidr=service_range.cidr,
+        kubernetes_service_ip=service_range.kubernetes_ip,
+        hosts_file=hosts_file,
     )
     deadline = time.monotonic() + options.ready_timeout_s
     try:
@@ -385,6 +420,7 @@ def up(options: ClusterOptions) -> ClusterState:
                 "kube-controller-manager /healthz", lambda: _healthz_ok(ports["controller-manager"]), deadline, started
             )
             _wait("kube-scheduler /healthz", lambda: _healthz_ok(ports["scheduler"]), deadline, started)
+            _wait_routed(state, deadline, started)
             # Pods can only be created once the default ServiceAccount exists.
             _wait(
                 "the default ServiceAccount",

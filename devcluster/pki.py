@@ -124,8 +124,12 @@ class ClusterPKI:
     front_proxy_client_key: pathlib.Path
 
 
-def write_cluster_pki(directory: pathlib.Path, now: datetime.datetime) -> ClusterPKI:
-    """Generate the whole PKI into ``directory`` and return the file paths."""
+def write_cluster_pki(directory: pathlib.Path, now: datetime.datetime, *, service_ip: str | None = None) -> ClusterPKI:
+    """Generate the whole PKI into ``directory`` and return the file paths.
+
+    ``service_ip`` is the ``kubernetes`` Service's ClusterIP, which Pods use
+    as ``KUBERNETES_SERVICE_HOST``; the apiserver's certificate names it.
+    """
     directory.mkdir(parents=True, exist_ok=True)
     ca = create_ca("fma-devcluster-ca", now)
     ca_cert, ca_key = ca.write(directory, "ca")
@@ -140,7 +144,7 @@ def write_cluster_pki(directory: pathlib.Path, now: datetime.datetime) -> Cluste
             "kubernetes.default.svc",
             "kubernetes.default.svc.cluster.local",
         ),
-        ip_addresses=("127.0.0.1",),
+        ip_addresses=("127.0.0.1", *((service_ip,) if service_ip else ())),
         server=True,
     )
     api_cert, api_key = apiserver.write(directory, "apiserver")

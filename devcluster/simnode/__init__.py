@@ -14,6 +14,7 @@ log (``container_log``).
 
 from __future__ import annotations
 
+import dataclasses
 import pathlib
 import sys
 import time
@@ -54,6 +55,9 @@ def spawn(state: control_plane.ClusterState, opts: SimnodeOptions, log_path: pat
     The process runs in its own session; stop it with ``stop``.  Use
     ``wait_ready`` to wait until its Nodes are Ready.
     """
+    if opts.hosts_file is None and state.hosts_file is not None:
+        # The Service proxy's names, so Pods resolve <svc>.<ns>.svc as in a real cluster.
+        opts = dataclasses.replace(opts, hosts_file=state.hosts_file)
     argv = [sys.executable, "-m", "devcluster.simnode", *options.to_argv(state.kubeconfig, opts)]
     if opts.state_dir is None:
         argv.append(f"--state-dir={state_dir_of(state, opts)}")

@@ -40,6 +40,8 @@ class Mount:
     source: str
     target: str
     read_only: bool = False
+    is_file: bool = False
+    """A single file (e.g. ``/etc/hosts``) rather than a directory."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,7 +60,10 @@ def launch_argv(argv: Sequence[str], mounts: Sequence[Mount], unshare: str = "un
     lines = ["set -e", 'container_path="$PATH"', f"PATH={_SYSTEM_PATH}"]
     for mount in sorted(mounts, key=lambda m: m.target.count("/")):
         target = shlex.quote(mount.target)
-        lines.append(f"mkdir -p {target}")
+        if mount.is_file:
+            lines.append(f"[ -e {target} ] || touch {target}")
+        else:
+            lines.append(f"mkdir -p {target}")
         lines.append(f"mount --bind {shlex.quote(mount.source)} {target} || exit {_MOUNT_FAILED}")
         if mount.read_only:
             lines.append(f"mount -o remount,bind,ro {target} || exit {_MOUNT_FAILED}")

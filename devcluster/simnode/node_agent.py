@@ -19,10 +19,12 @@ import pathlib
 import sys
 import threading
 import urllib.parse
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pydantic
 
+from devcluster import binaries
 from devcluster.simnode import (
     container_process,
     errors,
@@ -65,10 +67,26 @@ def service_env(server: str) -> dict[str, str]:
     }
 
 
-def base_env(prefix: str, host_path: str | None, home: str | None) -> dict[str, str]:
-    """What every container process starts with: PATH led by the project's virtualenv.  Pure."""
+def base_env(prefix: str, host_path: str | None, home: str | None, tool_dirs: Sequence[str] = ()) -> dict[str, str]:
+    """What every container process starts with.  Pure.
+
+    PATH is led by the project's virtualenv (every console script) and then
+    ``tool_dirs`` (the cached Kubernetes binaries, so a Pod's command may be
+    ``kube-scheduler``, as in an image that ships it), then the host's PATH.
+    """
     path = host_path or "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-    return {"PATH": f"{prefix}/bin:{path}", "HOME": home or "/root", "LANG": "C.UTF-8"}
+    return {"PATH": ":".join([f"{prefix}/bin", *tool_dirs, path]), "HOME": home or "/root", "LANG": "C.UTF-8"}
+
+
+def kubernetes_service_address(service: Mapping[str, Any] | None, server: str) -> str:
+    """Where Pods reach the apiserver: the ``kubernetes`` Service when it has a loopback ClusterIP
+    (the dev cluster's Service proxy routes it), else the apiserver's own address.  Pure."""
+    spec = (service or {}).get("spec") or {}
+    cluster_ip = str(spec.get("clusterIP") or "")
+    ports = [p for p in spec.get("ports") or [] if p.get("name") == "https"] or list(spec.get("ports") or [])
+    if cluster_ip.startswith("127.") and ports:
+        return f"https://{cluster_ip}:{int(ports[0]['port'])}"
+    return server
 
 
 def stop_recorded_processes(state_dir: pathlib.Path, grace_seconds: float = 2.0) -> int:
@@ -114,10 +132,18 @@ class Agent:
         self._status_only = status_only.StatusOnlyWorker(
             api, {n.name: n for n in self._nodes if n.status_only}, self._ledgers, self.foreign_ips
         )
-        self._service_env = service_env(api.server)
-        self._base_env = base_env(sys.prefix, os.environ.get("PATH"), os.environ.get("HOME"))
+        self._service_env = service_env(kubernetes_service_address(self._kubernetes_service(), api.server))
+        self._base_env = base_env(
+            sys.prefix, os.environ.get("PATH"), os.environ.get("HOME"), [str(binaries.locate().kubectl.parent)]
+        )
         self._heartbeat: heartbeat.Heartbeat | None = None
         self.synced = threading.Event()
+
+    def _kubernetes_service(self) -> dict[str, Any] | None:
+        try:
+            return self._api.request("GET", "/api/v1/namespaces/default/services/kubernetes")
+        except errors.NotFound:
+            return None
 
     # -- registration ---------------------------------------------------------------
 
@@ -217,6 +243,7 @@ class Agent:
             service_env=self._service_env,
             base_env=self._base_env,
             foreign_ips=self.foreign_ips,
+            hosts_file=self._options.hosts_file,
         )
 
     def _parse(self, raw: dict[str, Any]) -> pod.Pod | None:

@@ -35,6 +35,8 @@ class SimnodeOptions:
     state_dir: pathlib.Path | None = None
     leave_pods_running: bool = False
     heartbeat_workers: int = 4
+    hosts_file: pathlib.Path | None = None
+    """Mounted at ``/etc/hosts`` in every container (the Service proxy's names); None: the host's own."""
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -58,6 +60,7 @@ def _parser() -> argparse.ArgumentParser:
         "--leave-pods-running", action="store_true", help="on exit, leave Pod processes for a later simnode to adopt"
     )
     parser.add_argument("--heartbeat-workers", type=int, default=4)
+    parser.add_argument("--hosts-file", default=None, help="mounted at /etc/hosts in every container")
     return parser
 
 
@@ -76,6 +79,7 @@ def parse(argv: Sequence[str]) -> tuple[str, SimnodeOptions]:
         state_dir=pathlib.Path(args.state_dir) if args.state_dir else None,
         leave_pods_running=args.leave_pods_running,
         heartbeat_workers=args.heartbeat_workers,
+        hosts_file=pathlib.Path(args.hosts_file) if args.hosts_file else None,
     )
     return str(args.kubeconfig), options
 
@@ -98,4 +102,6 @@ def to_argv(kubeconfig: pathlib.Path | str, options: SimnodeOptions) -> list[str
         argv.append(f"--state-dir={options.state_dir}")
     if options.leave_pods_running:
         argv.append("--leave-pods-running")
+    if options.hosts_file is not None:
+        argv.append(f"--hosts-file={options.hosts_file}")
     return argv

@@ -74,6 +74,8 @@ class RunnerContext:
     base_env: Mapping[str, str]
     foreign_ips: Callable[[str], Collection[str]]
     """Pod IPs in use elsewhere in the cluster, excluding the given Pod UID's."""
+    hosts_file: pathlib.Path | None = None
+    """Mounted read-only at ``/etc/hosts`` in every container (the Service names), when set."""
 
 
 class _PodLog(logging.LoggerAdapter):  # type: ignore[type-arg]  # generic only in typeshed
@@ -458,6 +460,9 @@ class PodRunner:
             container_process.Mount(str(self._volume_dir(m.name)), m.mount_path, m.read_only)
             for m in spec.volume_mounts
         ]
+        hosts = self._ctx.hosts_file
+        if hosts is not None and not any(m.target == "/etc/hosts" for m in mounts):
+            mounts.append(container_process.Mount(str(hosts), "/etc/hosts", read_only=True, is_file=True))
         entry = container.entry
         if entry.last_terminated is not None:
             entry.restart_count += 1

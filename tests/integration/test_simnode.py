@@ -443,7 +443,7 @@ def test_init_containers_run_in_order_and_env_comes_from_the_api(
     assert "CM_mode fast" in lines
     assert "GREETING mode=fast literal=$(MODE)" in lines
     assert "NVIDIA_VISIBLE_DEVICES None" in lines
-    assert "KUBERNETES_SERVICE_HOST 127.0.0.1" in lines
+    assert f"KUBERNETES_SERVICE_HOST {simnode.cluster.kubernetes_service_ip}" in lines
     assert f"path0 {pathlib.Path(sys.prefix) / 'bin'}" in lines, log
     obj = _pod(api, ns, "ordered")
     assert obj is not None
