@@ -10,6 +10,7 @@ same with the real torch.
 from __future__ import annotations
 
 import json
+import os
 import pathlib
 import sys
 from collections.abc import Callable
@@ -39,7 +40,8 @@ def test_a_preload_that_initialised_cuda_stops_the_launcher(
 ) -> None:
     (tmp_path / "fma_cuda_in_parent.py").write_text(_FAKE_TORCH)
     argv = _argv(tmp_path, "--preload-module", "fma_cuda_in_parent")
-    proc = agent_factory(argv, env={"PYTHONPATH": str(tmp_path)}, name="guarded")
+    pythonpath = os.pathsep.join(p for p in (str(tmp_path), os.environ.get("PYTHONPATH", "")) if p)
+    proc = agent_factory(argv, env={"PYTHONPATH": pythonpath}, name="guarded")
     assert proc.wait(60) != 0
     (log,) = tmp_path.glob("guarded-*/agent.log")
     text = log.read_text()
