@@ -13,8 +13,11 @@ Each stage reads the record its component leaves behind, never a guess:
 6. **readiness relay** — the requester's Ready condition, which the agent flips
    only when the controller relays the engine's readiness;
 
-then the current state and, if the requester is not Ready, what it waits for
-and why: the controller's ``status`` annotation and its Warning Events.
+then the current state (``failed`` while the controller reports a problem) and,
+if the requester is not Ready, what it waits for and why: the controller's
+``status`` annotation, other Warning Events (``ActuationFailed`` Events only
+repeat the annotation, which is the controller's current word), and the
+scheduler's message while unscheduled.
 
 Pure; no I/O.
 """
@@ -188,7 +191,9 @@ def _reasons(
     reasons = [f"scheduler: {scheduler_reason}"] if scheduler_reason else []
     reasons.extend(f"controller: {problem}" for problem in controller_errors)
     for event in history:
-        if event.type != "Warning":
+        # ActuationFailed repeats what the controller wrote into the status annotation at the same time; the
+        # annotation is its current word (an Event of a problem since cleared, like "no IP assigned yet", is not).
+        if event.type != "Warning" or event.reason == names.EVENT_ACTUATION_FAILED:
             continue
         line = f"{event.reason}: {event.message}"
         said = {f"controller: {event.message}", f"scheduler: {event.message}", line}
@@ -251,10 +256,6 @@ def build(
     ]
     controller_errors = pod_facts.status_errors(pod)
     failed = bool(controller_errors)
-    if failed:
-        first = next((i for i, s in enumerate(stages) if s.state == "pending"), None)
-        if first is not None:
-            stages[first] = stages[first].model_copy(update={"state": "failed"})
     stages.append(
         Stage(
             stage="current",

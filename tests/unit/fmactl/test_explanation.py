@@ -55,10 +55,13 @@ def test_an_unscheduled_requester_waits_for_scheduling_with_the_schedulers_reaso
 def test_a_start_failure_is_named_in_the_controllers_own_words() -> None:
     problem = "the engine stopped before it ever answered (exit code 2): error: unrecognized arguments: --bogus"
     failed = o.requester("r3-c", gpus="GPU-b", status='{"Errors":["' + problem + '"]}', deleting=True)
-    events = [o.event(failed, "ActuationFailed", problem, kind="Warning")]
+    events = [
+        o.event(failed, "ActuationFailed", "no IP assigned yet", kind="Warning", seconds_ago=30),
+        o.event(failed, "ActuationFailed", problem, kind="Warning"),
+    ]
     report = explanation.build(o.snap([failed], events), failed)
     assert report.reasons == [f"controller: {problem}"]  # the Event repeats the status: shown once
-    assert _states(report)["binding"] == "failed"
+    assert _states(report)["binding"] == "pending"
     assert _states(report)["current"] == "failed"
     assert report.deleting is True
     assert report.waiting_for.startswith("deletion")
