@@ -52,13 +52,21 @@ class Exit:
     signal: int | None = None
 
 
+def _hides_a_source(mount: Mount, mounts: Sequence[Mount]) -> bool:
+    """Whether mounting at ``mount.target`` would hide the source of another of ``mounts``.  Pure."""
+    prefix = mount.target.rstrip("/") + "/"
+    return any(other is not mount and other.source.startswith(prefix) for other in mounts)
+
+
 def launch_argv(argv: Sequence[str], mounts: Sequence[Mount], unshare: str = "unshare") -> list[str]:
     """The command line that runs ``argv`` with ``mounts`` in a private mount namespace.  Pure."""
     if not mounts:
         return list(argv)
     # The mount tools come from the system PATH; the command is then looked up in the container's PATH.
     lines = ["set -e", 'container_path="$PATH"', f"PATH={_SYSTEM_PATH}"]
-    for mount in sorted(mounts, key=lambda m: m.target.count("/")):
+    # Shallow targets first, except that a target over another mount's source (an emptyDir at /tmp
+    # while the volumes live under /tmp) is mounted after the mounts whose sources it would hide.
+    for mount in sorted(mounts, key=lambda m: (_hides_a_source(m, mounts), m.target.count("/"))):
         target = shlex.quote(mount.target)
         if mount.is_file:
             lines.append(f"[ -e {target} ] || touch {target}")

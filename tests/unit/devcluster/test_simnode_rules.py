@@ -135,6 +135,18 @@ def test_launch_argv_mounts_in_a_private_namespace() -> None:
     assert argv[-2:] == ["python", "-V"]
 
 
+def test_launch_argv_mounts_a_target_that_hides_volume_sources_last() -> None:
+    # The chart's Pods mount an emptyDir at /tmp while their volumes live under /tmp/.../volumes.
+    mounts = [
+        container_process.Mount("/tmp/pods/u/volumes/tmp", "/tmp"),
+        container_process.Mount("/tmp/pods/u/volumes/token", "/etc/token"),
+        container_process.Mount("/tmp/cluster/hosts", "/etc/hosts", is_file=True),
+    ]
+    script = container_process.launch_argv(["python", "-V"], mounts)[7]
+    assert script.index("mount --bind /tmp/pods/u/volumes/tmp /tmp") > script.index("/etc/token")
+    assert script.index("mount --bind /tmp/pods/u/volumes/tmp /tmp") > script.index("/etc/hosts")
+
+
 def test_options_round_trip_through_the_command_line() -> None:
     opts = simnode.SimnodeOptions(
         nodes=3,
