@@ -145,6 +145,9 @@ def raw_copies(torch: Any, nbytes: int, repeats: int) -> dict[str, Any]:
     pageable_gbps = pageable.numel() / timed(device[: pageable.numel()], pageable) / GB
     del host, device, pageable
     torch.cuda.empty_cache()
+    empty_host_cache = getattr(torch._C, "_host_emptyCache", None)
+    if empty_host_cache is not None:
+        empty_host_cache()  # hand the pinned buffer back before the engines pin their own
     return {
         "bytes": nbytes,
         "pin_seconds": round(pin_seconds, 3),

@@ -287,6 +287,7 @@ def test_wake_without_free_gpu_memory_is_refused_and_the_instance_stays_asleep_i
             "print('held', flush=True)\n"
             "sys.stdin.read()\n"
         )
+        without_hog = gpu.used_mib()
         hog = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
         assert hog.stdout is not None
         assert hog.stdout.readline().strip() == b"held"
@@ -298,6 +299,7 @@ def test_wake_without_free_gpu_memory_is_refused_and_the_instance_stays_asleep_i
         assert hog.stdin is not None
         hog.stdin.close()
         hog.wait(60)
+        _settled(gpu, lambda u: u <= without_hog + 64, "the other process's GPU memory to be released")
         assert engine.post("/wake_up").status_code == 200
         assert _text(engine) == before
     finally:
