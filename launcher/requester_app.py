@@ -71,7 +71,9 @@ def create_spi_app(
     the same GPU twice would see ``CUDA_VISIBLE_DEVICES=1,1``.
     """
     app = fastapi.FastAPI(title="FMA requester SPI")
-    app.add_middleware(request_guard.BodyGuard, limit=max_body_bytes, raw_paths=frozenset({"/v1/set-log"}))
+    app.add_middleware(
+        request_guard.BodyGuard, limit=max_body_bytes, raw_paths=frozenset({"/v1/set-log", "/v1/proxy/config"})
+    )
     validation_response.install(app)
     twice = _duplicate(uuids)
     accepted = 0

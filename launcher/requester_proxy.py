@@ -25,12 +25,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 
 import fastapi
 import pydantic
 from fastapi import responses
+
+from crds import errors as crds_errors
+from crds import strict_json
 
 __all__ = ["DEFAULT_PORT", "BadTarget", "ProxyTarget", "TcpProxy", "install", "parse_target"]
 
@@ -64,11 +66,14 @@ class BadTarget(ValueError):
 def parse_target(body: bytes) -> ProxyTarget:
     """The target in a PUT body; raises ``BadTarget`` naming the field (pure).
 
-    Unknown members are ignored, as Go's JSON decoding does upstream.
+    Unknown members are ignored, as Go's JSON decoding does upstream; the
+    JSON itself must be strict (``crds.strict_json``: no NaN, no lone
+    surrogates).  The SPI's body guard leaves this path to us, so a bad body
+    is upstream's 400, not the guard's 422.
     """
     try:
-        document = json.loads(body)
-    except (ValueError, UnicodeError) as exc:
+        document = strict_json.loads(body)
+    except crds_errors.MalformedJson as exc:
         raise BadTarget(f"failed to parse JSON: {exc}") from exc
     if not isinstance(document, dict):
         raise BadTarget(f"the body must be a JSON object, got {type(document).__name__}")

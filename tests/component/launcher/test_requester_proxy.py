@@ -101,6 +101,7 @@ def test_lifecycle_of_the_proxy_config(requester: tuple[httpx.Client, int], echo
     ("body", "message"),
     [
         pytest.param(b"{invalid json}", "failed to parse JSON", id="invalid-json"),
+        pytest.param(b'{"address": "127.0.0.1", "port": NaN}', "failed to parse JSON", id="not-strict-json"),
         pytest.param(b'["127.0.0.1", 80]', "must be a JSON object", id="not-an-object"),
         pytest.param(b'{"address": "", "port": 8080}', "address is required", id="empty-address"),
         pytest.param(b'{"port": 8080}', "address is required", id="missing-address"),
