@@ -29,6 +29,7 @@ from crds import (
     schema_base,
     selector,
     status,
+    strict_json,
     validation_paths,
     vllm_config_annotation,
 )
@@ -78,6 +79,7 @@ __all__ = [
     "schema_base",
     "selector",
     "status",
+    "strict_json",
     "validation_paths",
     "vllm_config_annotation",
 ]
