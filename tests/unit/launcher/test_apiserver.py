@@ -107,3 +107,29 @@ def test_patch_annotations_is_a_json_merge_patch(sa_dir: pathlib.Path) -> None:
     assert first.headers["content-type"] == "application/merge-patch+json"
     assert first.headers["authorization"] == "Bearer token-1"
     assert json.loads(first.content) == {"metadata": {"annotations": {"a/b": "1"}}}
+
+
+def test_the_sync_patch_carries_the_resource_version_precondition(sa_dir: pathlib.Path) -> None:
+    seen: list[dict[str, object]] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        body = json.loads(request.content)
+        seen.append(body)
+        assert request.headers["content-type"] == "application/merge-patch+json"
+        if body["metadata"].get("resourceVersion") == "7":
+            return httpx.Response(409, json={"kind": "Status", "reason": "Conflict"})
+        return httpx.Response(200, json={})
+
+    credentials = apiserver.in_cluster(_settings(sa_dir))
+    assert credentials is not None
+    with apiserver.Client(credentials, httpx.MockTransport(handler)) as client:
+        client.patch_annotations("/api/v1/namespaces/ns/pods/p", {"a": "1"}, resource_version="8")
+        with pytest.raises(errors.ApiServerError) as raised:
+            client.patch_annotations("/api/v1/namespaces/ns/pods/p", {"a": "2"}, resource_version="7")
+        client.patch_annotations("/api/v1/namespaces/ns/pods/p", {"a": "3"})
+    assert raised.value.status == 409
+    assert seen == [
+        {"metadata": {"annotations": {"a": "1"}, "resourceVersion": "8"}},
+        {"metadata": {"annotations": {"a": "2"}, "resourceVersion": "7"}},
+        {"metadata": {"annotations": {"a": "3"}}},
+    ]
