@@ -29,6 +29,7 @@ import signal
 import ssl
 import subprocess
 import sys
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -40,13 +41,16 @@ from crds import manifests
 from devcluster import binaries, processes, samples, waiting
 from kube import errors as kube_errors
 from kube import resources
+from webhook import configuration as webhook_configuration
 
+from . import test_extender_scheduling as extender_scheduling
 from .dpc import conftest as dpc
-from .dpc.conftest import ENGINE_OPTIONS, Harness
+from .dpc.conftest import DEPLOYMENTS, ENGINE_OPTIONS, Harness
 
 pytestmark = pytest.mark.cluster
 
 harness = dpc.harness  # the dual-pods harness fixture, reused as it is
+fma_scheduler = extender_scheduling.fma_scheduler  # the extender and the FMA kube-scheduler, reused as they are
 
 P = "dual-pods.llm-d.ai/"
 REPO = pathlib.Path(__file__).resolve().parents[2]
@@ -296,30 +300,30 @@ def test_status_and_explain_of_a_known_state(harness: Harness, known_state: dict
 
     # kubectl itself finds the plugin on PATH.
     kubectl = binaries.locate().kubectl
-    if kubectl.exists():
-        env = {**os.environ, "PATH": f"{pathlib.Path(_plugin()).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
-        via_kubectl = subprocess.run(
-            [
-                str(kubectl),
-                "fma",
-                "--kubeconfig",
-                str(h.cluster.kubeconfig),
-                "-n",
-                h.namespace,
-                "status",
-                "-o",
-                "json",
-                "--gpu-map-namespace",
-                str(h.simnode.options.gpu_map_namespace),
-            ],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-            env=env,
-        )
-        assert via_kubectl.returncode == 0, via_kubectl.stderr
-        assert json.loads(via_kubectl.stdout)["actuations"] == report["actuations"]
+    assert kubectl.exists(), f"kubectl is missing at {kubectl}; run 'make binaries'"
+    env = {**os.environ, "PATH": f"{pathlib.Path(_plugin()).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    via_kubectl = subprocess.run(
+        [
+            str(kubectl),
+            "fma",
+            "--kubeconfig",
+            str(h.cluster.kubeconfig),
+            "-n",
+            h.namespace,
+            "status",
+            "-o",
+            "json",
+            "--gpu-map-namespace",
+            str(h.simnode.options.gpu_map_namespace),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env=env,
+    )
+    assert via_kubectl.returncode == 0, via_kubectl.stderr
+    assert json.loads(via_kubectl.stdout)["actuations"] == report["actuations"]
 
     # Clear errors, exit status 1.
     for argv, message in (
@@ -368,6 +372,108 @@ def test_status_and_explain_of_a_known_state(harness: Harness, known_state: dict
         watcher.send_signal(signal.SIGINT)
         watcher.communicate(timeout=30)
     assert watcher.returncode == 0
+
+
+@contextlib.contextmanager
+def _webhook_for(h: Harness, workdir: pathlib.Path) -> Iterator[None]:
+    """fma-webhook as a process, registered by URL for the harness's namespace only."""
+    policy = rotation_plan.Policy(identity=issuer.ServingIdentity("w", ip_addresses=("127.0.0.1",)))
+    renewal.run(store.FileStore(workdir), policy, datetime.datetime.now(datetime.UTC))
+    port = processes.free_port()
+    record = processes.spawn(
+        "fma-webhook",
+        [
+            sys.executable,
+            "-m",
+            "webhook",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--kubeconfig",
+            str(h.cluster.kubeconfig),
+        ],
+        workdir / "webhook.log",
+        env={
+            "FMA_WEBHOOK_TLS_CERT_FILE": str(workdir / store.TLS_CERT),
+            "FMA_WEBHOOK_TLS_KEY_FILE": str(workdir / store.TLS_KEY),
+        },
+    )
+    name = f"fma-webhook-{h.namespace}"
+    try:
+        verify = ssl.create_default_context(cafile=str(workdir / store.BUNDLE))
+        waiting.wait_for(
+            lambda: httpx.get(f"https://127.0.0.1:{port}/readyz", verify=verify, timeout=2).status_code == 200,
+            timeout=60,
+            what="fma-webhook /readyz",
+            ignore=(httpx.TransportError,),
+        )
+        document = webhook_configuration.render(
+            (workdir / store.BUNDLE).read_bytes(),
+            url=f"https://127.0.0.1:{port}/mutate",
+            name=name,
+            namespace_selector={"matchLabels": {"kubernetes.io/metadata.name": h.namespace}},
+        )
+        h.api.create(resources.MUTATING_WEBHOOK_CONFIGURATIONS, document)
+        yield
+    finally:
+        with contextlib.suppress(kube_errors.NotFound):
+            h.api.delete(resources.MUTATING_WEBHOOK_CONFIGURATIONS, name)
+        processes.stop(record, grace_seconds=5)
+
+
+def test_a_user_pod_converted_and_placed_by_fma_wakes_its_sleeper(
+    harness: Harness, fma_scheduler: extender_scheduling.FmaScheduler, tmp_path: pathlib.Path
+) -> None:
+    """The whole path: webhook conversion, sleeper-aware placement by the FMA scheduler, a hot wake."""
+    h = harness
+    node = h.simnode.node_names[1]
+    h.launcher_config()
+    h.isc("isc-a", options=samples.engine_sim_options("tiny-a"))
+    h.start_controller()
+    h.deployment("sa", "isc-a", node=node)  # created as a requester directly, then put to sleep
+    h.ready_requester("sa")
+    h.scale("sa", 0)
+    (sleepy,) = waiting.wait_for(
+        lambda: (lc := _unbound_sleeping_launcher(h, 1)) and [lc], timeout=90, what=f"a sleeper on {node}"
+    )
+    (sleeper,) = json.loads(sleepy["metadata"]["annotations"][P + "instances"])["instances"]
+    with _webhook_for(h, tmp_path):
+        # What a user writes: an ordinary server Pod naming its ISC, no node, no FMA scheduler.
+        user_template = {
+            "metadata": {"labels": {"app": "hot"}, "annotations": {P + "inference-server-config": "isc-a"}},
+            "spec": {
+                "containers": [
+                    {
+                        "name": "inference-server",
+                        "image": "vllm/vllm-openai",
+                        "command": ["vllm", "serve", "tiny-a"],
+                        "resources": {"limits": {"nvidia.com/gpu": "1"}},
+                    }
+                ]
+            },
+        }
+        h.create(DEPLOYMENTS, samples.deployment("hot", user_template))
+        hot = h.ready_requester("hot")
+    story = _json(h, "explain", hot["metadata"]["name"])
+    _capture("explain-hot.txt", _fma(h, "explain", hot["metadata"]["name"]).stdout)
+    assert story["converted"] is True
+    assert (story["scheduler"], story["sleeper_aware"], story["node"]) == ("fma-scheduler", True, node)
+    assert story["gpus"] == sleeper["gpus"]
+    assert (story["provider"], story["instance_id"]) == (sleepy["metadata"]["name"], sleeper["id"])
+    assert (story["path"], story["actuation_seconds"]) == ("hot", _actuation_seconds(h, hot))
+    assert story["stages"][0]["summary"].startswith(f"converted by the FMA webhook ({P}converted=v1)")
+    assert "(sleeper-aware)" in story["stages"][1]["summary"]
+    report = _json(h, "status", "--node", node)
+    (gpu,) = [g for g in report["nodes"][0]["gpus"] if g["uuid"] == sleeper["gpus"][0]]
+    assert gpu["state"] == "bound"
+    assert (gpu["holder"]["requester"], gpu["holder"]["path"], gpu["holder"]["instance_id"]) == (
+        hot["metadata"]["name"],
+        "hot",
+        sleeper["id"],
+    )
+    assert {i["name"]: i["paths"] for i in report["iscs"]}["isc-a"] == {"hot": 1, "warm": 0, "cold": 0}
+    assert report["actuations"] == {"hot": 1, "warm": 0, "cold": 1}
 
 
 def test_explain_names_an_engine_that_fails_to_start(harness: Harness) -> None:
