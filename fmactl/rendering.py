@@ -164,7 +164,12 @@ def status_text(report: status_report.StatusReport, *, width: int = WIDTH) -> st
 
 def _wrapped(prefix: str, text: str, width: int) -> list[str]:
     return textwrap.wrap(
-        text, width=width, initial_indent=prefix, subsequent_indent=" " * len(prefix), break_long_words=True
+        text,
+        width=width,
+        initial_indent=prefix,
+        subsequent_indent=" " * len(prefix),
+        break_long_words=True,
+        break_on_hyphens=False,
     ) or [prefix.rstrip()]
 
 
@@ -176,7 +181,8 @@ def explain_text(report: explanation.Explanation, *, width: int = WIDTH) -> str:
     for number, stage in enumerate(report.stages, start=1):
         prefix = f"{number}. {stage.stage:<16} {stage.state:<8} {_time(stage.at):>8}  "
         lines += _wrapped(prefix, stage.summary, width)
-    lines.append("")
+    if report.waiting_for or report.reasons:
+        lines.append("")
     if report.waiting_for:
         lines += _wrapped("Waiting for: ", report.waiting_for, width)
     if report.reasons:

@@ -81,3 +81,13 @@ def test_table_clips_the_widest_column_first() -> None:
     lines = rendering.table(["A", "B"], [["x" * 80, "y" * 40]], width=60)
     assert all(len(line) <= 60 for line in lines)
     assert lines[1].endswith("y" * 20) or "…" in lines[1]
+
+
+def test_explain_text_of_a_ready_requester_keeps_keys_whole_and_has_no_empty_sections() -> None:
+    pod = o.requester("r1-a", gpus="GPU-a", ready=True, dual="lc-1", instance=I1)
+    lc = o.launcher("lc-1", bound_to=pod, instance_id=I1, sleeping="false")
+    text = rendering.explain_text(explanation.build(o.snap([pod, lc], [o.event(pod, "ActuatedHot", "hot in 1s")]), pod))
+    assert "(dual-pods.llm-d.ai/converted=v1)" in text
+    assert "\n\n\n" not in text
+    assert "Why:" not in text
+    assert "Waiting for" not in text
