@@ -65,6 +65,10 @@ class StartBackoff:
 
     failures: int = 0
     not_before: float = 0.0
+    isc: str = ""
+    """The InferenceServerConfig whose engine failed last (its status reports the failure)."""
+    message: str = ""
+    """The last failure, as reported to the requester."""
 
 
 class DPCState:
@@ -121,7 +125,19 @@ class DPCState:
         with self._lock:
             return self._start_backoff.setdefault((node, config_key), StartBackoff())
 
-    def clear_start_backoff(self, node: str, config_key: str) -> None:
-        """Forget start failures after a successful start."""
+    def clear_start_backoff(self, node: str, config_key: str) -> StartBackoff | None:
+        """Forget start failures after a successful start; return what was forgotten."""
         with self._lock:
-            self._start_backoff.pop((node, config_key), None)
+            return self._start_backoff.pop((node, config_key), None)
+
+    def forget_start_failures(self, isc: str) -> None:
+        """Drop the start failures recorded for ``isc`` (its spec changed: a new configuration)."""
+        with self._lock:
+            for key in [k for k, b in self._start_backoff.items() if b.isc == isc]:
+                del self._start_backoff[key]
+
+    def start_failures_of(self, isc: str) -> list[tuple[str, StartBackoff]]:
+        """(node, back-off) of every failing start of ``isc``'s engines, by node."""
+        with self._lock:
+            found = [(node, b) for (node, _), b in self._start_backoff.items() if b.isc == isc and b.failures]
+        return sorted(found, key=lambda pair: pair[0])

@@ -287,6 +287,8 @@ class DualPodsController:
         if obj is None:
             return
         name = str(obj["metadata"]["name"])
+        if old is not None and new is not None and old.get("spec") != new.get("spec"):
+            self.state.forget_start_failures(name)
         self._enqueue_requesters(self._requesters_naming({name}))
         self.queue.add(_CLUSTER_GROUP, (_ISC_STATUS, name))
         if old is not None and new is not None and old.get("spec") != new.get("spec"):
@@ -854,7 +856,13 @@ class DualPodsController:
             memo.asleep_or_dead = True
             if not memo.engine_answered and memo.path in ("warm", "cold"):
                 requester = self._start_failed(
-                    requester, ip=ip, instance_id=instance_id, node=node, config_key=config_key, state=state
+                    requester,
+                    ip=ip,
+                    instance_id=instance_id,
+                    node=node,
+                    config_key=config_key,
+                    state=state,
+                    isc_name=(vllm.annotations or {}).get(names.INSTANCE_ISC_NAME, ""),
                 )
             self.delete_requester(requester, "its bound instance stopped")
             return None
@@ -881,7 +889,9 @@ class DualPodsController:
                 requester, dual=pod_view.name(launcher), instance=instance_id, gpus=gpus, problems=[], finalizer=True
             )
         if config_key:
-            self.state.clear_start_backoff(node, config_key)
+            forgotten = self.state.clear_start_backoff(node, config_key)
+            if forgotten is not None and forgotten.isc:
+                self.queue.add(_CLUSTER_GROUP, (_ISC_STATUS, forgotten.isc))
         if sleeping:
             if self.settings.debug_accelerator_memory and not self._memory_ok(requester, gpus):
                 return 1.0
@@ -916,6 +926,7 @@ class DualPodsController:
         node: str,
         config_key: str,
         state: Mapping[str, Any],
+        isc_name: str,
     ) -> dict[str, Any]:
         tail = self.agents.instance_log_tail(ip, instance_id)
         lines = " | ".join(tail.strip().splitlines()[-5:])
@@ -924,6 +935,9 @@ class DualPodsController:
         backoff = self.state.start_backoff(node, config_key)
         backoff.failures += 1
         backoff.not_before = self._monotonic() + min(600.0, 10.0 * 2 ** (backoff.failures - 1))
+        backoff.isc, backoff.message = isc_name, problem
+        if isc_name:
+            self.queue.add(_CLUSTER_GROUP, (_ISC_STATUS, isc_name))
         return written
 
     def _mark_awake(
@@ -1173,6 +1187,8 @@ class DualPodsController:
                 refs_reason = "LauncherConfigMalformed"
                 refs_message = f'LauncherConfig "{lc_name}" is malformed: {malformed}'
                 problems.append(refs_message)
+        for node, failed in self.state.start_failures_of(name):
+            problems.append(f"engine start failed {failed.failures} time(s) on node {node}: {failed.message}")
         generation = int((raw.get("metadata") or {}).get("generation") or 0)
         previous = {c.get("type"): c for c in (raw.get("status") or {}).get("conditions") or []}
         now = datetime.datetime.fromtimestamp(self._wall(), datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
