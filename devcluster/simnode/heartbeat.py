@@ -13,18 +13,25 @@ import concurrent.futures
 import datetime
 import heapq
 import logging
+import pathlib
 import threading
 import time
 from collections.abc import Callable, Sequence
 
 from devcluster.simnode import errors, fleet, kube_api
 
-__all__ = ["Heartbeat"]
+__all__ = ["Heartbeat", "silence_file"]
 
 logger = logging.getLogger(__name__)
 
 RENEW_SECONDS = 10.0
 STATUS_SECONDS = 240.0
+
+
+def silence_file(state_dir: pathlib.Path, node: str) -> pathlib.Path:
+    """While this file exists simnode sends no heartbeat for ``node`` (Lease and Node status), as if the
+    node had lost the control plane; its Pods keep running.  For fault tests of the node lifecycle."""
+    return state_dir / "silenced-nodes" / node
 
 
 class Heartbeat:
@@ -40,8 +47,10 @@ class Heartbeat:
         renew_seconds: float = RENEW_SECONDS,
         status_seconds: float = STATUS_SECONDS,
         clock: Callable[[], float] = time.monotonic,
+        silenced: Callable[[str], bool] | None = None,
     ) -> None:
         self._api = api
+        self._silenced = silenced
         self._nodes = {n.name: n for n in nodes}
         self._uids = node_uids
         self._renew = renew_seconds
@@ -86,6 +95,8 @@ class Heartbeat:
 
     def beat(self, kind: int, name: str) -> None:
         """Send one heartbeat now: kind 0 renews the Lease, kind 1 reports the Node status."""
+        if self._silenced is not None and self._silenced(name):
+            return  # a simulated outage: the node stops heartbeating (silence_file)
         node = self._nodes[name]
         now = datetime.datetime.now(datetime.UTC)
         try:

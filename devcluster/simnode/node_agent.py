@@ -398,7 +398,14 @@ class Agent:
         for record in runtime_record.load_all(self._state_dir):
             if record.node in self._ledgers:
                 self._ledgers[record.node].restore(record.uid, record.pod_ip, record.gpus)
-        self._heartbeat = heartbeat.Heartbeat(self._api, self._nodes, uids, workers=self._options.heartbeat_workers)
+        state_dir = self._state_dir
+        self._heartbeat = heartbeat.Heartbeat(
+            self._api,
+            self._nodes,
+            uids,
+            workers=self._options.heartbeat_workers,
+            silenced=lambda name: heartbeat.silence_file(state_dir, name).exists(),
+        )
         threads = [
             threading.Thread(target=self._heartbeat.run, args=(stop,), name="heartbeat", daemon=True),
             threading.Thread(target=self._status_only.run, args=(stop,), name="status-only", daemon=True),
