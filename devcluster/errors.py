@@ -4,14 +4,15 @@
     ├── BinariesMissing      a binary is not built (and cannot be built here)
     ├── AlreadyRunning       ``up`` found a cluster of this state directory running
     ├── NotRunning           an operation needs a cluster and none runs
-    └── ComponentFailed      a component exited or did not become ready in time
+    ├── ComponentFailed      a component exited or did not become ready in time
+    └── HelmFailed           a helm command exited non-zero (its output attached)
 
 Every message says what happened and what to do about it.
 """
 
 from __future__ import annotations
 
-__all__ = ["AlreadyRunning", "BinariesMissing", "ComponentFailed", "DevClusterError", "NotRunning"]
+__all__ = ["AlreadyRunning", "BinariesMissing", "ComponentFailed", "DevClusterError", "HelmFailed", "NotRunning"]
 
 
 class DevClusterError(Exception):
@@ -32,3 +33,7 @@ class NotRunning(DevClusterError):
 
 class ComponentFailed(DevClusterError):
     """A component exited early or did not become ready in time."""
+
+
+class HelmFailed(DevClusterError):
+    """A helm command failed; the message holds its output."""
