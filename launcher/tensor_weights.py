@@ -260,9 +260,7 @@ class TensorWeights:
         start = self._clock()
         self._ensure_host()
         pinned = self._clock()
-        for tensor, view in zip(self._on_device, self._host_views, strict=True):
-            view.copy_(tensor, non_blocking=True)
-        self._synchronize()
+        self._copy_to_host()
         copied = self._clock()
         self._free_device()
         self.state = State.OFFLOADED
@@ -280,7 +278,9 @@ class TensorWeights:
 
         Refuses (``InsufficientDeviceMemory``) without touching anything when
         a device lacks the room; a checksum mismatch (``WeightsCorrupted``)
-        frees what was copied and leaves the host copy as it was.
+        frees what was copied and leaves the host copy as it was.  On CUDA
+        the checksum of each tensor runs on a side stream as soon as its copy
+        has landed, so verification overlaps the transfer instead of following it.
         """
         if self.state is State.ON_DEVICE:
             return {}
@@ -288,30 +288,17 @@ class TensorWeights:
         if self.state in (State.DISCARDED, State.EMPTY):
             return {"reload_seconds": self.load()}
         self._check_room("waking")
-        restored: list[Any] = []
-        try:
-            # Allocation interleaved with the copies: each cudaMalloc overlaps the DMA already queued.
-            for view, device in self._views_and_devices():
-                tensor = self._torch.empty(view.shape, dtype=self._dtype, device=device)
-                tensor.copy_(view, non_blocking=True)
-                restored.append(tensor)
-            self._synchronize()
-        except self._torch.OutOfMemoryError as exc:
+        restored, sums = self._copy_to_devices()
+        copied = self._clock()
+        digest = self._digest(sums)
+        if digest != self.digest:
             restored.clear()
             self._empty_cache()
-            raise errors.InsufficientDeviceMemory(
-                f"waking needs {_size(self.total_bytes)} on the devices and the allocator ran out: {exc}"
-            ) from exc
-        copied = self._clock()
-        self._on_device = restored
-        self.state = State.ON_DEVICE
-        digest = self.checksum()
-        if digest != self.digest:
-            self._free_device()
-            self.state = State.OFFLOADED
             raise errors.WeightsCorrupted(
                 f"restored weights have checksum {digest[:16]!r}, expected {str(self.digest)[:16]!r}; still asleep"
             )
+        self._on_device = restored
+        self.state = State.ON_DEVICE
         verified = self._clock()
         if not self.keep_pinned:
             self._release_host()
@@ -326,18 +313,10 @@ class TensorWeights:
     # ----- checks and the small computation
 
     def checksum(self) -> str:
-        """SHA-256 over each tensor's name and the exact sum of its raw 16-bit words (runs on the devices)."""
+        """SHA-256 over each tensor's name and the exact sum of its raw words (computed on the devices)."""
         if self.state is not State.ON_DEVICE:
             raise errors.InvalidRequest(f"no checksum of weights that are {self.state.value}")
-        per_device: dict[str, list[Any]] = {}
-        for tensor, device in zip(self._on_device, self.devices, strict=True):
-            per_device.setdefault(device, []).append(tensor.view(self._torch.int16).sum(dtype=self._torch.int64))
-        by_device = {d: iter(self._torch.stack(sums).tolist()) for d, sums in per_device.items()}  # one sync each
-        values = [int(next(by_device[d])) for d in self.devices]
-        h = hashlib.sha256()
-        for spec, value in zip(self.layout, values, strict=True):
-            h.update(f"{spec.name}={value};".encode())
-        return h.hexdigest()
+        return self._digest([self._word_sum(t) for t in self._on_device])
 
     def generate(self, token: int, steps: int) -> list[int]:
         """Greedy decoding through layer 0's MLP and the LM head, on the devices (deterministic)."""
@@ -364,8 +343,65 @@ class TensorWeights:
 
     # ----- internals
 
-    def _views_and_devices(self) -> list[tuple[Any, str]]:
-        return list(zip(self._host_views, self.devices, strict=True))
+    def _word_sum(self, tensor: Any) -> Any:
+        """The exact sum of a tensor's raw 32-bit words (16-bit when its last dimension is odd), as int64."""
+        t = self._torch
+        words = tensor.view(t.int32) if tensor.shape[-1] % 2 == 0 else tensor.view(t.int16)
+        return words.sum(dtype=t.int64)
+
+    def _digest(self, sums: list[Any]) -> str:
+        """Hash the per-tensor sums (0-d tensors on their devices, layout order); one sync per device."""
+        per_device: dict[str, list[Any]] = {}
+        for value, device in zip(sums, self.devices, strict=True):
+            per_device.setdefault(device, []).append(value)
+        by_device = {d: iter(self._torch.stack(values).tolist()) for d, values in per_device.items()}
+        h = hashlib.sha256()
+        for spec, device in zip(self.layout, self.devices, strict=True):
+            h.update(f"{spec.name}={int(next(by_device[device]))};".encode())
+        return h.hexdigest()
+
+    def _copy_to_host(self) -> None:
+        # A method of its own: its loop variables, which hold device tensors, are gone when it returns.
+        for tensor, view in zip(self._on_device, self._host_views, strict=True):
+            view.copy_(tensor, non_blocking=True)
+        self._synchronize()
+
+    def _copy_to_devices(self) -> tuple[list[Any], list[Any]]:
+        """Device tensors filled from the host copy, and their sums; raises ``InsufficientDeviceMemory``.
+
+        Each allocation overlaps the copies already queued; on CUDA each sum
+        runs on a side stream once its tensor's copy is done.
+        """
+        t = self._torch
+        side = {d: t.cuda.Stream(device=d) for d in set(self.devices)} if self._cuda else {}
+        out: list[Any] = []
+        sums: list[Any] = []
+        tensor: Any = None
+        try:
+            for view, device in zip(self._host_views, self.devices, strict=True):
+                tensor = t.empty(view.shape, dtype=self._dtype, device=device)
+                tensor.copy_(view, non_blocking=True)
+                out.append(tensor)
+                if device in side:
+                    landed = t.cuda.Event()
+                    landed.record(t.cuda.current_stream(device))
+                    side[device].wait_event(landed)
+                    with t.cuda.stream(side[device]):
+                        sums.append(self._word_sum(tensor))
+                else:
+                    sums.append(self._word_sum(tensor))
+            self._synchronize()
+        except t.OutOfMemoryError as exc:
+            reason = str(exc)
+        else:
+            return out, sums
+        out.clear()
+        sums.clear()
+        tensor = None  # drop every reference before the allocator hands its memory back
+        self._empty_cache()
+        raise errors.InsufficientDeviceMemory(
+            f"waking needs {_size(self.total_bytes)} on the devices and the allocator ran out: {reason}"
+        )
 
     def _check_room(self, what: str) -> None:
         for device, need in self.bytes_per_device().items():
@@ -379,6 +415,7 @@ class TensorWeights:
     def _allocate_filled(self) -> list[Any]:
         t = self._torch
         tensors: list[Any] = []
+        tensor: Any = None
         try:
             for index, (spec, device) in enumerate(zip(self.layout, self.devices, strict=True)):
                 generator = t.Generator(device=device)
@@ -386,14 +423,15 @@ class TensorWeights:
                 tensor = t.empty(spec.shape, dtype=self._dtype, device=device)
                 tensor.normal_(mean=0.0, std=0.02, generator=generator)
                 tensors.append(tensor)
+            self._synchronize()
         except t.OutOfMemoryError as exc:
-            tensors.clear()
-            self._empty_cache()
-            raise errors.InsufficientDeviceMemory(
-                f"loading needs {self.total_bytes} bytes on the devices: {exc}"
-            ) from exc
-        self._synchronize()
-        return tensors
+            reason = str(exc)
+        else:
+            return tensors
+        tensors.clear()
+        tensor = None  # drop every reference before the allocator hands its memory back
+        self._empty_cache()
+        raise errors.InsufficientDeviceMemory(f"loading needs {_size(self.total_bytes)} on the devices: {reason}")
 
     def _ensure_host(self) -> None:
         if self._host is not None:
@@ -433,7 +471,8 @@ class TensorWeights:
 
     def _synchronize(self) -> None:
         if self._cuda:
-            self._torch.cuda.synchronize()
+            for device in sorted(set(self.devices)):
+                self._torch.cuda.synchronize(device)
 
     def _empty_cache(self) -> None:
         if self._cuda:
