@@ -869,6 +869,8 @@ class DualPodsController:
         try:
             sleeping = self.agents.is_sleeping(ip, port)
         except errors.EngineHTTPError:
+            if memo.path is None:
+                memo.path = "warm"  # a loading engine is a start, also when a new leader resumes the actuation
             now = self._monotonic()
             if memo.waiting_since is None:
                 memo.waiting_since = now
