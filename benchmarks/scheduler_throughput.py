@@ -270,6 +270,7 @@ def _phase(
     started = time.monotonic()
     _create_all(api, bodies)
     _log(f"{phase}: created {pods} pods in {time.monotonic() - started:.1f}s; starting its scheduler")
+    load_start = [round(x, 2) for x in os.getloadavg()]
     record, _ = _spawn_scheduler(cluster, workdir, f"scheduler-{phase}", config)
     deadline = time.monotonic() + timeout
     last_report = 0.0
@@ -290,6 +291,8 @@ def _phase(
         "timed_out": scheduled < pods,
         "seconds_first_to_last_bind": round(span, 3),
         "pods_per_second": round((scheduled - 1) / span, 1) if span > 0 else None,
+        # Phases run one after another on a shared machine: their rates compare only at similar load.
+        "load_average_start_end": [load_start, [round(x, 2) for x in os.getloadavg()]],
     }
     _log(f"{phase}: {result}")
     return result, record
