@@ -59,6 +59,7 @@ class Heartbeat:
         self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="heartbeat")
         self._lock = threading.Lock()
         self._gone: set[str] = set()
+        self._muted: set[str] = set()
         start = clock()
         count = max(1, len(nodes))
         # (due, kind, node): kind 0 = lease, 1 = node status; spread over the period.
@@ -95,18 +96,28 @@ class Heartbeat:
 
     def beat(self, kind: int, name: str) -> None:
         """Send one heartbeat now: kind 0 renews the Lease, kind 1 reports the Node status."""
-        if self._silenced is not None and self._silenced(name):
-            return  # a simulated outage: the node stops heartbeating (silence_file)
+        resumed = False
+        if self._silenced is not None:
+            silent = self._silenced(name)
+            with self._lock:
+                resumed = not silent and name in self._muted
+                if silent:
+                    self._muted.add(name)
+                else:
+                    self._muted.discard(name)
+            if silent:
+                return  # a simulated outage: the node stops heartbeating (silence_file)
         node = self._nodes[name]
         now = datetime.datetime.now(datetime.UTC)
         try:
             if kind == 0:
                 self._renew_lease(node, now)
-            else:
+            if kind == 1 or resumed:
+                # Back from an outage, report Ready at once (the node lifecycle controller set it Unknown).
                 self._api.request(
                     "PATCH",
                     f"/api/v1/nodes/{name}/status",
-                    body=fleet.node_status_body(node, now, transition=False),
+                    body=fleet.node_status_body(node, now, transition=resumed),
                     content_type=kube_api.STRATEGIC_MERGE_PATCH,
                 )
             self.renewals += 1
