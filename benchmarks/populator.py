@@ -236,7 +236,7 @@ def main() -> int:
     parser.add_argument("--count", type=int, default=2)
     parser.add_argument("--workers", type=int, nargs="+", default=[2, 8])
     args = parser.parse_args()
-    run = run_record.start()
+    run_info = run_record.start()
 
     opts = simnode.SimnodeOptions(nodes=0, status_only_nodes=args.nodes, gpus_per_node=8, node_prefix="bench")
     runs: list[dict[str, Any]] = []
@@ -259,7 +259,7 @@ def main() -> int:
 
     result = {
         "benchmark": "populator",
-        "run": run_record.finish(run),
+        "run": run_record.finish(run_info),
         "host": {"cpus": os.cpu_count(), "python": sys.version.split()[0], "machine": platform.machine()},
         "nodes": args.nodes,
         "count": args.count,
