@@ -217,28 +217,25 @@ def test_user_is_denied(
         assert (current["metadata"].get(field) or {}) == cast[role]["metadata"][field], field
 
 
-@pytest.mark.parametrize(
-    ("role", "patch"),
-    [
-        pytest.param("requester", {"metadata": {"labels": {"team": "a"}}}, id="7-unrelated-label-on-a-bound-requester"),
-        pytest.param(
-            "unbound",
-            {"metadata": {"annotations": {f"{P}inference-server-config": "isc2"}}},
-            id="8-change-isc-on-an-unbound-requester",
-        ),
-        pytest.param(
-            "unbound", {"metadata": {"labels": {"team": "a"}}}, id="9-unrelated-label-on-an-unbound-requester"
-        ),
-        pytest.param("plain", {"metadata": {"labels": {"app": "web2"}}}, id="10-relabel-an-ordinary-pod"),
-        pytest.param("launcher", {"metadata": {"labels": {f"{P}sleeping": "true"}}}, id="15-edit-sleeping"),
-        pytest.param(
-            "requester", {"metadata": {"annotations": {f"{P}accelerators": "GPU-1"}}}, id="15-edit-accelerators"
-        ),
-        pytest.param("unbound", {"metadata": {"annotations": {f"{P}server-patch": "{}"}}}, id="15-edit-server-patch"),
-        pytest.param("plain", {"metadata": {"finalizers": ["example.com/hold"]}}, id="15-add-a-finalizer"),
-        pytest.param("plain", {"metadata": {"finalizers": None}}, id="15-remove-the-finalizer"),
-    ],
-)
+# The allowed cases 7-10 and 15: (role, patch).
+ALLOWED = [
+    pytest.param("requester", {"metadata": {"labels": {"team": "a"}}}, id="7-unrelated-label-on-a-bound-requester"),
+    pytest.param(
+        "unbound",
+        {"metadata": {"annotations": {f"{P}inference-server-config": "isc2"}}},
+        id="8-change-isc-on-an-unbound-requester",
+    ),
+    pytest.param("unbound", {"metadata": {"labels": {"team": "a"}}}, id="9-unrelated-label-on-an-unbound-requester"),
+    pytest.param("plain", {"metadata": {"labels": {"app": "web2"}}}, id="10-relabel-an-ordinary-pod"),
+    pytest.param("launcher", {"metadata": {"labels": {f"{P}sleeping": "true"}}}, id="15-edit-sleeping"),
+    pytest.param("requester", {"metadata": {"annotations": {f"{P}accelerators": "GPU-1"}}}, id="15-edit-accelerators"),
+    pytest.param("unbound", {"metadata": {"annotations": {f"{P}server-patch": "{}"}}}, id="15-edit-server-patch"),
+    pytest.param("plain", {"metadata": {"finalizers": ["example.com/hold"]}}, id="15-add-a-finalizer"),
+    pytest.param("plain", {"metadata": {"finalizers": None}}, id="15-remove-the-finalizer"),
+]
+
+
+@pytest.mark.parametrize(("role", "patch"), ALLOWED)
 def test_user_is_allowed(
     cluster: helm_release.InstalledChart, cast: dict[str, dict[str, Any]], role: str, patch: dict[str, Any]
 ) -> None:
