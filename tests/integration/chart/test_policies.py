@@ -1,4 +1,4 @@
-"""The chart's admission policies against the installed release: CONTRACT §9's 16 cases and self-publishing.
+"""The chart's admission policies against the installed release: the 16 upstream conformance cases (docs/protocol.md §12) and self-publishing.
 
 Every case patches a real Pod through the real apiserver, as the identity the
 case names: "user" is the cluster admin (not exempt; admission policies apply
