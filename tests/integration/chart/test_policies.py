@@ -1,4 +1,6 @@
-"""The chart's admission policies against the installed release: the 16 upstream conformance cases (docs/protocol.md §12) and self-publishing.
+"""The chart's admission policies on the installed release: upstream's 16 cases and launcher self-publishing.
+
+The policies are those of docs/protocol.md §12.
 
 Every case patches a real Pod through the real apiserver, as the identity the
 case names: "user" is the cluster admin (not exempt; admission policies apply
