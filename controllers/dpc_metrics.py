@@ -57,7 +57,10 @@ class DPCMetrics:
             registry=registry,
         )
         self.requester_count = prometheus_client.Gauge(
-            "fma_requester_count", "Launcher-mode requesters per ISC.", ["isc_name"], registry=registry
+            "fma_requester_count",
+            "Launcher-mode requesters per ISC, scheduled or not, not being deleted.",
+            ["isc_name"],
+            registry=registry,
         )
         self.isc_count = prometheus_client.Gauge(
             "fma_isc_count",

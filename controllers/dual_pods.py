@@ -268,9 +268,23 @@ class DualPodsController:
             self.queue.add(info.node, (_LAUNCHER, info.key))
 
     def _on_pod(self, key: str, old: Mapping[str, Any] | None, new: Mapping[str, Any] | None) -> None:
+        iscs: set[str] = set()
         for pod in (old, new):
             if pod is not None:
                 self._enqueue_pod(pod)
+                iscs.update(_index_requester_isc(pod))
+        for isc_name in sorted(iscs):
+            self._refresh_requester_count(isc_name)
+
+    def _refresh_requester_count(self, isc_name: str) -> None:
+        """Set ``fma_requester_count`` of one ISC from the cache (level-based, so never stale).
+
+        It counts the Pods whose ISC annotation names it, scheduled or not,
+        leaving out those being deleted; an ISC with none left shows 0.
+        """
+        requesters = self.pods.by_index(_IDX_REQUESTER_ISC, isc_name)
+        count = sum(1 for pod in requesters if not pod_view.is_deleting(pod))
+        self.metrics.requester_count.labels(isc_name=isc_name).set(count)
 
     def _requesters_naming(self, isc_names: set[str]) -> list[dict[str, Any]]:
         found: list[dict[str, Any]] = []
@@ -512,9 +526,6 @@ class DualPodsController:
             return None
         notes = pod_view.annotations_of(requester)
         if keys.INFERENCE_SERVER_CONFIG_ANNOTATION in notes:
-            self.metrics.requester_count.labels(isc_name=notes[keys.INFERENCE_SERVER_CONFIG_ANNOTATION]).set(
-                len(self.pods.by_index(_IDX_REQUESTER_ISC, notes[keys.INFERENCE_SERVER_CONFIG_ANNOTATION]))
-            )
             return self._launcher_mode(requester, provider, gpus, memo)
         return self.direct.reconcile(requester, provider, gpus, memo)
 
