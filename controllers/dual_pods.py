@@ -455,13 +455,18 @@ class DualPodsController:
 
     # --- the requester item -----------------------------------------------------------------------
 
-    def _gpus(self, requester: Mapping[str, Any], memo: dpc_state.RequesterMemo) -> list[str] | str:
-        """The requester's GPUs (fetched once), or a problem for its status."""
+    def _gpus(self, requester: Mapping[str, Any], memo: dpc_state.RequesterMemo) -> list[str] | str | None:
+        """The requester's GPUs (fetched once), a problem for its status, or None while it has no IP.
+
+        A requester without a Pod IP is just starting, not failing: the Pod
+        update that brings its IP enqueues it again, so there is nothing to
+        report and nothing to retry.
+        """
         if memo.gpus is not None:
             return memo.gpus
         ip = pod_view.pod_ip(requester)
         if ip is None:
-            return "no IP assigned yet"
+            return None
         try:
             port = ports.admin_port(pod_view.annotations_of(requester))
         except crds_errors.CrdsError as exc:
@@ -521,6 +526,8 @@ class DualPodsController:
             self.report(requester, str(exc))
             raise
         memo.spi_failures = 0
+        if gpus is None:
+            return None  # no IP yet: the Pod event that assigns it brings us back
         if isinstance(gpus, str):
             self.report(requester, gpus)
             return None
