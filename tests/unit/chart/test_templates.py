@@ -580,3 +580,21 @@ def test_uninstall_hook_releases_finalizers(render: Render) -> None:
         if obj["metadata"]["name"] == f"{P}-uninstall":
             assert obj["metadata"]["annotations"]["helm.sh/hook"] == "pre-delete"
             assert "hook-succeeded" in obj["metadata"]["annotations"]["helm.sh/hook-delete-policy"]
+
+
+def test_replicas_spread_over_nodes_and_priority_class(render: Render) -> None:
+    rendered = render()
+    for component in ("controllers", "webhook"):
+        spec = rendered.get("Deployment", f"{P}-{component}")["spec"]["template"]["spec"]
+        term = spec["affinity"]["podAntiAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"][0]
+        assert term["podAffinityTerm"]["topologyKey"] == "kubernetes.io/hostname"
+        assert term["podAffinityTerm"]["labelSelector"]["matchLabels"] == {
+            "app.kubernetes.io/name": f"fma-{component}",
+            "app.kubernetes.io/instance": RELEASE,
+        }
+        assert "priorityClassName" not in spec
+    own = {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": []}}}
+    custom = render({"priorityClassName": "system-cluster-critical", "webhook": {"affinity": own}})
+    assert custom.get("Deployment", f"{P}-webhook")["spec"]["template"]["spec"]["affinity"] == own
+    for spec in [d["spec"]["template"]["spec"] for d in custom.of("Deployment")]:
+        assert spec["priorityClassName"] == "system-cluster-critical"
