@@ -17,7 +17,9 @@ here on a real GPU with the project's own code:
 3. the torch-backed engine (``fma-engine-sim serve --device cuda``) with
    Llama-shaped weights of the same size: ``POST /wake_up`` wall time after
    a level-1 sleep (allocation, copy and checksum verification included),
-   its bandwidth and the ratio to the raw copy (target >= 0.9); ``POST
+   its bandwidth and the ratio to the raw copy (target >= 0.9), without and
+   with kept pinned buffers (without, the host copy is unpinned after the
+   wake has been answered; that release is reported separately); ``POST
    /sleep`` wall time without and with ``--keep-pinned-buffers`` (pinning
    at every sleep versus only the first).
 
@@ -200,7 +202,7 @@ def engine_cycles(
             time.sleep(0.2)  # noqa: sleep-ok - polling a starting process's port
         (ready,) = _records(log, "tensor engine ready")
         sleeps, wakes = [], []
-        for _ in range(cycles):
+        for cycle in range(cycles):
             t0 = time.perf_counter()
             assert client.post("/sleep", params={"level": 1}).status_code == 200
             sleeps.append(time.perf_counter() - t0)
@@ -208,8 +210,13 @@ def engine_cycles(
             woke = client.post("/wake_up")
             wakes.append(time.perf_counter() - t0)
             assert woke.status_code == 200, woke.text
+            # Without kept buffers the host copy is unpinned after the wake's answer; let it finish
+            # so that it is reported on its own rather than inside the next sleep.
+            while not keep_pinned and len(_records(log, "tensor engine released its host copy")) <= cycle:
+                time.sleep(0.05)  # noqa: sleep-ok - polling the engine's log for the release
         asleep = _records(log, "tensor engine asleep")
         woken = _records(log, "tensor engine woke")
+        released = _records(log, "tensor engine released its host copy")
     finally:
         client.close()
         proc.send_signal(signal.SIGTERM)
@@ -227,13 +234,14 @@ def engine_cycles(
         "wake_seconds": [round(s, 3) for s in wakes],
         "wake_copy_seconds": [r.get("copy_seconds") for r in woken],
         "wake_verify_seconds": [r.get("verify_seconds") for r in woken],
+        "release_after_wake_seconds": [r.get("seconds") for r in released],
         "checksum_verified": all(r.get("checksum_verified") for r in woken),
         "wake_gbps": [round(nbytes / s / GB, 2) for s in wakes],
     }
 
 
 def _table(result: dict[str, Any]) -> str:
-    raw, fork = result["raw"], result["fork_vs_fresh"]
+    raw, fork, wake = result["raw"], result["fork_vs_fresh"], result["wake"]
     plain, kept = result["engine"]["default"], result["engine"]["keep_pinned"]
     rows = [
         ("device", result["device"]),
@@ -242,9 +250,11 @@ def _table(result: dict[str, Any]) -> str:
         ("raw pinned D2H GB/s (median)", raw["d2h_pinned_median_gbps"]),
         ("pageable H2D GB/s (1 GiB)", raw["h2d_pageable_gbps"]),
         ("pinning host memory s/GiB", raw["pin_seconds_per_gib"]),
-        ("engine wake s (each cycle)", plain["wake_seconds"] + kept["wake_seconds"]),
-        ("engine wake GB/s (median)", result["wake"]["engine_median_gbps"]),
-        ("engine wake / raw (target >= 0.9)", result["wake"]["ratio_to_raw"]),
+        ("engine wake s, default", plain["wake_seconds"]),
+        ("engine wake s, --keep-pinned-buffers", kept["wake_seconds"]),
+        ("host copy release after wake s", plain["release_after_wake_seconds"]),
+        ("engine wake GB/s, default / kept", f"{wake['default_median_gbps']} / {wake['keep_pinned_median_gbps']}"),
+        ("wake / raw, default / kept (>= 0.9)", f"{wake['default_ratio_to_raw']} / {wake['keep_pinned_ratio_to_raw']}"),
         ("sleep s, pinning every sleep", plain["sleep_seconds"]),
         ("sleep s, --keep-pinned-buffers", kept["sleep_seconds"]),
         ("fork to first CUDA tensor s (median)", fork["forked_median_seconds"]),
@@ -273,7 +283,9 @@ def main() -> int:
         raw = raw_copies(torch, layout_bytes, args.repeats)
         plain = engine_cycles(args.gib, keep_pinned=False, cycles=args.cycles, workdir=pathlib.Path(tmp))
         kept = engine_cycles(args.gib, keep_pinned=True, cycles=args.cycles, workdir=pathlib.Path(tmp))
-    engine_gbps = statistics.median(plain["wake_gbps"] + kept["wake_gbps"])
+    raw_gbps = raw["h2d_pinned_median_gbps"]
+    plain_gbps = statistics.median(plain["wake_gbps"])
+    kept_gbps = statistics.median(kept["wake_gbps"])
     result: dict[str, Any] = {
         "run": {
             "started_utc": started,
@@ -289,14 +301,16 @@ def main() -> int:
         "raw": raw,
         "engine": {"default": plain, "keep_pinned": kept},
         "wake": {
-            "engine_median_gbps": round(engine_gbps, 2),
-            "raw_median_gbps": raw["h2d_pinned_median_gbps"],
-            "ratio_to_raw": round(engine_gbps / raw["h2d_pinned_median_gbps"], 3),
+            "raw_median_gbps": raw_gbps,
+            "default_median_gbps": round(plain_gbps, 2),
+            "default_ratio_to_raw": round(plain_gbps / raw_gbps, 3),
+            "keep_pinned_median_gbps": round(kept_gbps, 2),
+            "keep_pinned_ratio_to_raw": round(kept_gbps / raw_gbps, 3),
             "target_ratio_at_least": 0.9,
         },
     }
     result["targets_met"] = {
-        "wake_ratio": result["wake"]["ratio_to_raw"] >= 0.9,
+        "wake_ratio": min(plain_gbps, kept_gbps) / raw_gbps >= 0.9,
         "fork_ratio": fork["ratio"] <= 0.15,
         "checksums": plain["checksum_verified"] and kept["checksum_verified"],
     }

@@ -27,8 +27,8 @@ from crds import errors
 
 __all__ = ["MAX_DEPTH", "loads"]
 
-MAX_DEPTH = 200
-"""Deepest accepted nesting of arrays and objects (the parser's own limit); real bodies stay far below."""
+MAX_DEPTH = 201
+"""Deepest accepted nesting of arrays and objects (the limit of pydantic-core's parser); real bodies stay far below."""
 
 # A literal that overflows a double needs an exponent of three digits or a very long mantissa;
 # only bodies with such a run are walked for infinities.

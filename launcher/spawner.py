@@ -50,10 +50,18 @@ class Spawner:
         await self._ready
 
     async def _read(self, reader: asyncio.StreamReader) -> None:
+        try:
+            await self._dispatch(reader)
+        except (ConnectionError, ValueError, KeyError, TypeError) as exc:
+            # A reset socket or a line we cannot read: the parent is as good as gone.
+            logger.error("lost the preloaded parent's reports", extra={"error": repr(exc)})
+        self._fail_everything()
+
+    async def _dispatch(self, reader: asyncio.StreamReader) -> None:
         while True:
             line = await reader.readline()
             if not line:
-                break
+                return
             message = json.loads(line)
             op = message.get("op")
             if op == "ready" and self._ready is not None and not self._ready.done():
@@ -72,6 +80,9 @@ class Spawner:
                     future.set_exception(errors.SpawnFailed(str(message["error"])))
             elif op == "exited":
                 self._on_exit(int(message["pid"]), int(message["code"]))
+
+    def _fail_everything(self) -> None:
+        """The parent is gone: fail the start-up wait and every pending spawn, and refuse new ones."""
         self.broken = True
         failure = errors.EngineUnavailable("the preloaded parent exited; the launcher must be restarted")
         if self._ready is not None and not self._ready.done():

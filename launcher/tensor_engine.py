@@ -66,6 +66,7 @@ class TensorEngine(engine_sim.SimEngine):
         super().__init__(sim)
         self.weights: tensor_weights.TensorWeights | None = None
         self.failed = False
+        self._background: set[asyncio.Task[None]] = set()
 
     def _build(self) -> tensor_weights.TensorWeights:
         torch: Any = importlib.import_module("torch")
@@ -153,7 +154,8 @@ class TensorEngine(engine_sim.SimEngine):
                 return
             phases: dict[str, float] = {}
             if "weights" in waking and self.weights is not None:
-                phases = await asyncio.to_thread(self.weights.restore)
+                phases = await asyncio.to_thread(self.weights.restore, release_host=False)
+                self._release_soon()
             self.asleep = self.asleep - waking
             if not self.asleep:
                 self.level = 0
@@ -170,6 +172,23 @@ class TensorEngine(engine_sim.SimEngine):
                     "checksum_verified": "weights" in waking,
                 },
             )
+
+    def _release_soon(self) -> None:
+        """Release the host copy after the wake has been answered; a sleep waits for it (the lock)."""
+        task = asyncio.get_running_loop().create_task(self._release_host_copy())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _release_host_copy(self) -> None:
+        async with self._lock:
+            if self.weights is None:
+                return
+            seconds = await asyncio.to_thread(self.weights.drop_host_copy)
+            if seconds is not None:
+                logger.info(
+                    "tensor engine released its host copy",
+                    extra={"seconds": round(seconds, 4), "host_bytes": self.weights.host_bytes()},
+                )
 
     def text(self, seed: str, n: int) -> str:
         """``n`` tokens decoded on the device from the prompt's hash, rendered as ``tok<id>`` words."""

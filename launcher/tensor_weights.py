@@ -273,8 +273,12 @@ class TensorWeights:
             self._release_host()
         self.state = State.DISCARDED
 
-    def restore(self) -> dict[str, float]:
+    def restore(self, *, release_host: bool = True) -> dict[str, float]:
         """Wake: bring the weights back on their devices and verify them; returns the phases' seconds.
+
+        Without ``keep_pinned`` the host copy is released afterwards, unless
+        ``release_host`` is false: then the caller calls ``drop_host_copy``
+        once the wake has been answered (unpinning costs as much as the copy).
 
         Refuses (``InsufficientDeviceMemory``) without touching anything when
         a device lacks the room; a checksum mismatch (``WeightsCorrupted``)
@@ -300,9 +304,17 @@ class TensorWeights:
         self._on_device = restored
         self.state = State.ON_DEVICE
         verified = self._clock()
-        if not self.keep_pinned:
-            self._release_host()
+        if release_host:
+            self.drop_host_copy()
         return {"copy_seconds": copied - start, "verify_seconds": verified - copied}
+
+    def drop_host_copy(self) -> float | None:
+        """Release the host copy of awake weights unless ``keep_pinned``; returns seconds (None: nothing to do)."""
+        if self.keep_pinned or self.state is not State.ON_DEVICE or self._host is None:
+            return None
+        start = self._clock()
+        self._release_host()
+        return self._clock() - start
 
     def release(self) -> None:
         """Free everything (engine shutdown)."""

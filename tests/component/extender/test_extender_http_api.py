@@ -167,7 +167,7 @@ _POD = b'{"metadata": {"name": "p", "namespace": "x"}, "spec": {"containers": [{
         pytest.param(b'{"Pod": ' + _POD + b', "NodeNames": ["\\udc80"]}', "surrogate", id="lone-surrogate"),
         pytest.param(
             b'{"Pod": ' + _POD + b', "NodeNames": ["a"], "x": ' + b"[" * 3000 + b"]" * 3000 + b"}",
-            "nested deeper than 200 levels",
+            "nested deeper than 201 levels",
             id="deep-nesting",
         ),
     ],

@@ -147,6 +147,11 @@ def test_level_one_sleep_frees_and_wake_restores_the_same_weights(start_engine: 
     (woke,) = engine.records("tensor engine woke")
     assert woke["checksum_verified"] is True
     assert engine.complete().json()["choices"][0]["text"] == before
+    # The host copy is released after the wake was answered (unpinning is not on the wake's clock).
+    released = waiting.wait_for(
+        lambda: engine.records("tensor engine released its host copy"), timeout=30, what="the host copy's release"
+    )
+    assert [r["host_bytes"] for r in released] == [0]
     assert 'sleep_state="awake"} 1.0' in engine.client.get("/metrics").text
 
 
@@ -171,6 +176,7 @@ def test_kept_host_buffer_is_reused_across_sleeps(start_engine: Callable[..., En
         assert engine.client.post("/wake_up").status_code == 200
     allocations = [r["host_allocations"] for r in engine.records("tensor engine asleep")]
     assert allocations == [1, 1]
+    assert engine.records("tensor engine released its host copy") == []
 
 
 def test_wake_without_free_memory_is_refused_and_leaves_the_engine_asleep_and_intact(

@@ -174,7 +174,7 @@ def test_renewed_certificate_is_served_without_restart(running: Running) -> None
             + b"[" * 30_000
             + b"]" * 30_000
             + b"}}",
-            "nested deeper than 200 levels",
+            "nested deeper than 201 levels",
             id="deep-nesting",
         ),
         pytest.param(

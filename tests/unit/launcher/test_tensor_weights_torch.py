@@ -61,6 +61,8 @@ def test_level_one_moves_everything_to_host_and_back(facts: dict[str, Any]) -> N
     assert f["state"] == "on_device"
     assert f["phases"] == ["copy_seconds", "verify_seconds"]
     assert f["same_answer"], "the woken weights answer differently"
+    assert f["held_until_dropped"] >= f["total_bytes"], "restore(release_host=False) keeps the host copy"
+    assert f["dropped_seconds"] is not None
     assert f["host_bytes_after_wake"] == 0, "without keep_pinned the host copy is released after the wake"
     assert f["host_allocations"] == 1
 

@@ -36,7 +36,7 @@ def test_parse_reads_the_request_and_keeps_unknown_fields() -> None:
     ("body", "message"),
     [
         pytest.param(b"{", "not JSON", id="not-json"),
-        pytest.param(b"[" * 200_000 + b"]" * 200_000, "nested deeper than 200 levels", id="200000-deep"),
+        pytest.param(b"[" * 200_000 + b"]" * 200_000, "nested deeper than 201 levels", id="200000-deep"),
         pytest.param(b'{"apiVersion": NaN}', "NaN and Infinity", id="nan"),
         pytest.param(b'{"apiVersion": [Infinity]}', "NaN and Infinity", id="infinity"),
         pytest.param(b'{"apiVersion": 1e999}', "too large for a double", id="overflow"),
