@@ -195,15 +195,12 @@ def _awake_engines(
 def orphan_violations(system: E2ESystem, pods: list[dict[str, Any]], running: Mapping[str, int]) -> list[str]:
     """Engine processes of this session that no live provider accounts for."""
     problems = []
-    by_name = {_meta(p)["name"]: p for p in pods}
+    live = {_meta(p)["name"] for p in pods if not _meta(p).get("deletionTimestamp")}
     per_launcher: dict[str, list[int]] = collections.defaultdict(list)
     for process in system.engine_processes():
-        pod = by_name.get(process.pod)
-        if pod is None:
-            problems.append(
-                f"engine process {process.pid} (GPUs {process.gpus}) belongs to Pod {process.pod}, which is gone"
-            )
-        elif _is_launcher(pod):
+        if process.role == "detached" or process.pod not in live:
+            problems.append(f"engine process {process.pid} of Pod {process.pod} outlives its Pod or launcher")
+        elif process.role == "instance":
             per_launcher[process.pod].append(process.pid)
     for launcher, pids in per_launcher.items():
         listed = running.get(launcher)
@@ -244,11 +241,10 @@ def explanation_violations(system: E2ESystem, pods: list[dict[str, Any]]) -> lis
 def violations(system: E2ESystem) -> list[str]:
     """Everything the common checks find wrong right now (reads the caches, launchers, engines, /proc)."""
     pods = system.watch.all_pods()
-    live = [p for p in pods if not _meta(p).get("deletionTimestamp")]
     problems = binding_violations(pods)
     awake, reach, running = _awake_engines(system, pods)
     problems += gpu_violations(pods, awake, reach)
-    problems += orphan_violations(system, live, running)
+    problems += orphan_violations(system, pods, running)
     problems += explanation_violations(system, pods)
     return problems
 

@@ -29,6 +29,7 @@ import httpx
 import kube
 from devcluster import control_plane, helm_release, processes
 from devcluster import simnode as simnode_mod
+from devcluster.simnode import runtime_record
 from kube import resources
 
 from . import cluster_watch, manifests
@@ -45,10 +46,13 @@ REPLICA_SETS = resources.Resource("apps", "v1", "replicasets", "ReplicaSet")
 
 @dataclasses.dataclass(frozen=True)
 class EngineProcess:
-    """An engine process of this session found on the machine: its PID and the Pod it was started for."""
+    """An engine process of this session found on the machine (see ``E2ESystem.engine_processes``)."""
 
     pid: int
     pod: str
+    """The Pod it belongs to (for a detached process: the Pod it was started for)."""
+    role: str
+    """``direct``, ``instance`` or ``detached``."""
     gpus: str
 
 
@@ -202,33 +206,53 @@ class E2ESystem:
         return bool(response.json()["is_sleeping"])
 
     def engine_processes(self) -> list[EngineProcess]:
-        """This session's engine processes on the machine (environment has the run token and GPUs).
+        """This session's engine processes on the machine, each with the Pod it belongs to.
 
-        A launcher's instance inherits the launcher's environment, and a direct
-        provider's container is started with the user's; both carry
-        ``FMA_E2E_RUN`` and get ``CUDA_VISIBLE_DEVICES`` for their GPUs.
+        Every process started for this session's launchers and direct
+        providers carries ``FMA_E2E_RUN`` in its environment (launchers pass
+        their environment on to the preloaded parent and its instances).  From
+        the process tree and simnode's record of each live Pod's container:
+
+        * ``direct``: a direct provider's container process (it has GPUs);
+        * ``instance``: a launcher instance, a child of the launcher's
+          preloaded parent, itself a child of the launcher's container process;
+        * ``detached``: a marked process that descends from no live Pod's
+          container (its launcher or Pod is gone): an orphan.
         """
-        found = []
+        marker = f"{manifests.RUN_ENV}={self.run_token}".encode()
+        marked: dict[int, tuple[int, dict[str, str]]] = {}
         for entry in pathlib.Path("/proc").iterdir():
             if not entry.name.isdigit():
                 continue
             try:
                 raw = (entry / "environ").read_bytes()
-            except OSError:
-                continue
-            marker = f"{manifests.RUN_ENV}={self.run_token}".encode()
-            if marker not in raw:
-                continue
-            env = dict(item.split("=", 1) for item in raw.decode(errors="replace").split("\0") if "=" in item)
-            if "CUDA_VISIBLE_DEVICES" not in env:
-                continue
-            try:
-                state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+                if marker not in raw:
+                    continue
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
             except (OSError, IndexError):
                 continue
-            if state == "Z":
+            if fields[0] == "Z":
                 continue
-            found.append(EngineProcess(int(entry.name), env.get("HOSTNAME", ""), env["CUDA_VISIBLE_DEVICES"]))
+            env = dict(item.split("=", 1) for item in raw.decode(errors="replace").split("\0") if "=" in item)
+            marked[int(entry.name)] = (int(fields[1]), env)
+        mains: dict[int, str] = {}
+        for pod in self.watch.all_pods():
+            pid = self.container_pid(pod)
+            if pid is not None:
+                mains[pid] = str(pod["metadata"]["name"])
+        found = []
+        for pid, (first_parent, env) in marked.items():
+            chain, parent = [pid], first_parent
+            while chain[-1] not in mains and parent in marked and parent not in chain:
+                chain.append(parent)
+                parent = marked[parent][0]
+            gpus = env.get("CUDA_VISIBLE_DEVICES", "")
+            if chain[-1] not in mains:
+                found.append(EngineProcess(pid, env.get("HOSTNAME", ""), "detached", gpus))
+            elif len(chain) == 1 and gpus:
+                found.append(EngineProcess(pid, mains[pid], "direct", gpus))
+            elif len(chain) == 3:
+                found.append(EngineProcess(pid, mains[chain[-1]], "instance", gpus))
         return found
 
     # --- the controllers ------------------------------------------------------------------------------
@@ -271,6 +295,12 @@ class E2ESystem:
             self.cluster, self.simnode_options, self.logs / f"simnode-{os.getpid()}-restart.log"
         )
         simnode_mod.wait_ready(self.cluster, self.simnode_options, self.simnode_record, timeout=timeout)
+
+    def container_pid(self, pod: Mapping[str, Any], container: str = "inference-server") -> int | None:
+        """The PID of a running container's process, from simnode's record of the Pod (None when not running)."""
+        record = runtime_record.load(self.chart.simnode_state_dir, str(pod["metadata"]["uid"]))
+        entry = record.containers.get(container) if record is not None else None
+        return entry.process.pid if entry is not None and entry.process is not None else None
 
     def gpu_map(self) -> dict[str, dict[str, int]]:
         """The ``gpu-map`` ConfigMap: node → GPU UUID → index."""

@@ -118,6 +118,8 @@ def test_b1_gpu_map_late(e2e: E2ESystem) -> None:
         == requester["metadata"]["annotations"][P + "accelerators"]
     )
     assert e2e.actuation_reason(requester) == "ActuatedCold"
+    engines = [p for p in e2e.engine_processes() if p.pod == provider["metadata"]["name"]]
+    assert [p.role for p in engines] == ["direct"], f"the provider's engine process, found {engines}"
     invariants.check_all(e2e)
 
 

@@ -182,6 +182,8 @@ def test_a1_basic_launcher_pod_creation(e2e: E2ESystem, story: Story) -> None:
     e2e.create(DEPLOYMENTS, manifests.vllm_deployment(SET, "isc1", node=story.test_node))
     requester, launcher = e2e.wait_bound(SET, timeout=COLD_S)
     rmeta, lmeta = requester["metadata"], launcher["metadata"]
+    story.launcher, story.gpus = lmeta["name"], rmeta["annotations"][P + "accelerators"]
+    story.instance_of["isc1"] = rmeta["labels"][P + "instance"]
     assert requester["spec"]["nodeName"] == story.test_node
     assert requester["spec"]["schedulerName"] == "fma-scheduler"
     assert rmeta["labels"][P + "dual"] == lmeta["name"]
@@ -207,11 +209,9 @@ def test_a1_basic_launcher_pod_creation(e2e: E2ESystem, story: Story) -> None:
     assert gpus in e2e.gpu_map()[story.test_node]
     # The engine runs as a process of the launcher's (what the orphan check counts on).
     engines = [p for p in e2e.engine_processes() if p.pod == lmeta["name"]]
-    assert len(engines) == 1, f"one engine process of {lmeta['name']} on the machine, found {engines}"
+    assert [p.role for p in engines] == ["instance"], f"one engine process of {lmeta['name']}, found {engines}"
     # The populator's idle launcher took the instance: a warm actuation.
     assert e2e.actuation_reason(requester) == "ActuatedWarm"
-    story.launcher, story.gpus = lmeta["name"], gpus
-    story.instance_of["isc1"] = rmeta["labels"][P + "instance"]
     invariants.check_all(e2e)
 
 
@@ -267,9 +267,8 @@ def test_a3_admission_policies(e2e: E2ESystem) -> None:
                 assert (current.get("labels") or {}) == wanted["labels"], param.id
                 assert (current.get("annotations") or {}) == wanted["annotations"], param.id
                 checked += 1
-            # Cases 7-10 and 15: allowed (the chart tests' parametrized table).
-            allowed = next(m for m in policy_cases.test_user_is_allowed.pytestmark if m.name == "parametrize").args[1]
-            for param in allowed:
+            # Cases 7-10 and 15: allowed.
+            for param in policy_cases.ALLOWED:
                 role, patch = param.values
                 policy_cases.allowed(identities.patch_pod(admin, ns, policy_cases.name(user_cast, role), patch))
                 checked += 1
