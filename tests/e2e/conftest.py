@@ -112,10 +112,13 @@ def e2e(tmp_path_factory: pytest.TempPathFactory) -> Iterator[system.E2ESystem]:
 
 
 @pytest.fixture(autouse=True)
-def _common_checks(e2e: system.E2ESystem, request: pytest.FixtureRequest) -> Iterator[None]:
-    """After a passing test that did not run them itself, run the common checks."""
+def _common_checks(request: pytest.FixtureRequest) -> Iterator[None]:
+    """After a passing scenario (a test using ``e2e``) that did not run them itself, run the common checks."""
     started = time.monotonic()
     yield
+    if "e2e" not in request.fixturenames:
+        return
+    e2e: system.E2ESystem = request.getfixturevalue("e2e")
     report = getattr(request.node, "rep_call", None)
     if report is not None and report.passed and e2e.last_check < started:
         invariants.check_all(e2e)
