@@ -1,0 +1,91 @@
+"""``make images`` (scripts/build-images.sh): which engine it uses, what it builds, and its message without one."""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import subprocess
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[3]
+SCRIPT = ROOT / "scripts" / "build-images.sh"
+SYSTEM_PATH = "/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+def run(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["bash", str(SCRIPT)], env=env, capture_output=True, text=True, timeout=60, check=False, cwd=ROOT
+    )
+
+
+def fake_engine(directory: pathlib.Path, name: str, log: pathlib.Path) -> None:
+    """An executable named like an engine that records its arguments ('info' succeeds)."""
+    path = directory / name
+    path.write_text(f'#!/bin/sh\necho "$@" >> {log}\n')
+    path.chmod(0o755)
+
+
+def test_without_an_engine_it_says_so_and_builds_nothing(tmp_path: pathlib.Path) -> None:
+    empty = tmp_path / "bin"
+    empty.mkdir()
+    if any((pathlib.Path(d) / e).exists() for d in SYSTEM_PATH.split(":") for e in ("docker", "podman", "buildah")):
+        pytest.skip("an engine is installed in the system directories; cannot hide it from the script")
+    result = run({"PATH": f"{empty}:{SYSTEM_PATH}", "HOME": str(tmp_path)})
+    assert result.returncode == 2
+    assert "no container engine found (looked for docker, podman and buildah on PATH)" in result.stderr
+    assert "nothing was built" in result.stderr
+
+
+def test_a_named_engine_that_is_missing_is_reported(tmp_path: pathlib.Path) -> None:
+    result = run({"PATH": SYSTEM_PATH, "CONTAINER_ENGINE": "no-such-engine", "HOME": str(tmp_path)})
+    assert result.returncode == 2
+    assert "CONTAINER_ENGINE=no-such-engine is not on PATH; nothing was built." in result.stderr
+
+
+def test_podman_builds_both_images_from_the_repository_root(tmp_path: pathlib.Path) -> None:
+    log = tmp_path / "calls"
+    fake_engine(tmp_path, "podman", log)
+    env = {
+        "PATH": f"{tmp_path}:{SYSTEM_PATH}",
+        "HOME": str(tmp_path),
+        "CONTAINER_ENGINE": "podman",
+        "IMAGE_REPO": "registry.example.com/fma",
+        "IMAGE_TAG": "t1",
+        "VLLM_IMAGE": "vllm/vllm-openai:v0.0.1",
+    }
+    result = run(env)
+    assert result.returncode == 0, result.stderr
+    calls = log.read_text().splitlines()
+    assert calls[0] == "info"
+    assert calls[1] == "build -f images/fma/Containerfile -t registry.example.com/fma:t1 ."
+    assert calls[2] == (
+        "build -f images/launcher/Containerfile -t registry.example.com/fma-launcher:t1 "
+        "--build-arg VLLM_IMAGE=vllm/vllm-openai:v0.0.1 ."
+    )
+    assert "built registry.example.com/fma:t1 and registry.example.com/fma-launcher:t1 with podman" in result.stdout
+
+
+def test_buildah_uses_bud_and_the_project_version(tmp_path: pathlib.Path) -> None:
+    log = tmp_path / "calls"
+    fake_engine(tmp_path, "buildah", log)
+    result = run({"PATH": f"{tmp_path}:{SYSTEM_PATH}", "HOME": str(tmp_path), "CONTAINER_ENGINE": "buildah"})
+    assert result.returncode == 0, result.stderr
+    calls = log.read_text().splitlines()
+    assert calls[0] == "bud --layers -f images/fma/Containerfile -t ghcr.io/llm-d/fma:0.1.0 ."
+    assert calls[1].startswith("bud --layers -f images/launcher/Containerfile -t ghcr.io/llm-d/fma-launcher:0.1.0")
+
+
+def test_an_engine_without_its_daemon_is_reported(tmp_path: pathlib.Path) -> None:
+    path = tmp_path / "docker"
+    path.write_text("#!/bin/sh\nexit 1\n")
+    path.chmod(0o755)
+    result = run({"PATH": f"{tmp_path}:{SYSTEM_PATH}", "HOME": str(tmp_path), "CONTAINER_ENGINE": "docker"})
+    assert result.returncode == 2
+    assert "docker is installed but cannot reach its daemon" in result.stderr
+
+
+def test_the_launcher_image_carries_app() -> None:
+    text = (ROOT / "images" / "launcher" / "Containerfile").read_text()
+    assert "COPY images/launcher/app/ /app/" in text
+    assert os.path.isdir(ROOT / "images" / "launcher" / "app")
