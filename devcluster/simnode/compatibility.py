@@ -88,6 +88,8 @@ def problems(the_pod: pod.Pod) -> list[str]:
         found.append("hostPID is not supported")
     if spec.host_ipc:
         found.append("hostIPC is not supported")
+    if (spec.model_extra or {}).get("hostAliases"):
+        found.append("hostAliases is not supported: /etc/hosts holds the cluster's Service names for every Pod")
     for volume in spec.volumes:
         found.extend(_volume_problems(volume))
     names = {v.name for v in spec.volumes}

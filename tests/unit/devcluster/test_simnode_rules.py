@@ -83,6 +83,11 @@ def _pod(spec: dict[str, Any]) -> pod.Pod:
     [
         pytest.param({"hostNetwork": True}, "hostNetwork", id="host-network"),
         pytest.param({"volumes": [{"name": "h", "hostPath": {"path": "/"}}]}, "type hostPath", id="host-path"),
+        pytest.param(
+            {"hostAliases": [{"ip": "127.0.0.9", "hostnames": ["db"]}]},
+            "hostAliases is not supported",
+            id="host-aliases",
+        ),
         pytest.param({"containers": [{"name": "c"}]}, "has no command", id="no-command"),
         pytest.param(
             {"containers": [{"name": "c", "command": ["x"], "livenessProbe": {"exec": {"command": ["x"]}}}]},
