@@ -12,7 +12,8 @@ package exports nothing.  Module map:
   in-process Pod publisher), ``apiserver`` (plain HTTPS to the apiserver),
   ``launcher_metrics``;
 - requester agent: ``requester_server``, ``requester_app``, ``gpu_discovery``;
-- engine simulator: ``engine_sim``, ``sim_cli``, ``sim_model``, ``sim_usage``;
+- engine simulator: ``engine_sim``, ``sim_cli``, ``sim_model``, ``sim_usage``, and its
+  torch-backed mode (``--device cuda|cpu``): ``tensor_engine``, ``tensor_weights``;
 - shared: ``settings``, ``errors`` (log output is ``crds.log_output``).
 """
 
