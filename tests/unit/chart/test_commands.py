@@ -98,3 +98,14 @@ def test_certs_flags_parse(render: Render, kind: str, name: str) -> None:
     assert "fma-fma-webhook.fma-system.svc" in settings.dns_names
     assert [str(t) for t in settings.targets()] == ["mutatingwebhookconfiguration/fma-fma-webhook"]
     settings.policy()  # raises without a SAN
+
+
+def test_extra_args_reach_the_process(render: Render) -> None:
+    rendered = render(
+        {"controllers": {"extraArgs": ["--start-deadline=900"]}, "webhook": {"extraArgs": ["--requester-cpu=100m"]}}
+    )
+    settings = controllers_settings.parse_args(container_args(rendered, "Deployment", "fma-fma-controllers"))
+    assert settings.start_deadline == 900.0
+    args = container_args(rendered, "Deployment", "fma-fma-webhook")
+    given = {k: v for k, v in vars(webhook_main._serve_parser().parse_args(args)).items() if v is not None}
+    assert webhook_settings.Settings(**given).requester_cpu == "100m"

@@ -36,6 +36,12 @@ def template(helm: pathlib.Path, values: dict[str, Any]) -> str:
             {"webhook": {"failurePolicy": "Maybe"}}, "/webhook/failurePolicy", "'Fail', 'Ignore'", id="enum-2"
         ),
         pytest.param({"scheduler": {"command": []}}, "/scheduler/command", "minItems", id="empty-command"),
+        pytest.param(
+            {"controllers": {"extraArgs": ["start-deadline"]}},
+            "/controllers/extraArgs/0",
+            "pattern",
+            id="extra-arg-not-a-flag",
+        ),
     ],
 )
 def test_bad_values_are_rejected_with_the_field_named(
