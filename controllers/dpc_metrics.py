@@ -62,6 +62,13 @@ class DPCMetrics:
             ["isc_name"],
             registry=registry,
         )
+        self.start_failures = prometheus_client.Counter(
+            "fma_start_failures",
+            "Engine starts that failed: the engine stopped before it ever answered (reason exited),"
+            " or the start deadline passed first (reason deadline); once per binding.",
+            ["exported_namespace", "isc_name", "reason"],
+            registry=registry,
+        )
         self.isc_count = prometheus_client.Gauge(
             "fma_isc_count",
             "InferenceServerConfigs per referenced LauncherConfig.",

@@ -34,6 +34,8 @@ class RequesterMemo:
     """The bound instance was seen to exist (a later absence means it vanished)."""
     engine_answered: bool = False
     """The engine answered ``/is_sleeping`` at least once."""
+    start_failure_counted: bool = False
+    """This binding's failed start is in ``fma_start_failures_total`` (a start fails at most once)."""
     asleep_or_dead: bool = False
     """The bound instance stopped or vanished: unbind must not try to sleep it."""
     relayed_ready: bool = False

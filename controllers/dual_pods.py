@@ -875,6 +875,7 @@ class DualPodsController:
             if not memo.engine_answered and memo.path in ("warm", "cold"):
                 requester = self._start_failed(
                     requester,
+                    memo,
                     ip=ip,
                     instance_id=instance_id,
                     node=node,
@@ -897,6 +898,10 @@ class DualPodsController:
                 deadline = self.settings.start_deadline_seconds
                 memo.deadline_problem = f"the engine has not answered within {deadline:g} s of binding; still waiting"
                 self.report(requester, memo.deadline_problem, gpus=gpus)
+                if not memo.engine_answered:
+                    self._count_start_failure(
+                        memo, (vllm.annotations or {}).get(names.INSTANCE_ISC_NAME, ""), "deadline"
+                    )
             delay = memo.poll_delay
             memo.poll_delay = min(memo.poll_delay * 1.5, _MAX_POLL)
             return delay  # still loading; an inventory change also re-enqueues us
@@ -937,9 +942,19 @@ class DualPodsController:
         limit = self.settings.sleeper_limit * 4096
         return all(usage.get(gpu, 0) <= limit for gpu in gpus)
 
+    def _count_start_failure(self, memo: dpc_state.RequesterMemo, isc_name: str, reason: str) -> None:
+        """Count one failed engine start in ``fma_start_failures_total`` (at most once per binding)."""
+        if memo.start_failure_counted:
+            return
+        memo.start_failure_counted = True
+        self.metrics.start_failures.labels(
+            exported_namespace=self.settings.namespace, isc_name=isc_name, reason=reason
+        ).inc()
+
     def _start_failed(
         self,
         requester: Mapping[str, Any],
+        memo: dpc_state.RequesterMemo,
         *,
         ip: str,
         instance_id: str,
@@ -952,6 +967,7 @@ class DualPodsController:
         lines = " | ".join(tail.strip().splitlines()[-5:])
         problem = f"the engine stopped before it ever answered (exit code {state.get('exit_code')}): {lines}"
         written = self.report(requester, problem)
+        self._count_start_failure(memo, isc_name, "exited")
         backoff = self.state.start_backoff(node, config_key)
         backoff.failures += 1
         backoff.not_before = self._monotonic() + min(600.0, 10.0 * 2 ** (backoff.failures - 1))

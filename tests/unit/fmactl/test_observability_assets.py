@@ -107,6 +107,61 @@ def test_promtool_accepts_the_rules() -> None:
     assert "SUCCESS: 7 rules found" in result.stdout
 
 
+def test_the_start_failure_alert_counts_failed_starts_and_failed_calls_per_isc(tmp_path: pathlib.Path) -> None:
+    """Two starts that failed plus one failed create call in 15 minutes fire it for that ISC; two alone do not."""
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        pytest.skip("promtool is not installed (Debian package prometheus)")
+    document = yaml.safe_load(RULES.read_text())
+    rule = next(r for g in document["groups"] for r in g["rules"] if r["alert"] == "FMAEngineStartFailuresRepeating")
+    assert "fma_start_failures_total" in rule["expr"]
+
+    def rendered(text: str) -> str:
+        return text.replace("{{ $labels.isc_name }}", "broken").replace("{{ $value }}", "3")
+
+    failures = "0 0 1 1 1 2 2 2 2 2 2 2 2 2 2 2 2"
+    http_labels = 'purpose="create_instance",method="PUT",exported_namespace="ns",isc_name="broken",status_code="500"'
+    case = {
+        "rule_files": [str(RULES)],
+        "evaluation_interval": "1m",
+        "tests": [
+            {
+                "interval": "1m",
+                "input_series": [
+                    {
+                        "series": 'fma_start_failures_total{exported_namespace="ns",isc_name="broken",reason="exited"}',
+                        "values": failures,
+                    },
+                    {
+                        "series": 'fma_start_failures_total{exported_namespace="ns",isc_name="fine",reason="deadline"}',
+                        "values": failures,
+                    },
+                    {
+                        "series": f"fma_http_latency_seconds_count{{{http_labels}}}",
+                        "values": "0 0 0 0 0 0 0 1 1 1 1 1 1 1 1 1 1",
+                    },
+                ],
+                "alert_rule_test": [
+                    {
+                        "eval_time": "15m",
+                        "alertname": "FMAEngineStartFailuresRepeating",
+                        "exp_alerts": [
+                            {
+                                "exp_labels": {"severity": "warning", "isc_name": "broken"},
+                                "exp_annotations": {k: rendered(v) for k, v in rule["annotations"].items()},
+                            }
+                        ],
+                    }
+                ],
+            }
+        ],
+    }
+    path = tmp_path / "start-failures.yaml"
+    path.write_text(yaml.safe_dump(case))
+    result = subprocess.run([promtool, "test", "rules", str(path)], capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
 def _render(*sets: str) -> list[dict[str, Any]]:
     helm = binaries.locate().helm
     if not helm.exists():
