@@ -6,15 +6,14 @@
 Each test's time is pytest's JUnit duration (setup + call + teardown, so
 the first test also carries the session fixture's start: cluster, simnode
 and ``helm install``).  The scenario ID comes from the test name
-(``test_a5_…`` is A5, ``test_c11_…`` is C11).  The JSON records when and at
-which commit the run happened and which files were uncommitted, so a figure
-in the docs can be traced to its run.  ``--table`` prints the Markdown table
+(``test_a5_…`` is A5, ``test_c11_…`` is C11).  The JSON records when the
+run started and the commit that was HEAD then, so a figure in the docs can
+be traced to its run.  ``--table`` prints the Markdown table
 from such a JSON instead.
 """
 
 from __future__ import annotations
 
-import datetime
 import json
 import re
 import subprocess
@@ -50,12 +49,14 @@ def results(junit_path: str) -> dict[str, Any]:
                 "outcome": outcome,
             }
         )
+    started = suite.get("timestamp") or ""
     return {
         "run": {
-            "finished_utc": suite.get("timestamp") or datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S"),
-            "commit": _git("rev-parse", "--short", "HEAD"),
-            "uncommitted": [line[3:] for line in _git("status", "--porcelain").splitlines() if line[:2] != "??"],
+            "started_utc": started,
+            # HEAD when the run started; other work in the tree may have been uncommitted.
+            "commit": _git("rev-list", "-1", "--abbrev-commit", f"--before={started}", "HEAD") if started else "",
             "tier_seconds": round(float(suite.get("time") or 0.0), 1),
+            "machine": "2 CPU cores shared with other sessions",
         },
         "tests": tests,
     }
