@@ -18,12 +18,18 @@ The steps follow §8.5 in order:
 5. on ``inference-server``: the four env upserts, the launcher probes and
    ``nvidia.com/gpu`` zeroed where limits/requests exist;
 6. ``nvidia.com/gpu`` removed from the Pod ``overhead``;
-7. the notifier sidecar's *equivalent*: our launcher publishes its instances
-   on its own Pod in-process (§4.9, §12.3), enabled by ``POD_NAME`` and
-   ``NAMESPACE`` in its environment, so instead of adding the
-   ``state-change-reflector`` container we add those two downward-API env
-   vars to ``inference-server`` when the template does not set them.  A
-   sidecar the user put in the template is left as it is.
+7. the notifier sidecar's *equivalent* is nothing at all: our launcher
+   publishes its instances on its own Pod in-process (§4.9, §12.3) and finds
+   that Pod by itself (``launcher/pod_identity.py``: ``POD_NAME`` and
+   ``NAMESPACE`` when the template sets them, else its service-account
+   token's claims, the service-account namespace file and its host name).
+   So no ``state-change-reflector`` container is added, and no downward-API
+   env either: a launcher built from a LauncherConfig written for upstream's
+   controller is the one we build, and it still notices a dead instance
+   (tests/integration/dpc/test_upstream_style_lc.py).  A sidecar, or a
+   ``POD_NAME``/``NAMESPACE``, that the template declares is left as it is;
+   a template that reads the ``gpu-map`` ConfigMap (``NODE_NAME``) sets its
+   own ``NAMESPACE``, as docs/examples/launcherconfig.yaml does.
 
 Then the node-specific part: the ``node-name`` label, the hostname
 ``nodeSelector`` and the ``launcher-config-hash`` annotation; and, when launcher
@@ -98,8 +104,6 @@ MAX_INSTANCES_ENV = "FMA_LAUNCHER_MAX_INSTANCES"
 
 AUTH_TOKEN_SECRET_KEY = "token"  # noqa: S105 - the key inside the Secret, not a secret
 """The default key of the launcher token inside the auth Secret (§12.4)."""
-
-_PUBLISHER_ENV: tuple[tuple[str, str], ...] = (("POD_NAME", "metadata.name"), ("NAMESPACE", "metadata.namespace"))
 
 
 class MalformedLauncherConfig(errors.UserError):
@@ -207,9 +211,6 @@ def specialise(
     max_instances = (launcher_config.get("spec") or {}).get("maxInstances")
     if isinstance(max_instances, int):
         _upsert(env, {"name": MAX_INSTANCES_ENV, "value": str(max_instances)})
-    for env_name, field_path in _PUBLISHER_ENV:
-        if not any(entry.get("name") == env_name for entry in env):
-            env.append({"name": env_name, "valueFrom": {"fieldRef": {"fieldPath": field_path}}})
     if auth_token_secret is not None:
         _upsert(
             env,

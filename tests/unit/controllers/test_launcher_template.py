@@ -180,10 +180,8 @@ def test_config_hash_differs_per_node() -> None:
                 {"name": "NVIDIA_VISIBLE_DEVICES", "value": "all"},
                 {"name": "NVIDIA_DRIVER_CAPABILITIES", "value": "compute,utility"},
                 {"name": "VLLM_SERVER_DEV_MODE", "value": "1"},
-                {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
-                {"name": "NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
             ],
-            id="appended-in-order",
+            id="appended-in-order-no-downward-api-identity",
         ),
         pytest.param(
             [
@@ -201,7 +199,6 @@ def test_config_hash_differs_per_node() -> None:
                 {"name": "Z", "value": "z"},
                 {"name": "NVIDIA_VISIBLE_DEVICES", "value": "all"},
                 {"name": "NVIDIA_DRIVER_CAPABILITIES", "value": "compute,utility"},
-                {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
             ],
             id="replaced-in-place-user-namespace-kept",
         ),
