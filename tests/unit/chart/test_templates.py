@@ -75,7 +75,7 @@ def test_defaults_make_every_component(render: Render) -> None:
         "bind-fma-launcher-self-publish",
     ]
     assert kinds["PodDisruptionBudget"] == [f"{P}-webhook"]
-    assert kinds["NetworkPolicy"] == [f"{P}-launcher"]
+    assert kinds["NetworkPolicy"] == [f"{P}-providers"]
     assert kinds["Secret"] == [f"{P}-launcher-token", f"{P}-webhook-tls"]
     assert kinds["Job"] == [f"{P}-certs-init-1", f"{P}-uninstall"]
     assert kinds["CronJob"] == [f"{P}-certs-rotate"]
@@ -507,8 +507,8 @@ def test_scheduler_off(render: Render) -> None:
 
 
 def test_network_policy(render: Render) -> None:
-    policy = render().get("NetworkPolicy", f"{P}-launcher")["spec"]
-    assert policy["podSelector"] == {"matchLabels": {"app.kubernetes.io/component": "launcher"}}
+    policy = render().get("NetworkPolicy", f"{P}-providers")["spec"]
+    assert policy["podSelector"] == {"matchExpressions": [{"key": keys.SLEEPING_LABEL, "operator": "Exists"}]}
     assert policy["policyTypes"] == ["Ingress"]
     assert policy["ingress"] == [
         {
@@ -525,12 +525,12 @@ def test_network_policy(render: Render) -> None:
         }
     ]
     gateway = render({"networkPolicy": {"gateway": {"podSelector": {"matchLabels": {"app": "gw"}}}}}).get(
-        "NetworkPolicy", f"{P}-launcher"
+        "NetworkPolicy", f"{P}-providers"
     )["spec"]["ingress"][1]
     assert gateway["from"] == [{"podSelector": {"matchLabels": {"app": "gw"}}}]
     assert {"protocol": "TCP", "port": 8001} not in gateway["ports"]
     assert all(not (p["port"] <= 8001 <= p.get("endPort", p["port"])) for p in gateway["ports"])
-    assert not render({"networkPolicy": {"enabled": False}}).has("NetworkPolicy", f"{P}-launcher")
+    assert not render({"networkPolicy": {"enabled": False}}).has("NetworkPolicy", f"{P}-providers")
 
 
 def test_pod_monitor(render: Render) -> None:
