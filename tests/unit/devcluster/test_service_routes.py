@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import socket
 from typing import Any
 
 import pytest
 
+from devcluster import service_proxy
 from devcluster.service_proxy import proxy, routes
 from devcluster.simnode import container_process, node_agent
 
@@ -121,3 +123,17 @@ def test_a_file_mount_is_not_made_a_directory() -> None:
     assert "mkdir -p /etc/hosts" not in script
     assert "[ -e /etc/hosts ] || touch /etc/hosts" in script
     assert "mount -o remount,bind,ro /etc/hosts" in script
+
+
+def test_service_range_is_loopback_and_skips_one_already_served() -> None:
+    first = service_proxy.choose_range("/state/a")
+    assert service_proxy.FIRST_BLOCK <= first.block <= service_proxy.LAST_BLOCK
+    assert first.cidr == f"127.{first.block}.0.0/16"
+    assert first.kubernetes_ip == f"127.{first.block}.0.1"
+    # Another cluster on this machine already serves that range's kubernetes address.
+    with socket.socket() as taken:
+        taken.bind((first.kubernetes_ip, 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert service_proxy.choose_range("/state/a", https_port=port) != first
+    assert service_proxy.choose_range("/state/a", https_port=port) == first
