@@ -78,7 +78,7 @@ class ClusterWatch:
         """Wake the waiters now (after an action whose effect is not an API object)."""
         self._on_change("", None, None)
 
-    def wait(self, condition: Callable[[], T], *, timeout: float, what: str) -> T:
+    def wait(self, condition: Callable[[], T | None], *, timeout: float, what: str) -> T:
         """Return ``condition()``'s first truthy value; re-evaluated on every watched change.
 
         Raises ``WaitTimeout`` naming ``what``, the bound and the last value

@@ -21,8 +21,8 @@ import dataclasses
 import json
 import os
 import pathlib
-from collections.abc import Iterator, Mapping
-from typing import Any
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, TypeVar
 
 import httpx
 
@@ -41,7 +41,7 @@ P = "dual-pods.llm-d.ai/"
 LAUNCHER_API_PORT = 8001
 LAUNCHER_SELECTOR = {"app.kubernetes.io/component": "launcher"}
 DEPLOYMENTS = helm_release.DEPLOYMENTS
-REPLICA_SETS = resources.Resource("apps", "v1", "replicasets", "ReplicaSet")
+T = TypeVar("T")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -91,7 +91,7 @@ class E2ESystem:
     def launcher_service_account(self) -> str:
         return f"{self.chart.release}-fma-launcher"
 
-    def wait(self, condition: Any, *, timeout: float, what: str) -> Any:
+    def wait(self, condition: Callable[[], T | None], *, timeout: float, what: str) -> T:
         """``ClusterWatch.wait``: the condition's first truthy value within ``timeout`` seconds."""
         return self.watch.wait(condition, timeout=timeout, what=what)
 
