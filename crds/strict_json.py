@@ -30,9 +30,15 @@ __all__ = ["MAX_DEPTH", "loads"]
 MAX_DEPTH = 201
 """Deepest accepted nesting of arrays and objects (the limit of pydantic-core's parser); real bodies stay far below."""
 
-# A literal that overflows a double needs an exponent of three digits or a very long mantissa;
-# only bodies with such a run are walked for infinities.
-_MAYBE_HUGE = re.compile(rb"\d[eE][+-]?\d{3}|\d{200}")
+# A number literal that overflows a double has an exponent of three or more digits, or an
+# integer part of more than 200 digits (a two-digit exponent adds at most 99).  The body is
+# mapped (in C) to digits "0", exponent markers "e", signs "+" and blanks, and only a body
+# holding such a shape (in a string too: that costs a walk, never a wrong answer) is walked.
+_SHAPE = bytes(
+    ord("0") if chr(b).isdigit() and b < 128 else ord("e") if b in b"eE" else ord("+") if b in b"+-" else ord(" ")
+    for b in range(256)
+)
+_HUGE_SHAPES = (b"0e000", b"0e+000", b"0" * 200)
 _POSITION = re.compile(r"line (\d+) column (\d+)")
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
@@ -83,6 +89,7 @@ def loads(data: bytes | str) -> Any:
         text = raw.decode("utf-8", "replace")
         hint = _hint(text, str(exc))
         raise errors.MalformedJson(f"malformed JSON: {exc}" + (f" ({hint})" if hint else "")) from None
-    if _MAYBE_HUGE.search(raw) and _has_infinity(value):
+    shape = raw.translate(_SHAPE)
+    if any(h in shape for h in _HUGE_SHAPES) and _has_infinity(value):
         raise errors.MalformedJson("malformed JSON: a number is too large for a double (it would be Infinity)")
     return value

@@ -15,6 +15,8 @@ from crds import errors, strict_json
         pytest.param(b"[1, -Infinity]", "NaN and Infinity are not JSON numbers", id="minus-infinity"),
         pytest.param(b"[1e400]", "too large for a double", id="overflow-exponent"),
         pytest.param(b"[" + b"9" * 400 + b".0]", "too large for a double", id="overflow-mantissa"),
+        pytest.param(b"[" + b"9" * 250 + b"e99]", "too large for a double", id="overflow-long-mantissa-short-exponent"),
+        pytest.param(b"[-0.5E+309]", "too large for a double", id="overflow-negative-signed-exponent"),
         pytest.param(b'"\\udc80"', "lone UTF-16 surrogate", id="lone-low-surrogate"),
         pytest.param(b'{"a": "\\ud800"}', "lone UTF-16 surrogate", id="lone-high-surrogate"),
         pytest.param(b'"\xed\xb2\x80"', "invalid unicode", id="raw-surrogate-bytes"),
