@@ -367,8 +367,16 @@ class DualPodsController:
         gpus: list[str] | None,
         problems: list[str],
         finalizer: bool,
+        refresh_on_conflict: bool = True,
     ) -> dict[str, Any]:
-        """At most one write of the requester's FMA metadata, skipped if nothing changes (§7.2)."""
+        """At most one write of the requester's FMA metadata, skipped if nothing changes (§7.2).
+
+        The write carries the resourceVersion read.  If it conflicts, the
+        cache lagged someone else's write (usually the kubelet's status
+        update, which cannot touch these fields): the Pod is read once from
+        the apiserver and the write decided again on it, rather than failing
+        the reconcile.  A second conflict propagates (retried with back-off).
+        """
         current_labels = pod_view.labels_of(requester)
         current_notes = pod_view.annotations_of(requester)
         label_patch: dict[str, str | None] = {}
@@ -403,7 +411,25 @@ class DualPodsController:
             meta["annotations"] = note_patch
         if new_fins is not None:
             meta["finalizers"] = new_fins
-        return self.api.patch(resources.PODS, pod_view.name(requester), {"metadata": meta}, self.settings.namespace)
+        name = pod_view.name(requester)
+        try:
+            return self.api.patch(resources.PODS, name, {"metadata": meta}, self.settings.namespace)
+        except kube.errors.Conflict:
+            if not refresh_on_conflict:
+                raise
+            fresh = self.api.get_or_none(resources.PODS, name, self.settings.namespace)
+            if fresh is None or pod_view.uid(fresh) != pod_view.uid(requester):
+                raise
+            logger.info("requester changed since the cache read; deciding the write again", extra={"pod": name})
+            return self.requester_write(
+                fresh,
+                dual=dual,
+                instance=instance,
+                gpus=gpus,
+                problems=problems,
+                finalizer=finalizer,
+                refresh_on_conflict=False,
+            )
 
     def report(self, requester: Mapping[str, Any], problem: str, *, gpus: list[str] | None = None) -> dict[str, Any]:
         """Show a user-facing problem in the requester's status annotation and as a Warning Event.
