@@ -5,9 +5,10 @@ pair's launcher Pods (from the cache, or from a direct List when the cache is
 behind), the desired count and the current template hash, and returns a
 ``PairPlan`` that the populator applies.  Keeping it pure lets the tables in
 the unit tests cover every rule — bound launchers never touched, stale ones
-replaced, excess chosen deterministically (stuck first, then not Ready, then
-the newest), nothing created while a deletion is pending, and the next check
-at the next stuck-threshold crossing instead of a periodic sweep.
+replaced, excess chosen deterministically (stuck first, then not Ready,
+then those holding no instance, then the newest), nothing created while a
+deletion is pending, and the next check at the next stuck-threshold
+crossing instead of a periodic sweep.
 
 Pure; no I/O.
 """
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -94,20 +96,34 @@ def _delete(pod: Mapping[str, Any], reason: str) -> Delete:
     )
 
 
+def _holds_instances(pod: Mapping[str, Any]) -> bool:
+    """Whether the launcher's published inventory (§12.3) lists any instance (unreadable: no)."""
+    raw = (_meta(pod).get("annotations") or {}).get(keys.INSTANCES_ANNOTATION)
+    if not raw:
+        return False
+    try:
+        inventory = json.loads(raw)
+    except ValueError:
+        return False
+    return isinstance(inventory, dict) and bool(inventory.get("instances"))
+
+
 def excess_order(
     pods: Sequence[Mapping[str, Any]], phases: Mapping[str, launcher_phase.Phase]
 ) -> list[Mapping[str, Any]]:
-    """Current unbound launchers in deletion order: stuck first, then not Ready, then newest (pure).
+    """Current unbound launchers in deletion order: stuck first, then not Ready, then those holding no
+    instance before those holding sleeping instances (a sleeper is a future hot start), then newest (pure).
 
     Ties (same creation second) are broken by name, descending, so the order
     is total and the same on every run.
     """
 
-    def rank(pod: Mapping[str, Any]) -> tuple[int, int, str, str]:
+    def rank(pod: Mapping[str, Any]) -> tuple[int, int, int, str, str]:
         stuck = phases[_name(pod)].stuck
         return (
             0 if stuck else 1,
             1 if launcher_phase.is_ready(pod) else 0,
+            1 if _holds_instances(pod) else 0,
             _invert(str(_meta(pod).get("creationTimestamp") or "")),
             _invert(_name(pod)),
         )

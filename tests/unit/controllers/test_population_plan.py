@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import json
 from typing import Any
 
 import pytest
@@ -224,3 +225,16 @@ def test_writes_flag() -> None:
     assert plan([launcher("a")], 0).writes
     assert not plan([launcher("a")], 1).writes
     assert plan([launcher("a", terminating=True)], 1).waiting_for_deletion
+
+
+def test_excess_keeps_launchers_holding_sleepers_longest() -> None:
+    sleeper = launcher("sleeper", age_s=5)
+    inventory = {"v": 1, "revision": 3, "instances": [{"id": "I1", "isc": "m", "status": "running"}]}
+    sleeper["metadata"]["annotations"][keys.INSTANCES_ANNOTATION] = json.dumps(inventory)
+    empty = launcher("empty", age_s=500)
+    empty["metadata"]["annotations"][keys.INSTANCES_ANNOTATION] = json.dumps({"v": 1, "revision": 1, "instances": []})
+    garbled = launcher("garbled", age_s=400)
+    garbled["metadata"]["annotations"][keys.INSTANCES_ANNOTATION] = "{not json"
+    # Newest first would delete "sleeper"; a sleeping instance is a future hot start, so it goes last.
+    assert [d.name for d in plan([sleeper, empty, garbled], 1).deletes] == ["garbled", "empty"]
+    assert [d.name for d in plan([sleeper, empty, garbled], 0).deletes] == ["garbled", "empty", "sleeper"]
