@@ -4,7 +4,9 @@ Other packages talk to these over HTTP only (CONTRACT.md §3-§5), so the
 package exports nothing.  Module map:
 
 - launcher service: ``launcher_server`` (process wiring), ``launcher_app``
-  (HTTP API), ``request_guard`` (body cap, bearer auth), ``process_table``
+  (HTTP API), ``request_guard`` (body cap with strict JSON, bearer auth),
+  ``env_policy`` (code-loading env names), ``token_handoff`` (the token
+  kept out of instances), ``process_table``
   (instances), ``event_log`` (revisions, watch), ``log_range``, ``schemas``,
   ``zygote`` and ``spawner`` (the preloaded parent), ``instance_argv``,
   ``engine`` with ``sim_engine`` and ``vllm_engine``, ``gpu_table``,

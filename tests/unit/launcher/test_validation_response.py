@@ -53,3 +53,18 @@ def test_ordinary_validation_errors_keep_fastapis_shape() -> None:
 def test_printable_decodes_nested_bytes_only() -> None:
     value = {"a": [b"ok", bytearray(b"\xff")], "b": 1, "c": ("x", None)}
     assert validation_response.printable(value) == {"a": ["ok", "\ufffd"], "b": 1, "c": ["x", None]}
+
+
+def test_non_finite_and_surrogate_inputs_are_echoed_encodably() -> None:
+    """Issue 15: FastAPI's handler answered 500 when the echoed input was NaN or held a lone surrogate."""
+    nan = _post(content=b'{"options": NaN}', headers={"content-type": "application/json"})
+    assert nan.status_code == 422
+    assert nan.json()["detail"][0]["input"] == "nan"
+    surrogate = _post(content=b'{"options": ["\\udc80"]}', headers={"content-type": "application/json"})
+    assert surrogate.status_code == 422
+    assert surrogate.json()["detail"][0]["input"] == ["\\udc80"]
+
+
+def test_printable_escapes_what_utf8_json_cannot_hold() -> None:
+    value = {"\udc80": [float("inf"), float("-inf"), "ok\ud800"], "n": float("nan")}
+    assert validation_response.printable(value) == {"\\udc80": ["inf", "-inf", "ok\\ud800"], "n": "nan"}
