@@ -20,10 +20,11 @@ import uvicorn
 import kube
 from certs import errors as certs_errors
 from certs import reloading_context
-from crds import log_output
-from extender import http_api, live_model, metrics, scoring
+from crds import log_output, sleeper_scoring
+from extender import http_api, metrics
 from extender import settings as settings_mod
 from kube import errors as kube_errors
+from kube import sleeper_cache
 
 __all__ = ["main"]
 
@@ -41,6 +42,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--tls-cert-file", help="serve HTTPS with this certificate (with --tls-key-file)")
     p.add_argument("--tls-key-file", help="private key of --tls-cert-file")
     p.add_argument("--sleeper-limit", type=int, help="the controller's direct-mode sleeper limit (default 2)")
+    p.add_argument(
+        "--gpu-allocation",
+        choices=list(sleeper_scoring.ALLOCATIONS),
+        help="how the device plugin picks GPUs (default lowest-index: simnode, NVIDIA device plugin)",
+    )
     return p
 
 
@@ -59,14 +65,20 @@ def main(argv: list[str] | None = None) -> int:
     except kube_errors.ConfigError as exc:
         print(f"fma-extender: {exc}", file=sys.stderr)
         return 2
-    model = live_model.ClusterModel(
-        api, namespace=settings.namespace, gpu_map_namespace=settings.effective_gpu_map_namespace
+    extender_metrics = metrics.ExtenderMetrics()
+    model = sleeper_cache.SleeperCache(
+        api,
+        namespace=settings.namespace,
+        gpu_map_namespace=settings.effective_gpu_map_namespace,
+        on_malformed_inventory=extender_metrics.malformed_inventories.inc,
     )
     app = http_api.create_app(
         world=model,
-        extender_metrics=metrics.ExtenderMetrics(),
+        extender_metrics=extender_metrics,
         ready=lambda: model.synced,
-        policy=scoring.Policy(sleeper_limit=settings.sleeper_limit),
+        policy=sleeper_scoring.Policy(
+            sleeper_limit=settings.sleeper_limit, allocation=sleeper_scoring.Allocation(settings.gpu_allocation)
+        ),
         max_body_bytes=settings.max_body_bytes,
     )
     tls: reloading_context.ReloadingContext | None = None

@@ -18,7 +18,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Protocol
 
-from extender import config_summary, demand, node_view, protocol, scoring
+from crds import sleeper_config, sleeper_scoring, sleeper_view
+from extender import demand, protocol
 
 __all__ = ["Outcome", "World", "filter_nodes", "prioritize"]
 
@@ -26,21 +27,21 @@ __all__ = ["Outcome", "World", "filter_nodes", "prioritize"]
 class World(Protocol):
     """Read access to the cluster model."""
 
-    def node(self, name: str) -> node_view.NodeView | None:
+    def node(self, name: str) -> sleeper_view.NodeView | None:
         """The view of node ``name``, or None when the model does not know it."""
         ...
 
-    def server_config(self, namespace: str, name: str) -> config_summary.ServerConfigSummary | None:
+    def server_config(self, namespace: str, name: str) -> sleeper_config.ServerConfigSummary | None:
         """The summary of ISC ``namespace/name``, or None."""
         ...
 
-    def launcher_config(self, namespace: str, name: str) -> config_summary.LauncherConfigSummary | None:
+    def launcher_config(self, namespace: str, name: str) -> sleeper_config.LauncherConfigSummary | None:
         """The summary of LauncherConfig ``namespace/name``, or None."""
         ...
 
-    def relevant_nodes(self, want: demand.Demand) -> frozenset[str] | None:
+    def relevant_nodes(self, want: sleeper_scoring.Demand) -> frozenset[str] | None:
         """The nodes holding anything of interest to ``want`` (sleepers of its config key, launchers of its
-        LauncherConfig, direct sleepers of its namespace); every other node scores ``scoring.baseline``.
+        LauncherConfig, direct sleepers of its namespace); every other node scores ``sleeper_scoring.baseline``.
         None means "not known": judge every node."""
         ...
 
@@ -53,11 +54,11 @@ class Outcome:
     """Whether the Pod is an FMA requester."""
     nodes: int
     """Candidate nodes judged."""
-    best: scoring.Placement
+    best: sleeper_scoring.Placement
     """The class of the best node (``neutral`` for non-FMA Pods)."""
 
 
-def _demand(args: protocol.ExtenderArgs, world: World) -> demand.Demand | None:
+def _demand(args: protocol.ExtenderArgs, world: World) -> sleeper_scoring.Demand | None:
     return demand.of_pod(args.pod, world.server_config, world.launcher_config)
 
 
@@ -67,9 +68,9 @@ def filter_nodes(args: protocol.ExtenderArgs, world: World) -> tuple[protocol.Ex
     want = _demand(args, world)
     failed: dict[str, str] = {}
     unresolvable: dict[str, str] = {}
-    if want is not None and scoring.node_check_needed(want):
+    if want is not None and sleeper_scoring.node_check_needed(want):
         for name in names:
-            rejected = scoring.rejection(want, world.node(name))
+            rejected = sleeper_scoring.rejection(want, world.node(name))
             if rejected is not None:
                 (unresolvable if rejected.unresolvable else failed)[name] = rejected.reason
     passing = [name for name in names if name not in failed and name not in unresolvable]
@@ -84,11 +85,11 @@ def filter_nodes(args: protocol.ExtenderArgs, world: World) -> tuple[protocol.Ex
         result = protocol.ExtenderFilterResult(
             nodes=protocol.NodeList(items=kept), failed_nodes=failed, failed_and_unresolvable_nodes=unresolvable
         )
-    return result, Outcome(fma=want is not None, nodes=len(names), best=scoring.Placement.NEUTRAL)
+    return result, Outcome(fma=want is not None, nodes=len(names), best=sleeper_scoring.Placement.NEUTRAL)
 
 
 def prioritize(
-    args: protocol.ExtenderArgs, world: World, policy: scoring.Policy | None = None
+    args: protocol.ExtenderArgs, world: World, policy: sleeper_scoring.Policy | None = None
 ) -> tuple[list[tuple[str, int]], Outcome]:
     """Answer ``/prioritize``: one (host, 0-10 score) per candidate node, in the order sent.
 
@@ -99,20 +100,20 @@ def prioritize(
     names = args.candidate_names()
     want = _demand(args, world)
     if want is None:
-        neutral = [(name, scoring.NEUTRAL_SCORE) for name in names]
-        return neutral, Outcome(fma=False, nodes=len(names), best=scoring.Placement.NEUTRAL)
+        neutral = [(name, sleeper_scoring.NEUTRAL_SCORE) for name in names]
+        return neutral, Outcome(fma=False, nodes=len(names), best=sleeper_scoring.Placement.NEUTRAL)
     answer: list[tuple[str, int]] = []
-    best: scoring.Assessment | None = None
+    best: sleeper_scoring.Assessment | None = None
     relevant = world.relevant_nodes(want)
-    base = scoring.baseline(want)
+    base = sleeper_scoring.baseline(want)
     for name in names:
         if relevant is not None and name not in relevant:
             judged = base
         else:
-            judged = scoring.assess(want, world.node(name), policy)
+            judged = sleeper_scoring.assess(want, world.node(name), policy)
         answer.append((name, judged.score))
         if best is None or judged.score > best.score:
             best = judged
     return answer, Outcome(
-        fma=True, nodes=len(names), best=best.placement if best is not None else scoring.Placement.NEUTRAL
+        fma=True, nodes=len(names), best=best.placement if best is not None else sleeper_scoring.Placement.NEUTRAL
     )

@@ -22,7 +22,8 @@ from typing import Final
 import fastapi
 from fastapi import responses
 
-from extender import decision, errors, metrics, protocol, scoring
+from crds import sleeper_scoring
+from extender import decision, errors, metrics, protocol
 
 __all__ = ["FILTER_PATH", "PRIORITIZE_PATH", "create_app"]
 
@@ -45,7 +46,7 @@ def create_app(
     world: decision.World,
     extender_metrics: metrics.ExtenderMetrics,
     ready: Callable[[], bool],
-    policy: scoring.Policy | None = None,
+    policy: sleeper_scoring.Policy | None = None,
     max_body_bytes: int = 64 * 1024 * 1024,
 ) -> fastapi.FastAPI:
     """Build the app over ``world``; ``ready`` says whether the model has synced."""

@@ -5,7 +5,10 @@
 - ``fma_extender_nodes_scored_total{verb}``: candidate nodes judged;
 - ``fma_extender_decisions_total{placement}``: per prioritize call, the class of
   the best node (``neutral`` for Pods that are not FMA requesters);
-- ``fma_extender_bad_requests_total{verb}``: bodies answered 400.
+- ``fma_extender_bad_requests_total{verb}``: bodies answered 400;
+- ``fma_extender_malformed_inventories_total``: launcher ``instances``
+  annotations that did not parse (each such value counted once when it
+  appears; the launcher is treated as one without instances).
 
 The registry is passed in (or made per instance), never global, so tests and
 several apps in one process do not collide.
@@ -51,6 +54,12 @@ class ExtenderMetrics:
             "fma_extender_bad_requests",
             "Extender calls answered 400 because the body was not a valid ExtenderArgs.",
             ["verb"],
+            registry=self.registry,
+        )
+
+        self.malformed_inventories = prometheus_client.Counter(
+            "fma_extender_malformed_inventories",
+            "Launcher instances annotations that did not parse (the launcher is ignored as a sleeper host).",
             registry=self.registry,
         )
 

@@ -8,6 +8,17 @@ the placeholder, and fills in the URL, whether to speak HTTPS, leader election
 and the client kubeconfig.  docs/extender.md gives the weight arithmetic, which
 ``DEFAULT_SCORE_PLUGIN_WEIGHTS`` and ``minimum_weight`` make checkable.
 
+The ``placement`` setting picks how the scheduler learns where sleepers wait
+(docs/extender.md, "Placement modes"):
+
+* ``extender`` — the file as packaged: the extender filters and prioritizes;
+* ``hints`` — no extender: the webhook writes node-affinity hints into each
+  requester, and the profile weights ``NodeAffinity`` by ``hint_weight()`` so
+  that one point of a hint outweighs every other score plugin;
+* ``hints+extender`` — both, the extender's weight raised to
+  ``extender_weight_over_hints()`` so that its fresh order still wins over a
+  hint computed at admission.
+
 Reading the packaged file is the only I/O, done when called.
 """
 
@@ -17,7 +28,7 @@ import copy
 import importlib.resources
 import math
 from collections.abc import Mapping
-from typing import Any, Final
+from typing import Any, Final, Literal, get_args
 
 import yaml
 
@@ -27,9 +38,13 @@ __all__ = [
     "CONFIG_RESOURCE",
     "DEFAULT_SCORE_PLUGIN_WEIGHTS",
     "MAX_NODE_SCORE",
+    "PLACEMENTS",
     "SCHEDULER_NAME",
     "URL_PLACEHOLDER",
+    "Placement",
     "extender_entry",
+    "extender_weight_over_hints",
+    "hint_weight",
     "minimum_weight",
     "render",
     "render_yaml",
@@ -69,6 +84,35 @@ def minimum_weight() -> int:
     return math.floor(plugins / per_point) + 1
 
 
+Placement = Literal["extender", "hints", "hints+extender"]
+"""How requesters are steered to sleepers: the extender, the webhook's node-affinity hints, or both."""
+
+PLACEMENTS: Final[tuple[str, ...]] = get_args(Placement)
+
+_HINT_PLUGIN: Final = "NodeAffinity"
+
+
+def hint_weight() -> int:
+    """The smallest ``NodeAffinity`` weight for which one point of a hint outweighs every other score plugin.
+
+    A hint names nodes in preferred terms weighted by their 0-10 placement
+    score; ``NodeAffinity`` normalises the sums so the best node gets
+    ``MaxNodeScore``, so one point is worth at least ``MaxNodeScore / 10``
+    (when the best scores 10), times the weight, against at most
+    ``sum(other plugin weights) x MaxNodeScore`` from the other plugins.
+    """
+    others = sum(w for name, w in DEFAULT_SCORE_PLUGIN_WEIGHTS.items() if name != _HINT_PLUGIN) * MAX_NODE_SCORE
+    per_point = MAX_NODE_SCORE // protocol.MAX_EXTENDER_PRIORITY
+    return math.floor(others / per_point) + 1
+
+
+def extender_weight_over_hints() -> int:
+    """The smallest extender weight for which one extender point outweighs every plugin with hints weighted."""
+    others = sum(w for name, w in DEFAULT_SCORE_PLUGIN_WEIGHTS.items() if name != _HINT_PLUGIN) + hint_weight()
+    per_point = MAX_NODE_SCORE // protocol.MAX_EXTENDER_PRIORITY
+    return math.floor(others * MAX_NODE_SCORE / per_point) + 1
+
+
 def template_text() -> str:
     """The packaged file, verbatim."""
     return importlib.resources.files("extender").joinpath(CONFIG_RESOURCE).read_text(encoding="utf-8")
@@ -91,30 +135,43 @@ def extender_entry(config: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def render(
-    extender_url: str,
+    extender_url: str | None,
     *,
     kubeconfig: str | None = None,
     leader_election: bool = True,
     ca_file: str | None = None,
+    placement: Placement = "extender",
 ) -> dict[str, Any]:
-    """Return the configuration with the extender at ``extender_url`` (``http://`` or ``https://``).
+    """Return the configuration for ``placement``, with the extender at ``extender_url`` (``http://`` or
+    ``https://``; unused, and may be None, for ``hints``).
 
     ``kubeconfig`` sets ``clientConnection.kubeconfig`` (omit it in a Pod);
     ``leader_election=False`` is for a single scheduler, as in the dev cluster;
     ``ca_file`` (HTTPS only) is the CA bundle the scheduler trusts for the extender.
     """
-    if not extender_url.startswith(("http://", "https://")):
-        raise ValueError(f"extender URL must start with http:// or https://, got {extender_url!r}")
+    if placement not in PLACEMENTS:
+        raise ValueError(f"placement must be one of {list(PLACEMENTS)!r}, got {placement!r}")
     config = copy.deepcopy(template())
     entry = extender_entry(config)
     if entry.get("urlPrefix") != URL_PLACEHOLDER:
         raise errors.BadSchedulerConfig(f"urlPrefix is {entry.get('urlPrefix')!r}, expected {URL_PLACEHOLDER!r}")
-    entry["urlPrefix"] = extender_url.rstrip("/")
-    entry["enableHTTPS"] = extender_url.startswith("https://")
-    if ca_file is not None:
-        if not entry["enableHTTPS"]:
-            raise ValueError(f"ca_file {ca_file!r} needs an https:// extender URL, got {extender_url!r}")
-        entry["tlsConfig"] = {"caFile": ca_file}
+    if placement == "hints":
+        del config["extenders"]
+    else:
+        if extender_url is None or not extender_url.startswith(("http://", "https://")):
+            raise ValueError(f"extender URL must start with http:// or https://, got {extender_url!r}")
+        entry["urlPrefix"] = extender_url.rstrip("/")
+        entry["enableHTTPS"] = extender_url.startswith("https://")
+        if ca_file is not None:
+            if not entry["enableHTTPS"]:
+                raise ValueError(f"ca_file {ca_file!r} needs an https:// extender URL, got {extender_url!r}")
+            entry["tlsConfig"] = {"caFile": ca_file}
+        if placement == "hints+extender":
+            entry["weight"] = max(int(entry["weight"]), extender_weight_over_hints())
+    if placement != "extender":
+        for profile in config.get("profiles") or []:
+            score = profile.setdefault("plugins", {}).setdefault("score", {})
+            score.setdefault("enabled", []).append({"name": _HINT_PLUGIN, "weight": hint_weight()})
     config.setdefault("leaderElection", {})["leaderElect"] = leader_election
     if kubeconfig is not None:
         config.setdefault("clientConnection", {})["kubeconfig"] = kubeconfig
@@ -122,8 +179,15 @@ def render(
 
 
 def render_yaml(
-    extender_url: str, *, kubeconfig: str | None = None, leader_election: bool = True, ca_file: str | None = None
+    extender_url: str | None,
+    *,
+    kubeconfig: str | None = None,
+    leader_election: bool = True,
+    ca_file: str | None = None,
+    placement: Placement = "extender",
 ) -> str:
     """``render`` as YAML text, ready for ``kube-scheduler --config``."""
-    config = render(extender_url, kubeconfig=kubeconfig, leader_election=leader_election, ca_file=ca_file)
+    config = render(
+        extender_url, kubeconfig=kubeconfig, leader_election=leader_election, ca_file=ca_file, placement=placement
+    )
     return yaml.safe_dump(config, sort_keys=False)

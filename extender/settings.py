@@ -40,6 +40,9 @@ class Settings(pydantic_settings.BaseSettings):
     """How often the serving certificate files are re-read for a renewed pair."""
     sleeper_limit: int = pydantic.Field(default=2, ge=0)
     """The controller's direct-mode sleeper limit, for the eviction penalty."""
+    gpu_allocation: Literal["lowest-index", "unknown"] = "lowest-index"
+    """How the device plugin picks GPUs (``crds.sleeper_scoring.Allocation``): ``lowest-index`` for simnode and
+    the NVIDIA device plugin's default, ``unknown`` for anything else."""
     max_body_bytes: int = pydantic.Field(default=64 * 1024 * 1024, ge=1024)
     sync_timeout_seconds: float = pydantic.Field(default=60.0, gt=0)
 

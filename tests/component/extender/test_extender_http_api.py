@@ -14,8 +14,8 @@ import httpx
 import pytest
 import uvicorn
 
-from crds import keys
-from extender import config_summary, demand, http_api, metrics, node_view, scoring
+from crds import keys, sleeper_config, sleeper_scoring, sleeper_view
+from extender import http_api, metrics
 
 pytestmark = pytest.mark.component
 
@@ -24,26 +24,26 @@ KEY = "Cmodel-c"
 
 @dataclasses.dataclass
 class FakeWorld:
-    nodes: dict[str, node_view.NodeView]
+    nodes: dict[str, sleeper_view.NodeView]
 
-    def node(self, name: str) -> node_view.NodeView | None:
+    def node(self, name: str) -> sleeper_view.NodeView | None:
         return self.nodes.get(name)
 
-    def server_config(self, namespace: str, name: str) -> config_summary.ServerConfigSummary | None:
+    def server_config(self, namespace: str, name: str) -> sleeper_config.ServerConfigSummary | None:
         if (namespace, name) == ("team", "isc"):
-            return config_summary.ServerConfigSummary(config_key=KEY, launcher_config_name="lc", port=8005)
+            return sleeper_config.ServerConfigSummary(config_key=KEY, launcher_config_name="lc", port=8005)
         return None
 
-    def launcher_config(self, namespace: str, name: str) -> config_summary.LauncherConfigSummary | None:
-        return config_summary.LauncherConfigSummary(max_instances=2, node_selector={})
+    def launcher_config(self, namespace: str, name: str) -> sleeper_config.LauncherConfigSummary | None:
+        return sleeper_config.LauncherConfigSummary(max_instances=2, node_selector={})
 
-    def relevant_nodes(self, want: demand.Demand) -> frozenset[str] | None:
+    def relevant_nodes(self, want: sleeper_scoring.Demand) -> frozenset[str] | None:
         return None
 
 
-def _view(name: str, *, idle_launcher: bool = False) -> node_view.NodeView:
-    launchers = (node_view.Launcher("team", f"l-{name}", "lc", ()),) if idle_launcher else ()
-    return node_view.NodeView(
+def _view(name: str, *, idle_launcher: bool = False) -> sleeper_view.NodeView:
+    launchers = (sleeper_view.Launcher("team", f"l-{name}", "lc", ()),) if idle_launcher else ()
+    return sleeper_view.NodeView(
         name=name,
         labels={},
         gpu_capacity=2,
@@ -115,9 +115,9 @@ def test_prioritize_in_node_cache_mode(client: httpx.Client) -> None:
     assert response.status_code == 200
     assert response.headers["content-type"] == "application/json"
     assert response.json() == [
-        {"Host": "a", "Score": scoring.COLD_SCORE},
-        {"Host": "b", "Score": scoring.WARM_SCORE},
-        {"Host": "ghost", "Score": scoring.NEUTRAL_SCORE},
+        {"Host": "a", "Score": sleeper_scoring.COLD_SCORE},
+        {"Host": "b", "Score": sleeper_scoring.WARM_SCORE},
+        {"Host": "ghost", "Score": sleeper_scoring.NEUTRAL_SCORE},
     ]
 
 
@@ -139,7 +139,7 @@ def test_filter_answers_in_kind(client: httpx.Client) -> None:
 def test_non_fma_pod_gets_neutral_scores(client: httpx.Client) -> None:
     pod = {"metadata": {"name": "plain", "namespace": "x"}, "spec": {"containers": [{"name": "c"}]}}
     answer = client.post("/prioritize", json={"Pod": pod, "NodeNames": ["a", "b"]}).json()
-    assert [entry["Score"] for entry in answer] == [scoring.NEUTRAL_SCORE] * 2
+    assert [entry["Score"] for entry in answer] == [sleeper_scoring.NEUTRAL_SCORE] * 2
 
 
 @pytest.mark.parametrize(

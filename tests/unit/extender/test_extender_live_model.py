@@ -1,4 +1,5 @@
-"""The live model over fake watch caches: memoised node views, invalidation, summaries per version."""
+"""The sleeper cache (``kube.sleeper_cache``) over fake watch caches: memoised node views, invalidation,
+summaries per version, malformed inventories counted."""
 
 from __future__ import annotations
 
@@ -10,9 +11,8 @@ from typing import Any
 import pytest
 
 import crds
-from crds import inference_server_config, keys
-from extender import demand, errors, live_model
-from kube import resources
+from crds import inference_server_config, keys, sleeper_scoring
+from kube import resources, sleeper_cache
 
 Handler = Callable[[str, Mapping[str, Any] | None, Mapping[str, Any] | None], None]
 
@@ -83,13 +83,13 @@ def caches() -> dict[str, FakeCache]:
 
 
 @pytest.fixture
-def model(caches: dict[str, FakeCache]) -> live_model.ClusterModel:
+def model(caches: dict[str, FakeCache]) -> sleeper_cache.SleeperCache:
     def factory(api: object, resource: resources.Resource, **kwargs: Any) -> FakeCache:
         cache = FakeCache(api, resource, **kwargs)
         caches[resource.plural] = cache
         return cache
 
-    return live_model.ClusterModel(object(), namespace="team", gpu_map_namespace="fma", cache_factory=factory)  # type: ignore[arg-type]  # the fake API is never called
+    return sleeper_cache.SleeperCache(object(), namespace="team", gpu_map_namespace="fma", cache_factory=factory)  # type: ignore[arg-type]  # the fake API is never called
 
 
 def _node(name: str, version: str = "1") -> dict[str, Any]:
@@ -105,21 +105,26 @@ def _gpu_pod(name: str, node: str, uuid: str | None) -> dict[str, Any]:
     }
 
 
-def test_watches_what_it_needs(model: live_model.ClusterModel, caches: dict[str, FakeCache]) -> None:
+def test_watches_what_it_needs(model: sleeper_cache.SleeperCache, caches: dict[str, FakeCache]) -> None:
     assert caches["configmaps"].namespace == "fma"
     assert caches["configmaps"].field_selector == "metadata.name=gpu-map"
     assert caches["inferenceserverconfigs"].namespace == "team"
     assert caches["pods"].namespace is None
     assert not model.synced
-    with pytest.raises(errors.NotSynced):
-        model.wait_synced(0.01)
+    assert sorted(model.wait_synced(0.01)) == [
+        "configmaps",
+        "inferenceserverconfigs",
+        "launcherconfigs",
+        "nodes",
+        "pods",
+    ]
     model.start()
-    model.wait_synced(0.01)
+    assert model.wait_synced(0.01) == []
     assert model.synced
 
 
 def test_views_are_memoised_and_invalidated_per_node(
-    model: live_model.ClusterModel, caches: dict[str, FakeCache]
+    model: sleeper_cache.SleeperCache, caches: dict[str, FakeCache]
 ) -> None:
     caches["nodes"].put(_node("a"))
     caches["nodes"].put(_node("b"))
@@ -161,7 +166,7 @@ def test_views_are_memoised_and_invalidated_per_node(
     assert third.gpus == ("GX",)
 
 
-def test_summaries_follow_the_resource_version(model: live_model.ClusterModel, caches: dict[str, FakeCache]) -> None:
+def test_summaries_follow_the_resource_version(model: sleeper_cache.SleeperCache, caches: dict[str, FakeCache]) -> None:
     config = inference_server_config.ModelServerConfig(port=8005, options="--model m")
     isc: dict[str, Any] = {
         "apiVersion": crds.kinds.API_VERSION,
@@ -201,7 +206,9 @@ def test_summaries_follow_the_resource_version(model: live_model.ClusterModel, c
     assert model.launcher_config("team", "bad") is None
 
 
-def test_relevant_nodes_come_from_the_pod_index(model: live_model.ClusterModel, caches: dict[str, FakeCache]) -> None:
+def test_relevant_nodes_come_from_the_pod_index(
+    model: sleeper_cache.SleeperCache, caches: dict[str, FakeCache]
+) -> None:
     inventory = json.dumps(
         {"v": 1, "revision": 1, "instances": [{"id": "I1i", "configKey": "Ck", "gpus": ["G"], "status": "running"}]}
     )
@@ -223,9 +230,44 @@ def test_relevant_nodes_come_from_the_pod_index(model: live_model.ClusterModel, 
         }
     )
     caches["pods"].put(_gpu_pod("r1", "c", None))
-    launcher_mode = demand.Demand(
-        namespace="team", pod="r", mode=demand.Mode.LAUNCHER, gpus=1, config_key="Ck", launcher_config="lc2"
+    launcher_mode = sleeper_scoring.Demand(
+        namespace="team", pod="r", mode=sleeper_scoring.Mode.LAUNCHER, gpus=1, config_key="Ck", launcher_config="lc2"
     )
     assert model.relevant_nodes(launcher_mode) == frozenset({"a", "b"})
     other_namespace = dataclasses.replace(launcher_mode, namespace="elsewhere")
     assert model.relevant_nodes(other_namespace) == frozenset()
+
+
+def test_malformed_inventory_is_counted_once_per_value_and_ignored(caches: dict[str, FakeCache]) -> None:
+    counted: list[int] = []
+
+    def factory(api: object, resource: resources.Resource, **kwargs: Any) -> FakeCache:
+        cache = FakeCache(api, resource, **kwargs)
+        caches[resource.plural] = cache
+        return cache
+
+    model = sleeper_cache.SleeperCache(
+        object(),  # type: ignore[arg-type]  # the fake API is never called
+        cache_factory=factory,
+        on_malformed_inventory=lambda: counted.append(1),
+    )
+    caches["nodes"].put(_node("a"))
+    launcher = {
+        "metadata": {
+            "name": "l1",
+            "namespace": "team",
+            "labels": {keys.LAUNCHER_CONFIG_NAME_LABEL: "lc", keys.NODE_NAME_LABEL: "a"},
+            "annotations": {keys.INSTANCES_ANNOTATION: "{not json"},
+        },
+        "spec": {"nodeName": "a", "containers": [{}]},
+        "status": {"phase": "Running"},
+    }
+    caches["pods"].put(launcher)
+    assert len(counted) == 1
+    caches["pods"].put(dict(launcher, status={"phase": "Running", "podIP": "10.0.0.1"}))
+    assert len(counted) == 1, "an unchanged bad value is not counted again"
+    view = model.node("a")
+    assert view is not None
+    assert [item.name for item in view.launchers] == ["l1"]
+    assert view.launchers[0].instances == ()
+    assert view.sleepers() == []

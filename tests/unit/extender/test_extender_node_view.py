@@ -5,8 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from crds import keys
-from extender import node_view
+from crds import keys, sleeper_view
 
 NODE = {
     "metadata": {"name": "n1", "labels": {"kubernetes.io/hostname": "n1", "gpu": "a100"}},
@@ -48,7 +47,7 @@ def _launcher_labels(lc: str = "lc") -> dict[str, str]:
 
 
 def test_gpu_map_order_and_capacity() -> None:
-    view = node_view.build("n1", NODE, [], GPU_MAP)
+    view = sleeper_view.build("n1", NODE, [], GPU_MAP)
     assert view.gpus == ("GPU-a", "GPU-b", "GPU-c", "GPU-d")
     assert view.gpu_capacity == 4
     assert view.free_count == 4
@@ -63,7 +62,7 @@ def test_held_known_and_unknown_and_finished_pods() -> None:
         _pod("cpu-only"),
         _pod("wrong-count", gpus=1, annotations={keys.ACCELERATORS_ANNOTATION: "GPU-a,GPU-c"}),
     ]
-    view = node_view.build("n1", NODE, pods, GPU_MAP)
+    view = sleeper_view.build("n1", NODE, pods, GPU_MAP)
     assert view.held == frozenset({"GPU-b"})
     assert view.unknown_held == 3
     assert view.free_count == 0
@@ -74,7 +73,7 @@ def test_unbound_launcher_instances_are_sleepers_bound_ones_are_left_out() -> No
     idle = _pod(
         "launcher-1",
         node=None,
-        selector={node_view.HOSTNAME_LABEL: "n1"},
+        selector={sleeper_view.HOSTNAME_LABEL: "n1"},
         labels=_launcher_labels(),
         annotations={
             keys.INSTANCES_ANNOTATION: _inventory(
@@ -96,12 +95,12 @@ def test_unbound_launcher_instances_are_sleepers_bound_ones_are_left_out() -> No
     stuck = _pod("launcher-3", labels=_launcher_labels() | {keys.LAUNCHER_STUCK_LABEL: "true"})
     going = _pod("launcher-4", labels=_launcher_labels(), deleting=True)
     garbage = _pod("launcher-5", labels=_launcher_labels(), annotations={keys.INSTANCES_ANNOTATION: "{not json"})
-    view = node_view.build("n1", NODE, [idle, bound, stuck, going, garbage], GPU_MAP)
+    view = sleeper_view.build("n1", NODE, [idle, bound, stuck, going, garbage], GPU_MAP)
     assert [launcher.name for launcher in view.launchers] == ["launcher-1", "launcher-5"]
     assert view.launchers[1].instances == ()
     sleepers = view.sleepers()
     assert [(s.config_key, s.gpus, s.provider) for s in sleepers] == [("Cac", frozenset({"GPU-a"}), "team/launcher-1")]
-    assert node_view.node_of_pod(idle) == "n1"
+    assert sleeper_view.node_of_pod(idle) == "n1"
 
 
 def test_direct_sleepers_need_sleeping_label_config_key_and_no_binding() -> None:
@@ -114,7 +113,7 @@ def test_direct_sleepers_need_sleeping_label_config_key_and_no_binding() -> None
         annotations={keys.NOMINAL_ANNOTATION: "h", keys.ACCELERATORS_ANNOTATION: "GPU-d"},
         labels={keys.SLEEPING_LABEL: "true"},
     )
-    view = node_view.build("n1", NODE, [asleep, awake, bound, keyless], GPU_MAP)
+    view = sleeper_view.build("n1", NODE, [asleep, awake, bound, keyless], GPU_MAP)
     assert [s.provider for s in view.direct_sleepers] == ["team/p1"]
     # Providers request no GPUs, so none of them holds one.
     assert view.held == frozenset()
@@ -129,14 +128,14 @@ def test_gpu_request_counts_like_the_scheduler() -> None:
         ],
         "initContainers": [{"resources": {"limits": {"nvidia.com/gpu": "4"}}}],
     }
-    assert node_view.gpu_request(spec) == 4
-    assert node_view.gpu_request({"containers": [{"resources": {"limits": {"nvidia.com/gpu": "bad"}}}]}) == 0
+    assert sleeper_view.gpu_request(spec) == 4
+    assert sleeper_view.gpu_request({"containers": [{"resources": {"limits": {"nvidia.com/gpu": "bad"}}}]}) == 0
 
 
 def test_unknown_node_object_and_bad_gpu_map() -> None:
-    view = node_view.build("ghost", None, [], "not json")
+    view = sleeper_view.build("ghost", None, [], "not json")
     assert (view.gpu_capacity, view.gpus) == (0, ())
-    assert node_view.parse_gpu_map_entry('["GPU-a"]') == ()
+    assert sleeper_view.parse_gpu_map_entry('["GPU-a"]') == ()
 
 
 def test_interests_match_what_build_counts() -> None:
@@ -145,11 +144,11 @@ def test_interests_match_what_build_counts() -> None:
         {"id": "I2i", "configKey": "Cbc", "gpus": ["GPU-b"], "port": 8006, "status": "stopped"},
     )
     idle = _pod("l1", labels=_launcher_labels(), annotations={keys.INSTANCES_ANNOTATION: inventory})
-    assert node_view.interests(idle) == ["key/team/Cac", "lc/team/lc"]
+    assert sleeper_view.interests(idle) == ["key/team/Cac", "lc/team/lc"]
     bound = _pod("l2", labels=_launcher_labels(), annotations={keys.REQUESTER_ANNOTATION: "u r"})
-    assert node_view.interests(bound) == []
+    assert sleeper_view.interests(bound) == []
     finished = _pod("l3", labels=_launcher_labels(), phase="Failed")
-    assert node_view.interests(finished) == []
+    assert sleeper_view.interests(finished) == []
     direct = _pod(
         "p1",
         annotations={
@@ -159,5 +158,5 @@ def test_interests_match_what_build_counts() -> None:
         },
         labels={keys.SLEEPING_LABEL: "true"},
     )
-    assert node_view.interests(direct) == ["key/team/Cdc", "direct/team/"]
-    assert node_view.interests(_pod("plain", gpus=1)) == []
+    assert sleeper_view.interests(direct) == ["key/team/Cdc", "direct/team/"]
+    assert sleeper_view.interests(_pod("plain", gpus=1)) == []

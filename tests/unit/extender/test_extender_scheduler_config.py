@@ -7,7 +7,8 @@ import pathlib
 import pytest
 import yaml
 
-from extender import errors, scheduler_config, scoring
+from crds import sleeper_scoring
+from extender import errors, scheduler_config
 
 
 def test_render_fills_in_the_extender() -> None:
@@ -42,7 +43,7 @@ def test_weight_makes_one_point_beat_every_default_plugin() -> None:
     # certain hot vs the best likely-hot node: one extender point, worth weight x 10
     one_point = weight * 10
     assert one_point > sum(scheduler_config.DEFAULT_SCORE_PLUGIN_WEIGHTS.values()) * 100
-    assert scoring.CERTAIN_HOT_SCORE - scoring.LIKELY_HOT_MAX == 1
+    assert sleeper_scoring.CERTAIN_HOT_SCORE - sleeper_scoring.LIKELY_HOT_MAX == 1
 
 
 def test_the_file_is_package_data_and_documented() -> None:
@@ -61,3 +62,45 @@ def test_bad_url_is_refused() -> None:
 def test_entry_must_be_single() -> None:
     with pytest.raises(errors.BadSchedulerConfig):
         scheduler_config.extender_entry({"extenders": []})
+
+
+def _score_plugins(config: dict[str, object]) -> list[object]:
+    profiles = config["profiles"]
+    assert isinstance(profiles, list)
+    return profiles[0].get("plugins", {}).get("score", {}).get("enabled", [])  # type: ignore[no-any-return]
+
+
+def test_hint_weight_makes_one_hint_point_beat_every_other_plugin() -> None:
+    others = sum(w for name, w in scheduler_config.DEFAULT_SCORE_PLUGIN_WEIGHTS.items() if name != "NodeAffinity")
+    weight = scheduler_config.hint_weight()
+    assert weight == 111
+    # NodeAffinity normalises: the best node (score 10) gets 100, so one point is 10 normalised points.
+    assert weight * 100 // sleeper_scoring.CERTAIN_HOT_SCORE > others * 100
+    assert (weight - 1) * 100 // sleeper_scoring.CERTAIN_HOT_SCORE <= others * 100
+    over = scheduler_config.extender_weight_over_hints()
+    assert over == 1221
+    assert over * 10 > (others + weight) * 100 >= (over - 1) * 10
+
+
+def test_placement_hints_has_no_extender_and_weights_node_affinity() -> None:
+    config = scheduler_config.render(None, placement="hints", leader_election=False)
+    assert "extenders" not in config
+    assert _score_plugins(config) == [{"name": "NodeAffinity", "weight": scheduler_config.hint_weight()}]
+    assert config["percentageOfNodesToScore"] == 100
+
+
+def test_placement_hints_and_extender_raises_the_extender_weight() -> None:
+    config = scheduler_config.render("http://127.0.0.1:8890", placement="hints+extender")
+    assert scheduler_config.extender_entry(config)["weight"] == scheduler_config.extender_weight_over_hints()
+    assert _score_plugins(config) == [{"name": "NodeAffinity", "weight": scheduler_config.hint_weight()}]
+    plain = scheduler_config.render("http://127.0.0.1:8890")
+    assert _score_plugins(plain) == []
+    assert scheduler_config.extender_entry(plain)["weight"] == 150
+
+
+def test_bad_placement_and_missing_url_are_refused() -> None:
+    with pytest.raises(ValueError, match="placement"):
+        scheduler_config.render("http://x:1", placement="nearest")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="extender URL"):
+        scheduler_config.render(None, placement="hints+extender")
+    assert scheduler_config.PLACEMENTS == ("extender", "hints", "hints+extender")

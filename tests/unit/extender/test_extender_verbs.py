@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from crds import keys
-from extender import config_summary, decision, demand, errors, node_view, protocol, scoring
+from crds import keys, sleeper_config, sleeper_scoring, sleeper_view
+from extender import decision, errors, protocol
 
 KEY = "Cmodel-c"
 
@@ -18,23 +18,23 @@ KEY = "Cmodel-c"
 class FakeWorld:
     """A hand-made cluster model."""
 
-    nodes: dict[str, node_view.NodeView]
-    iscs: dict[str, config_summary.ServerConfigSummary]
-    lcs: dict[str, config_summary.LauncherConfigSummary]
+    nodes: dict[str, sleeper_view.NodeView]
+    iscs: dict[str, sleeper_config.ServerConfigSummary]
+    lcs: dict[str, sleeper_config.LauncherConfigSummary]
     node_reads: int = 0
     relevant: frozenset[str] | None = None
 
-    def node(self, name: str) -> node_view.NodeView | None:
+    def node(self, name: str) -> sleeper_view.NodeView | None:
         self.node_reads += 1
         return self.nodes.get(name)
 
-    def server_config(self, namespace: str, name: str) -> config_summary.ServerConfigSummary | None:
+    def server_config(self, namespace: str, name: str) -> sleeper_config.ServerConfigSummary | None:
         return self.iscs.get(f"{namespace}/{name}")
 
-    def launcher_config(self, namespace: str, name: str) -> config_summary.LauncherConfigSummary | None:
+    def launcher_config(self, namespace: str, name: str) -> sleeper_config.LauncherConfigSummary | None:
         return self.lcs.get(f"{namespace}/{name}")
 
-    def relevant_nodes(self, want: demand.Demand) -> frozenset[str] | None:
+    def relevant_nodes(self, want: sleeper_scoring.Demand) -> frozenset[str] | None:
         return self.relevant
 
 
@@ -45,12 +45,14 @@ def _view(
     sleeper_on: str | None = None,
     held: tuple[str, ...] = (),
     labels: dict[str, str] | None = None,
-) -> node_view.NodeView:
-    launchers: tuple[node_view.Launcher, ...] = ()
+) -> sleeper_view.NodeView:
+    launchers: tuple[sleeper_view.Launcher, ...] = ()
     if sleeper_on is not None:
-        instance = node_view.Instance(id="I1i", config_key=KEY, gpus=(sleeper_on,), port=8005, running=True)
-        launchers = (node_view.Launcher(namespace="team", name=f"l-{name}", config_name="lc", instances=(instance,)),)
-    return node_view.NodeView(
+        instance = sleeper_view.Instance(id="I1i", config_key=KEY, gpus=(sleeper_on,), port=8005, running=True)
+        launchers = (
+            sleeper_view.Launcher(namespace="team", name=f"l-{name}", config_name="lc", instances=(instance,)),
+        )
+    return sleeper_view.NodeView(
         name=name,
         labels=labels or {},
         gpu_capacity=gpus,
@@ -70,14 +72,14 @@ def world() -> FakeWorld:
             "other-pool": _view("other-pool", labels={"pool": "b"}),
         },
         iscs={
-            "team/isc": config_summary.ServerConfigSummary(config_key=KEY, launcher_config_name="lc", port=8005),
-            "team/pool-a": config_summary.ServerConfigSummary(
+            "team/isc": sleeper_config.ServerConfigSummary(config_key=KEY, launcher_config_name="lc", port=8005),
+            "team/pool-a": sleeper_config.ServerConfigSummary(
                 config_key="Cpool-c", launcher_config_name="lc-pool-a", port=8005
             ),
         },
         lcs={
-            "team/lc": config_summary.LauncherConfigSummary(max_instances=2, node_selector={}),
-            "team/lc-pool-a": config_summary.LauncherConfigSummary(max_instances=2, node_selector={"pool": "a"}),
+            "team/lc": sleeper_config.LauncherConfigSummary(max_instances=2, node_selector={}),
+            "team/lc-pool-a": sleeper_config.LauncherConfigSummary(max_instances=2, node_selector={"pool": "a"}),
         },
     )
 
@@ -98,14 +100,14 @@ def _args(pod: dict[str, Any], names: list[str]) -> protocol.ExtenderArgs:
 
 def test_prioritize_prefers_the_hot_node(world: FakeWorld) -> None:
     answer, outcome = decision.prioritize(_args(REQUESTER, ["a", "b", "ghost"]), world)
-    assert answer == [("a", 3), ("b", 10), ("ghost", scoring.NEUTRAL_SCORE)]
-    assert outcome.best is scoring.Placement.CERTAIN_HOT
+    assert answer == [("a", 3), ("b", 10), ("ghost", sleeper_scoring.NEUTRAL_SCORE)]
+    assert outcome.best is sleeper_scoring.Placement.CERTAIN_HOT
     assert outcome.fma
 
 
 def test_non_fma_pod_is_neutral_without_reading_nodes(world: FakeWorld) -> None:
     answer, outcome = decision.prioritize(_args(_pod(), ["a", "b"]), world)
-    assert {score for _, score in answer} == {scoring.NEUTRAL_SCORE}
+    assert {score for _, score in answer} == {sleeper_scoring.NEUTRAL_SCORE}
     assert not outcome.fma
     result, _ = decision.filter_nodes(_args(_pod(gpus=8), ["a", "b"]), world)
     assert result.node_names == ["a", "b"]
@@ -117,10 +119,10 @@ def test_prioritize_reads_only_relevant_nodes(world: FakeWorld) -> None:
     answer, outcome = decision.prioritize(_args(REQUESTER, ["a", "b", "ghost"]), world)
     assert answer == [("a", 3), ("b", 10), ("ghost", 3)]
     assert world.node_reads == 1
-    assert outcome.best is scoring.Placement.CERTAIN_HOT
+    assert outcome.best is sleeper_scoring.Placement.CERTAIN_HOT
     world.relevant = frozenset()
     _, outcome = decision.prioritize(_args(REQUESTER, ["a", "b"]), world)
-    assert outcome.best is scoring.Placement.COLD
+    assert outcome.best is sleeper_scoring.Placement.COLD
 
 
 def test_filter_reads_nodes_only_for_a_launcher_config_with_a_node_selector(world: FakeWorld) -> None:

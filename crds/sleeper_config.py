@@ -1,4 +1,4 @@
-"""What the extender needs from InferenceServerConfigs and LauncherConfigs.
+"""What placement (extender and webhook hints) needs from InferenceServerConfigs and LauncherConfigs.
 
 A requester names an ISC; scoring needs only its config key (CONTRACT.md
 §12.2, computed by ``crds.config_key`` so that it equals the ``configKey`` the
@@ -24,7 +24,7 @@ __all__ = ["LauncherConfigSummary", "ServerConfigSummary", "summarize_isc", "sum
 
 @dataclasses.dataclass(frozen=True)
 class ServerConfigSummary:
-    """An ISC as the extender uses it."""
+    """An ISC as placement uses it."""
 
     config_key: str
     launcher_config_name: str
@@ -33,7 +33,7 @@ class ServerConfigSummary:
 
 @dataclasses.dataclass(frozen=True)
 class LauncherConfigSummary:
-    """A LauncherConfig as the extender uses it."""
+    """A LauncherConfig as placement uses it."""
 
     max_instances: int
     node_selector: Mapping[str, str]

@@ -1,4 +1,8 @@
-"""What the extender knows about one node: GPUs, who holds them, sleepers and idle launchers.
+"""What placement knows about one node: GPUs, who holds them, sleepers and idle launchers.
+
+Shared by the scheduler extender and the webhook's placement hints (both
+feed it from ``kube.sleeper_cache``); moved here from ``extender/`` so that
+one model serves both.
 
 A ``NodeView`` is rebuilt from raw objects whenever something on the node
 changes (``build``), so the scoring code reads a small immutable value instead
@@ -23,7 +27,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import logging
 from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
@@ -41,13 +44,12 @@ __all__ = [
     "gpu_request",
     "interest_key",
     "interests",
+    "inventory_malformed",
     "node_of_pod",
     "node_signature",
     "parse_gpu_map_entry",
     "pod_signature",
 ]
-
-logger = logging.getLogger(__name__)
 
 GPU_RESOURCE: Final = "nvidia.com/gpu"
 """The extended resource the device plugin hands out."""
@@ -249,7 +251,7 @@ def _launcher(pod: Mapping[str, Any]) -> Launcher | None:
     try:
         inventory = launcher_inventory.parse(annotations.get(keys.INSTANCES_ANNOTATION))
     except crds_errors.InvalidAnnotation:
-        logger.warning("launcher inventory unparsable", extra={"pod": f"{meta.get('namespace')}/{meta.get('name')}"})
+        # Ignored here; ``kube.sleeper_cache`` counts it (a metric) once per change of the annotation.
         inventory = None
     instances = tuple(
         Instance(
@@ -267,6 +269,25 @@ def _launcher(pod: Mapping[str, Any]) -> Launcher | None:
         config_name=str(labels.get(keys.LAUNCHER_CONFIG_NAME_LABEL) or ""),
         instances=instances,
     )
+
+
+def inventory_malformed(pod: Mapping[str, Any]) -> bool:
+    """Whether ``pod`` is a launcher whose ``instances`` annotation is present but does not parse (pure).
+
+    Such a launcher counts as one without instances: it is never a sleeper
+    host, and nothing fails because of it.
+    """
+    meta = _meta(pod)
+    if keys.LAUNCHER_CONFIG_NAME_LABEL not in (meta.get("labels") or {}):
+        return False
+    value = (meta.get("annotations") or {}).get(keys.INSTANCES_ANNOTATION)
+    if value is None:
+        return False
+    try:
+        launcher_inventory.parse(value)
+    except crds_errors.InvalidAnnotation:
+        return True
+    return False
 
 
 def _direct_sleeper(pod: Mapping[str, Any]) -> Sleeper | None:
