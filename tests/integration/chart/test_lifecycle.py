@@ -68,6 +68,12 @@ class CreateLoop:
     slowest_s: float = 0.0
     stop: threading.Event = dataclasses.field(default_factory=threading.Event)
 
+    def record(self, node: pytest.Item) -> None:
+        """Put the loop's counts into the test's report (user properties, e.g. in JUnit XML)."""
+        node.user_properties.append(("creates_converted", self.converted))
+        node.user_properties.append(("creates_failed", len(self.failures)))
+        node.user_properties.append(("slowest_create_s", round(self.slowest_s, 3)))
+
     def run(self) -> None:
         while not self.stop.is_set():
             name = f"loop-{uuid.uuid4().hex[:8]}"
@@ -278,7 +284,9 @@ def _run_rotation(installed_chart: helm_release.InstalledChart, *flags: str) -> 
 
 
 def test_certificate_rotation_while_pods_are_created(
-    installed_chart: helm_release.InstalledChart, create_loop: CreateLoop
+    installed_chart: helm_release.InstalledChart,
+    create_loop: CreateLoop,
+    request: pytest.FixtureRequest,
 ) -> None:
     first = _served_certificate(installed_chart)
     waiting.wait_for(lambda: create_loop.converted >= 3, timeout=60, what="the loop creating converted Pods")
@@ -295,13 +303,17 @@ def test_certificate_rotation_while_pods_are_created(
     waiting.wait_for(
         lambda: create_loop.converted >= converted_at_switch + 5, timeout=60, what="more creates after the switch"
     )
+    create_loop.record(request.node)
     assert create_loop.failures == [], create_loop.failures
     assert create_loop.slowest_s < CREATE_LIMIT_S
 
 
 @pytest.mark.parametrize("component", ["webhook", "extender"])
 def test_a_killed_pod_during_creation_never_hangs_a_create(
-    installed_chart: helm_release.InstalledChart, create_loop: CreateLoop, component: str
+    installed_chart: helm_release.InstalledChart,
+    create_loop: CreateLoop,
+    component: str,
+    request: pytest.FixtureRequest,
 ) -> None:
     api, ns = installed_chart.api, helm_release.NAMESPACE
     waiting.wait_for(lambda: create_loop.converted >= 3, timeout=60, what="the loop creating converted Pods")
@@ -312,6 +324,7 @@ def test_a_killed_pod_during_creation_never_hangs_a_create(
     seen = create_loop.converted
     waiting.wait_for(installed_chart.all_available, timeout=120, what=f"the {component} Deployment replaced its Pod")
     waiting.wait_for(lambda: create_loop.converted >= seen + 5, timeout=60, what="creates going on after the kill")
+    create_loop.record(request.node)
     # Fail policy: a create the webhook could not answer fails with the apiserver's clear message.
     for failure in create_loop.failures:
         assert f'failed calling webhook "{WEBHOOK_NAME}"' in failure, failure
