@@ -31,8 +31,8 @@ binaries: $(STAMP)  ## build (once) etcd, helm and the Kubernetes binaries into 
 vllm-env:  ## create/update the real-vLLM (CPU) virtualenv of the vllm-marked tests (in ~/.cache/fma)
 	@PYTHON=$(PYTHON) scripts/vllm-env.sh
 
-images:  ## build the FMA and launcher images with docker, podman or buildah (docs/install.md#images)
-	@scripts/build-images.sh
+images: $(STAMP)  ## build the FMA and launcher images: docker, podman or buildah, else OCI archives (docs/install.md#images)
+	@PYTHON_BIN=$(PY) scripts/images.sh
 
 demo: binaries  ## start the local cluster and show it working
 	@$(BIN)/fma-dev demo
