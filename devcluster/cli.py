@@ -108,9 +108,6 @@ def _print_access(state: control_plane.ClusterState) -> None:
 
 def _cmd_down(args: argparse.Namespace) -> int:
     state_dir = _state_dir(args)
-    demo_controllers = demo.controllers_record(state_dir)
-    if demo_controllers is not None:
-        processes.stop(demo_controllers, grace_seconds=10.0)
     record = _simnode_record(state_dir)
     if record is not None:
         # simnode next: it stops every container process it started.
@@ -207,7 +204,9 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         args.apiserver_port = 6443
         args.scheduler_config = None
         args.nodes, args.gpus_per_node, args.status_only_nodes = 2, 4, 0
-        args.gpu_product, args.gpu_allocation, args.gpu_map_namespace = "NVIDIA-A100-SXM4-80GB", "lowest", "default"
+        # The chart's components read gpu-map in the release namespace.
+        args.gpu_product, args.gpu_allocation = "NVIDIA-A100-SXM4-80GB", "lowest"
+        args.gpu_map_namespace = demo.NAMESPACE
         _cmd_up(args)
         state = _require(state_dir)
     else:
@@ -219,18 +218,22 @@ def _cmd_demo(args: argparse.Namespace) -> int:
             "the demo needs simulated GPU nodes; start the cluster with 'fma-dev up --nodes 2'"
         )
     _kubectl(state, "get", "nodes", "-L", "nvidia.com/gpu.product,nvidia.com/gpu.count")
-    demo.run(state, _say)
+    started = time.monotonic()
+    result = demo.run(state, _say)
     _kubectl(
         state,
         "get",
         "pods",
         "-n",
         demo.NAMESPACE,
+        "-l",
+        "app.kubernetes.io/component=launcher",
         "-o",
         "wide",
         "-L",
         "dual-pods.llm-d.ai/dual,dual-pods.llm-d.ai/sleeping",
     )
+    _say(f"the story took {time.monotonic() - started:.0f}s; the GPU timeline is {result.png}")
     _say("the cluster keeps running; stop it with 'make cluster-down'")
     _print_access(state)
     return 0

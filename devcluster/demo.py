@@ -1,208 +1,435 @@
-"""``fma-dev demo``: FMA's dual pods working on the development cluster.
+"""``fma-dev demo``: the user's story with the FMA chart on the development cluster.
 
-Installs the CRDs, starts ``fma-controllers`` for the ``fma-demo`` namespace
-(recorded in the state directory, so ``fma-dev down`` stops it), creates a
-LauncherConfig whose launchers run the engine simulator, an
-InferenceServerConfig, a LauncherPopulationPolicy (one idle launcher per GPU
-node) and a Deployment of requesters, and then shows the actuation paths:
-the first requester is a warm start (a new instance in a launcher the
-populator keeps waiting), scaling to 0 puts the engine to sleep, and scaling
-back to 1 wakes it (hot).
-Every step waits on a condition and prints what it sees.
+``helm upgrade --install`` of ``charts/fma`` (``helm_release``) into
+``fma-system`` on a cluster of 2 simulated nodes x 4 GPUs, then what a user
+does: one LauncherConfig (launchers run the engine simulator), three models
+(InferenceServerConfigs) and a policy of one idle launcher per GPU node; three
+ordinary vLLM-style Deployments carrying one FMA annotation each; then
+scaling and switching models so that every actuation path happens:
+
+* **cold** -- no launcher with room: the controllers create one, bound;
+* **warm** -- a new instance in a launcher that already runs;
+* **hot** -- a sleeping instance of the model on the requester's GPU is woken.
+
+Each step waits on a condition and prints what it saw.  At the end it prints
+a table of actuation times per path, from the controllers'
+``fma_actuation_seconds`` histogram (scraped from each replica's /metrics)
+and from the requesters' ``ActuatedHot/Warm/Cold`` Events, and writes a PNG
+timeline of the GPUs (``demo_timeline``) under ``demo-output/``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import json
 import pathlib
-import sys
+import re
+import statistics
 import time
 from collections.abc import Callable
 from typing import Any
 
 import httpx
-import yaml
 
 import kube
-from devcluster import control_plane, processes, samples, waiting
+from devcluster import control_plane, demo_timeline, helm_release, samples, waiting
 from kube import resources
 
-__all__ = ["CONTROLLERS_FILE", "NAMESPACE", "controllers_record", "run"]
+__all__ = ["NAMESPACE", "OUTPUT_DIR", "VALUES", "Result", "run"]
 
-NAMESPACE = "fma-demo"
-CONTROLLERS_FILE = "fma-controllers.json"
-_DEPLOYMENTS = resources.Resource("apps", "v1", "deployments", "Deployment")
+NAMESPACE = helm_release.NAMESPACE
+VALUES = pathlib.Path(__file__).resolve().with_name("demo-values.yaml")
+OUTPUT_DIR = pathlib.Path("demo-output")
+_DEPLOYMENTS = helm_release.DEPLOYMENTS
 _P = "dual-pods.llm-d.ai/"
+_LC = "demo-sim"
+MODELS = {
+    # ISC name: (port, --model)
+    "llama-8b": (8005, "meta-llama/Llama-3.1-8B-Instruct"),
+    "qwen-7b": (8006, "Qwen/Qwen2.5-7B-Instruct"),
+    "mistral-7b": (8007, "mistralai/Mistral-7B-Instruct-v0.3"),
+}
+# Deployment: (ISC, replicas)
+APPS = {"assistant": ("llama-8b", 2), "coder": ("qwen-7b", 2), "summarizer": ("mistral-7b", 2)}
+_STEP_S = 150.0
+_EVENT_SECONDS = re.compile(r"in ([0-9.]+)s")
 
 
-def controllers_record(state_dir: pathlib.Path) -> processes.ProcessRecord | None:
-    """The demo's ``fma-controllers`` process, if the demo started one."""
-    path = state_dir / CONTROLLERS_FILE
-    if not path.is_file():
-        return None
-    return processes.ProcessRecord(**json.loads(path.read_text()))
+@dataclasses.dataclass
+class Result:
+    """What the demo measured."""
+
+    png: pathlib.Path
+    by_path: dict[str, list[float]]
+    """Actuation seconds per path, from the requesters' Events."""
+    metric: dict[str, tuple[float, float]]
+    """path -> (count, sum) of fma_actuation_seconds over the controllers replicas."""
 
 
-def _apply(api: kube.Client, resource: resources.Resource, body: dict[str, Any], namespace: str | None) -> None:
-    try:
-        api.create(resource, body, namespace)
-    except kube.errors.AlreadyExists:
-        current = api.get(resource, body["metadata"]["name"], namespace)
-        body = {**body, "metadata": {**body["metadata"], "resourceVersion": current["metadata"]["resourceVersion"]}}
-        if namespace:
-            body["metadata"]["namespace"] = namespace
-        api.replace(resource, body)
-
-
-def _ready(pod: dict[str, Any]) -> bool:
-    return any(
-        c.get("type") == "Ready" and c.get("status") == "True" for c in pod.get("status", {}).get("conditions") or []
-    )
-
-
-def run(state: control_plane.ClusterState, say: Callable[[str], None]) -> None:
-    """Run the demo against ``state``'s cluster (which must have simnode nodes)."""
+def run(
+    state: control_plane.ClusterState, say: Callable[[str], None], *, output_dir: pathlib.Path = OUTPUT_DIR
+) -> Result:
+    """Run the story against ``state``'s cluster (which must have simnode nodes)."""
     api = kube.connect(str(state.kubeconfig), field_manager="fma-demo")
     try:
-        _run(api, state, say)
+        return _Story(api, state, say, output_dir).run()
     finally:
         api.close()
 
 
-def _established(api: kube.Client, name: str) -> bool:
-    crd = api.get(resources.CUSTOM_RESOURCE_DEFINITIONS, name)
-    return any(
-        c["type"] == "Established" and c["status"] == "True" for c in (crd.get("status") or {}).get("conditions") or []
+_PATH_OF = {"ActuatedCold": "cold", "ActuatedWarm": "warm", "ActuatedHot": "hot"}
+
+
+def _notes(pod: dict[str, Any]) -> dict[str, str]:
+    return dict(pod["metadata"].get("annotations") or {})
+
+
+def _ready(pod: dict[str, Any]) -> bool:
+    return helm_release.pod_ready(pod)
+
+
+def _launcher_config(service_account: str) -> dict[str, Any]:
+    """Launchers run fma-launcher with the engine simulator, as the chart's launcher ServiceAccount."""
+    # The launcher finds its Pod, namespace and node (hence its GPUs in gpu-map) from these.
+    fields = (
+        ("POD_IP", "status.podIP"),
+        ("POD_NAME", "metadata.name"),
+        ("NAMESPACE", "metadata.namespace"),
+        ("NODE_NAME", "spec.nodeName"),
     )
+    env = [{"name": name, "valueFrom": {"fieldRef": {"fieldPath": path}}} for name, path in fields]
+    return {
+        "apiVersion": "fma.llm-d.ai/v1alpha1",
+        "kind": "LauncherConfig",
+        "metadata": {"name": _LC},
+        "spec": {
+            "maxInstances": 2,
+            "podTemplate": {
+                "spec": {
+                    "serviceAccountName": service_account,
+                    "terminationGracePeriodSeconds": 5,
+                    "containers": [
+                        {
+                            "name": "inference-server",
+                            "image": "ghcr.io/llm-d/fma-launcher:dev",
+                            "command": ["fma-launcher"],
+                            "args": [
+                                "--engine",
+                                "sim",
+                                "--host",
+                                "$(POD_IP)",
+                                "--no-nvml",
+                                "--stop-grace-seconds",
+                                "3",
+                            ],
+                            "env": env,
+                        }
+                    ],
+                }
+            },
+        },
+    }
 
 
-def _install_crds(api: kube.Client) -> None:
-    manifests = sorted((pathlib.Path(__file__).resolve().parent.parent / "crds" / "manifests").glob("*.yaml"))
-    documents = [yaml.safe_load(path.read_text()) for path in manifests]
-    for document in documents:
-        _apply(api, resources.CUSTOM_RESOURCE_DEFINITIONS, document, None)
-    for document in documents:
-        name = document["metadata"]["name"]
-        waiting.wait_for(functools.partial(_established, api, name), timeout=60, what=f"{name} Established")
+def _vllm_deployment(name: str, isc: str, replicas: int) -> dict[str, Any]:
+    """An ordinary vLLM Deployment plus the one FMA annotation (the webhook makes its Pods requesters)."""
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name, "labels": {"app": name}},
+        "spec": {
+            "replicas": replicas,
+            "strategy": {"type": "Recreate"},
+            "selector": {"matchLabels": {"app": name}},
+            "template": {
+                "metadata": {"labels": {"app": name}, "annotations": {_P + "inference-server-config": isc}},
+                "spec": {
+                    "terminationGracePeriodSeconds": 5,
+                    "containers": [
+                        {
+                            "name": "inference-server",
+                            "image": "vllm/vllm-openai:v0.11.0",
+                            "command": ["vllm", "serve", MODELS[isc][1]],
+                            "ports": [{"name": "http", "containerPort": 8000}],
+                            "resources": {"limits": {"nvidia.com/gpu": "1"}},
+                        }
+                    ],
+                },
+            },
+        },
+    }
 
 
-def _run(api: kube.Client, state: control_plane.ClusterState, say: Callable[[str], None]) -> None:
-    say("installing the FMA CustomResourceDefinitions")
-    _install_crds(api)
-    _apply(api, resources.NAMESPACES, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}}, None)
-    waiting.wait_for(
-        lambda: api.get_or_none(resources.SERVICE_ACCOUNTS, "default", NAMESPACE), timeout=30, what="ServiceAccount"
-    )
-    gpu_map = api.get(resources.CONFIG_MAPS, "gpu-map", "default")
-    table: dict[str, int] = {}
-    for value in (gpu_map.get("data") or {}).values():
-        table.update(json.loads(value))
-    gpu_map_file = state.state_dir / "demo-gpu-map.json"
-    gpu_map_file.write_text(json.dumps(table))
-    metrics_port = _start_controllers(state, say)
-    node = _create_objects(api, state, gpu_map_file, say)
-    _show_actuations(api, node, metrics_port, say)
+class _Story:
+    def __init__(
+        self, api: kube.Client, state: control_plane.ClusterState, say: Callable[[str], None], output: pathlib.Path
+    ) -> None:
+        self.api = api
+        self.state = state
+        self.output = output
+        self.started = time.monotonic()
+        self._say = say
+        self.nodes: list[str] = []
+        self.chart: helm_release.InstalledChart | None = None
+        self.timeline = demo_timeline.Sampler(api, NAMESPACE, f"{helm_release.RELEASE}-fma-launcher-token")
 
+    def say(self, text: str) -> None:
+        self._say(f"[{time.monotonic() - self.started:6.1f}s] {text}")
 
-def _start_controllers(state: control_plane.ClusterState, say: Callable[[str], None]) -> int:
-    """Start (or find) the demo's fma-controllers; return its metrics port."""
-    record = controllers_record(state.state_dir)
-    metrics_port = 0
-    if record is None or not processes.is_alive(record):
-        metrics_port = processes.free_port(18002)
-        say(f"starting fma-controllers for namespace {NAMESPACE} (metrics on 127.0.0.1:{metrics_port})")
-        argv = [
-            sys.executable, "-m", "controllers", "--namespace", NAMESPACE, "--kubeconfig", str(state.kubeconfig),
-            "--gpu-map-namespace", "default", "--leader-elect", "false", "--debug-accelerator-memory", "false",
-            "--metrics-host", "127.0.0.1", "--metrics-port", str(metrics_port),
-        ]  # fmt: skip
-        record = processes.spawn("fma-controllers", argv, state.state_dir / "logs" / "fma-controllers.log")
-        (state.state_dir / CONTROLLERS_FILE).write_text(json.dumps({**dataclasses.asdict(record)}))
-        (state.state_dir / "fma-controllers.port").write_text(str(metrics_port))
-    else:
-        metrics_port = int((state.state_dir / "fma-controllers.port").read_text())
-        say(f"using the fma-controllers already running (metrics on 127.0.0.1:{metrics_port})")
-    waiting.wait_for(
-        lambda: httpx.get(f"http://127.0.0.1:{metrics_port}/readyz", timeout=2).status_code == 200,
-        timeout=60,
-        what="fma-controllers ready",
-        ignore=(httpx.HTTPError,),
-    )
-    return metrics_port
+    # --- setup -------------------------------------------------------------------------------------
 
+    def _gpu_nodes(self) -> list[str]:
+        nodes, _ = self.api.list_all(resources.NODES, label_selector="nvidia.com/gpu.present=true")
+        return sorted(n["metadata"]["name"] for n in nodes)
 
-def _create_objects(
-    api: kube.Client, state: control_plane.ClusterState, gpu_map_file: pathlib.Path, say: Callable[[str], None]
-) -> str:
-    """The LauncherConfig, ISC, policy and (scaled to 0) Deployment; returns the node the requesters go to."""
-    say("creating LauncherConfig 'sim' (launchers run the engine simulator) and InferenceServerConfig 'tiny'")
-    _apply(
-        api,
-        resources.LAUNCHER_CONFIGS,
-        samples.launcher_config("sim", gpu_map_file=gpu_map_file, log_dir=state.state_dir / "logs"),
-        NAMESPACE,
-    )
-    options = samples.engine_sim_options(startup_s=3, model_gib=16)
-    isc = samples.inference_server_config(
-        "tiny", launcher_config_name="sim", options=options, labels={"llm-d.ai/model": "tiny-llm"}
-    )
-    _apply(api, resources.INFERENCE_SERVER_CONFIGS, isc, NAMESPACE)
-    say("creating LauncherPopulationPolicy 'one-per-gpu-node': one idle launcher waits on every GPU node")
-    policy = samples.launcher_population_policy(
-        "one-per-gpu-node", launcher_config_name="sim", count=1, match_labels={"nvidia.com/gpu.present": "true"}
-    )
-    _apply(api, resources.LAUNCHER_POPULATION_POLICIES, policy, NAMESPACE)
+    def _ensure_gpu_map(self) -> None:
+        """The chart's components read ``gpu-map`` in the release namespace; copy it there if simnode
+        publishes it elsewhere (a cluster started with another --gpu-map-namespace)."""
+        if self.api.get_or_none(resources.CONFIG_MAPS, "gpu-map", NAMESPACE) is not None:
+            return
+        source = self.api.get_or_none(resources.CONFIG_MAPS, "gpu-map", "default")
+        if source is None:
+            raise waiting.WaitTimeout("no gpu-map ConfigMap: start the cluster with 'fma-dev demo'")
+        body = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "gpu-map"}, "data": source.get("data")}
+        self.api.create(resources.CONFIG_MAPS, body, NAMESPACE)
 
-    def launchers_ready() -> bool:
-        items, _ = api.list_all(resources.PODS, NAMESPACE, label_selector="app.kubernetes.io/component=launcher")
-        return len(items) >= 2 and all(_ready(p) for p in items)
+    def install(self) -> None:
+        self.nodes = self._gpu_nodes()
+        workdir = self.state.state_dir / "demo"
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.chart = helm_release.InstalledChart(
+            cluster=self.state,
+            api=self.api,
+            simnode_state_dir=self.state.kubeconfig.resolve().parent / "simnode",
+            workdir=workdir,
+            node_names=self.nodes,
+            values=VALUES,
+        )
+        namespace = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}}
+        if self.api.get_or_none(resources.NAMESPACES, NAMESPACE) is None:
+            self.api.create(resources.NAMESPACES, namespace)
+        self._ensure_gpu_map()
+        self.say(f"helm upgrade --install {helm_release.RELEASE} charts/fma -n {NAMESPACE} --values {VALUES.name}")
+        began = time.monotonic()
+        self.chart.helm("upgrade", "--install", *self.chart.install_args(), timeout=360.0)
+        waiting.wait_for(self.chart.all_available, timeout=120, what="every Deployment of the release Available")
+        pods = self.chart.pods()
+        self.say(
+            f"chart installed in {time.monotonic() - began:.1f}s: "
+            + ", ".join(sorted(p["metadata"]["name"].removeprefix("fma-fma-") for p in pods if _ready(p)))
+        )
 
-    waiting.wait_for(launchers_ready, timeout=120, what="the populator's launchers Ready")
-    nodes, _ = api.list_all(resources.NODES, label_selector="nvidia.com/gpu.present=true")
-    node = str(sorted(n["metadata"]["name"] for n in nodes)[0])
-    # Pinned to one node so that the sleeper is found again; in a real install the
-    # FMA scheduler (the extender) places requesters next to their sleepers.
-    _apply(
-        api,
-        _DEPLOYMENTS,
-        samples.deployment("tiny", samples.requester_template("tiny", "tiny", node=node), replicas=0),
-        NAMESPACE,
-    )
-    return node
+    def reset(self) -> None:
+        """Remove what an earlier run of the demo left (its Deployments first, so that no requester is lost)."""
+        for app in APPS:
+            with contextlib.suppress(kube.errors.NotFound):
+                self.api.delete(_DEPLOYMENTS, app, NAMESPACE)
+        selector = f"app in ({','.join(APPS)})"
+        if self.api.list_all(resources.PODS, NAMESPACE, label_selector=selector)[0]:
+            self.say("removing the requesters of an earlier demo run")
+            waiting.wait_for(
+                lambda: not self.api.list_all(resources.PODS, NAMESPACE, label_selector=selector)[0],
+                timeout=_STEP_S,
+                what="the earlier run's requesters gone",
+            )
+        with contextlib.suppress(kube.errors.NotFound):
+            self.api.delete(resources.LAUNCHER_POPULATION_POLICIES, "one-per-gpu-node", NAMESPACE)
+        for name in MODELS:
+            with contextlib.suppress(kube.errors.NotFound):
+                self.api.delete(resources.INFERENCE_SERVER_CONFIGS, name, NAMESPACE)
+        with contextlib.suppress(kube.errors.NotFound):
+            self.api.delete(resources.LAUNCHER_CONFIGS, _LC, NAMESPACE)
+        waiting.wait_for(
+            lambda: (
+                not self.api.list_all(resources.PODS, NAMESPACE, label_selector="app.kubernetes.io/component=launcher")[
+                    0
+                ]
+            ),
+            timeout=_STEP_S,
+            what="the earlier run's launchers gone",
+        )
 
+    def create_models(self) -> None:
+        self.timeline.start()
+        self.timeline.mark("models created")
+        self.say(f"LauncherConfig {_LC}: launchers run the engine simulator, at most 2 instances each")
+        self.api.create(resources.LAUNCHER_CONFIGS, _launcher_config(f"{helm_release.RELEASE}-fma-launcher"), NAMESPACE)
+        for name, (port, model) in MODELS.items():
+            options = samples.engine_sim_options(model, startup_s=2.0, model_gib=16.0)
+            body = samples.inference_server_config(name, launcher_config_name=_LC, options=options, port=port)
+            self.api.create(resources.INFERENCE_SERVER_CONFIGS, body, NAMESPACE)
+            self.say(f"InferenceServerConfig {name}: {model} on port {port}")
+        policy = samples.launcher_population_policy(
+            "one-per-gpu-node", launcher_config_name=_LC, count=1, match_labels={"nvidia.com/gpu.present": "true"}
+        )
+        self.api.create(resources.LAUNCHER_POPULATION_POLICIES, policy, NAMESPACE)
+        self.say("LauncherPopulationPolicy one-per-gpu-node: an idle launcher waits on every GPU node")
 
-def _show_actuations(api: kube.Client, node: str, metrics_port: int, say: Callable[[str], None]) -> None:
-    say(f"requesters go to node {node}")
+        def launchers_ready() -> bool:
+            pods = self._pods("app.kubernetes.io/component=launcher")
+            return len(pods) >= len(self.nodes) and all(_ready(p) for p in pods)
 
-    def step(replicas: int, what: str) -> dict[str, Any] | None:
-        started = time.monotonic()
-        api.patch(_DEPLOYMENTS, "tiny", {"spec": {"replicas": replicas}}, NAMESPACE)
+        waiting.wait_for(launchers_ready, timeout=_STEP_S, what="the populator's launchers Ready")
+        self.say(f"{len(self.nodes)} launchers Ready (one per node, no model loaded yet)")
 
-        def settled() -> tuple[dict[str, Any] | None, ...]:
-            """``(pod,)`` once settled (``(None,)`` when scaled to 0); ``()`` before."""
-            items, _ = api.list_all(resources.PODS, NAMESPACE, label_selector="app=tiny")
-            if replicas == 0:
-                return (None,) if not items else ()
-            live = [p for p in items if not p["metadata"].get("deletionTimestamp")]
-            return (live[0],) if len(live) == 1 and _ready(live[0]) else ()
+    # --- the story ---------------------------------------------------------------------------------
 
-        outcome = waiting.wait_for(settled, timeout=120, what=what)
-        say(f"{what}: done in {time.monotonic() - started:.1f}s")
-        return outcome[0]
+    def _pods(self, selector: str) -> list[dict[str, Any]]:
+        items, _ = self.api.list_all(resources.PODS, NAMESPACE, label_selector=selector)
+        return [p for p in items if not p["metadata"].get("deletionTimestamp")]
 
-    first = step(1, "scale to 1: the first requester (warm start: a new instance in a waiting launcher)")
-    assert first is not None
-    launcher_name = first["metadata"]["labels"][_P + "dual"]
-    say(f"requester {first['metadata']['name']} is bound to launcher {launcher_name}")
-    step(0, "scale to 0: the engine goes to sleep, the launcher stays")
-    launcher = api.get(resources.PODS, launcher_name, NAMESPACE)
-    say(f"launcher {launcher_name}: sleeping={launcher['metadata']['labels'].get(_P + 'sleeping')}")
-    second = step(1, "scale to 1: the sleeping instance is woken (hot start)")
-    assert second is not None
-    say(f"requester {second['metadata']['name']} is bound to launcher {second['metadata']['labels'][_P + 'dual']}")
-    text = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).text
-    for line in text.splitlines():
-        if line.startswith(("fma_actuation_seconds_count", "fma_actuation_seconds_sum")):
-            say(line)
+    def _settled(self, app: str, replicas: int) -> bool:
+        items, _ = self.api.list_all(resources.PODS, NAMESPACE, label_selector=f"app={app}")
+        if replicas == 0:
+            return not items
+        live = [p for p in items if not p["metadata"].get("deletionTimestamp")]
+        wanted = (self._isc_of(app),)
+        return (
+            len(live) == len(items) == replicas
+            and all(_ready(p) and p["metadata"]["labels"].get(_P + "dual") for p in live)
+            and all(
+                (p["metadata"].get("annotations") or {}).get(_P + "inference-server-config") in wanted for p in live
+            )
+        )
+
+    def _isc_of(self, app: str) -> str:
+        deployment = self.api.get(_DEPLOYMENTS, app, NAMESPACE)
+        return str(deployment["spec"]["template"]["metadata"]["annotations"][_P + "inference-server-config"])
+
+    def _paths(self, app: str) -> str:
+        """The Actuated* reasons of the app's live requesters, e.g. '2 warm' or '1 hot, 1 cold'."""
+        found: list[str] = []
+        for pod in self._pods(f"app={app}"):
+            events, _ = self.api.list_all(
+                resources.EVENTS, NAMESPACE, field_selector=f"involvedObject.uid={pod['metadata']['uid']}"
+            )
+            found += [
+                str(e["reason"]).removeprefix("Actuated").lower()
+                for e in events
+                if str(e.get("reason")).startswith("Actuated") and e.get("reason") != "ActuationFailed"
+            ]
+        counts = {p: found.count(p) for p in ("cold", "warm", "hot") if found.count(p)}
+        return ", ".join(f"{n} {p}" for p, n in counts.items()) or "no actuation"
+
+    def wait_apps(self, apps: list[tuple[str, int]], what: str) -> None:
+        began = time.monotonic()
+        for app, replicas in apps:
+            waiting.wait_for(
+                functools.partial(self._settled, app, replicas),
+                timeout=_STEP_S,
+                what=f"{app} at {replicas} Ready requesters",
+            )
+        detail = "; ".join(f"{app}: {self._paths(app)}" for app, replicas in apps if replicas)
+        self.say(f"{what}: done in {time.monotonic() - began:.1f}s" + (f" ({detail})" if detail else ""))
+
+    def scale(self, app: str, replicas: int) -> None:
+        self.api.patch(_DEPLOYMENTS, app, {"spec": {"replicas": replicas}}, NAMESPACE)
+
+    def switch(self, app: str, isc: str) -> None:
+        patch = {"spec": {"template": {"metadata": {"annotations": {_P + "inference-server-config": isc}}}}}
+        self.api.patch(_DEPLOYMENTS, app, patch, NAMESPACE)
+
+    def story(self) -> None:
+        self.timeline.mark("deploy 3 models")
+        self.say("deploying assistant (llama-8b x2), coder (qwen-7b x2), summarizer (mistral-7b x2)")
+        for app, (isc, replicas) in APPS.items():
+            self.api.create(_DEPLOYMENTS, _vllm_deployment(app, isc, replicas), NAMESPACE)
+        self.wait_apps([(a, r) for a, (_, r) in APPS.items()], "6 requesters Ready on 6 of 8 GPUs")
+
+        self.timeline.mark("assistant -> 0")
+        self.say("scaling assistant to 0: its engines go to sleep, their launchers stay")
+        self.scale("assistant", 0)
+        self.wait_apps([("assistant", 0)], "assistant scaled to 0")
+        self.timeline.mark("assistant -> 2")
+        self.say("scaling assistant back to 2: its sleeping engines are woken")
+        self.scale("assistant", 2)
+        self.wait_apps([("assistant", 2)], "assistant back")
+
+        self.timeline.mark("summarizer: mistral -> llama")
+        self.say("switching summarizer to llama-8b: mistral sleeps, llama starts next to it")
+        self.switch("summarizer", "llama-8b")
+        self.wait_apps([("summarizer", 2)], "summarizer on llama-8b")
+        self.timeline.mark("summarizer: llama -> mistral")
+        self.say("switching summarizer back to mistral-7b: the sleeping mistral engines are woken")
+        self.switch("summarizer", "mistral-7b")
+        self.wait_apps([("summarizer", 2)], "summarizer on mistral-7b")
+
+        self.timeline.mark("coder -> 3")
+        self.say("scaling coder to 3: a seventh GPU")
+        self.scale("coder", 3)
+        self.wait_apps([("coder", 3)], "coder at 3")
+        self.timeline.mark("end")
+
+    # --- the results ---------------------------------------------------------------------------------
+
+    def event_times(self) -> dict[str, list[float]]:
+        events, _ = self.api.list_all(resources.EVENTS, NAMESPACE)
+        by_path: dict[str, list[float]] = {"cold": [], "warm": [], "hot": []}
+        for event in events:
+            reason = str(event.get("reason"))
+            path = _PATH_OF.get(reason)
+            match = _EVENT_SECONDS.search(str(event.get("message")))
+            if path and match:
+                by_path[path].extend([float(match.group(1))] * int(event.get("count") or 1))
+        return by_path
+
+    def metric(self) -> dict[str, tuple[float, float]]:
+        totals: dict[str, list[float]] = {}
+        for pod in self._pods("app.kubernetes.io/component=controllers"):
+            ip = (pod.get("status") or {}).get("podIP")
+            if not ip:
+                continue
+            text = httpx.get(f"http://{ip}:8002/metrics", timeout=5).text
+            for line in text.splitlines():
+                if not line.startswith(("fma_actuation_seconds_count{", "fma_actuation_seconds_sum{")):
+                    continue
+                labels, value = line.rsplit(" ", 1)
+                path = re.search(r'path="([a-z]+)"', labels)
+                if path is None:
+                    continue
+                slot = totals.setdefault(path.group(1), [0.0, 0.0])
+                slot[0 if "_count{" in labels else 1] += float(value)
+        return {path: (count, total) for path, (count, total) in totals.items()}
+
+    def table(self, by_path: dict[str, list[float]], metric: dict[str, tuple[float, float]]) -> None:
+        self._say("")
+        self._say("actuation times (requester container start -> Ready), per path:")
+        header = f"  {'path':<5} {'count':>5} {'min':>7} {'median':>7} {'max':>7}   {'fma_actuation_seconds':>21}"
+        self._say(header)
+        self._say("  " + "-" * (len(header) - 2))
+        for path in ("cold", "warm", "hot"):
+            values = sorted(by_path.get(path, []))
+            count, total = metric.get(path, (0.0, 0.0))
+            mean = f"{int(count)} obs, mean {total / count:.2f}s" if count else "none"
+            if values:
+                row = f"{len(values):>5} {values[0]:>6.2f}s {statistics.median(values):>6.2f}s {values[-1]:>6.2f}s"
+            else:
+                row = f"{0:>5} {'-':>7} {'-':>7} {'-':>7}"
+            self._say(f"  {path:<5} {row}   {mean:>21}")
+        self._say("  (columns 2-5 from the requesters' Actuated* Events; the last from the controllers' /metrics)")
+
+    def run(self) -> Result:
+        self.install()
+        self.reset()
+        self.create_models()
+        try:
+            self.story()
+        finally:
+            self.timeline.stop()
+        by_path, metric = self.event_times(), self.metric()
+        self.table(by_path, metric)
+        gpus = []
+        gpu_map = self.api.get(resources.CONFIG_MAPS, "gpu-map", NAMESPACE)
+        for node, value in sorted((gpu_map.get("data") or {}).items()):
+            gpus += [f"{node}/gpu{i}" for i in sorted(json.loads(value).values())]
+        png = demo_timeline.render(
+            self.timeline,
+            self.output.resolve() / "timeline.png",
+            gpus,
+            "FMA demo: which model each GPU held (solid: awake, hatched: asleep)",
+        )
+        self._say("")
+        self._say(f"timeline written to {png}")
+        return Result(png=png, by_path=by_path, metric=metric)
