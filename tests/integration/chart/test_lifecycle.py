@@ -161,12 +161,15 @@ class PodWatch:
         self.events = 0
         self.lapses: list[str] = []
         self._abort: Callable[[], None] | None = None
+        self.opened = threading.Event()
+        self.error: BaseException | None = None
         self._stopped = threading.Event()
         self._thread = threading.Thread(target=self._run, name="pod-watch", daemon=True)
         self._thread.start()
 
     def _on_open(self, abort: Callable[[], None]) -> None:
         self._abort = abort
+        self.opened.set()
 
     def _run(self) -> None:
         while not self._stopped.is_set():
@@ -194,6 +197,9 @@ class PodWatch:
             except kube_errors.KubeError:
                 if self._stopped.is_set():
                     return
+            except Exception as exc:  # the test asserts there was none
+                self.error = exc
+                return
 
     def stop(self) -> None:
         self._stopped.set()
@@ -209,12 +215,13 @@ def _pod_uids(installed_chart: helm_release.InstalledChart, component: str) -> s
 
 
 def test_upgrade_rolls_every_component_and_keeps_the_binding(
-    installed_chart: helm_release.InstalledChart, sim_model: str
+    installed_chart: helm_release.InstalledChart, sim_model: str, request: pytest.FixtureRequest
 ) -> None:
     api = installed_chart.api
     requester = _start_model(installed_chart, "upgrade-model", sim_model)
     before = {c: _pod_uids(installed_chart, c) for c in helm_release.COMPONENTS}
     watch = PodWatch(api, requester)
+    assert watch.opened.wait(30), "the watch on the requester did not open"
     try:
         # Debug logging everywhere changes every component's Pod template.
         changed = [f"--set={c}.logLevel=debug" for c in ("controllers", "webhook", "extender")] + [
@@ -236,6 +243,8 @@ def test_upgrade_rolls_every_component_and_keeps_the_binding(
     finally:
         watch.stop()
         api.delete(helm_release.DEPLOYMENTS, "upgrade-model", helm_release.NAMESPACE)
+    request.node.user_properties.append(("requester_events_seen", watch.events))
+    assert watch.error is None, repr(watch.error)
     assert watch.lapses == [], watch.lapses
     waiting.wait_for(lambda: not installed_chart.pods("app=upgrade-model"), timeout=120, what="upgrade-model gone")
 
