@@ -3,10 +3,11 @@
 Modules, one concept each: ``mutation`` (the pure decision), ``pod_view``
 (what is read from the raw Pod), ``requester_agent`` (the agent container),
 ``server_patch`` (validating and deriving the direct-mode patch),
-``json_patch`` (RFC 6902 operations), ``cluster_facts`` (lookups done before
-the decision), ``admission_review`` (the wire format), ``app`` (the ASGI
-app), ``metrics``, ``server`` (the process), ``configuration`` (the
-MutatingWebhookConfiguration template) and ``settings``; logs go through ``crds.log_output``.
+``json_patch`` (RFC 6902 operations), ``placement_hints`` (node affinity
+toward sleepers), ``cluster_facts`` (lookups done before the decision),
+``admission_review`` (the wire format), ``app`` (the ASGI app), ``metrics``,
+``server`` (the process), ``configuration`` (the MutatingWebhookConfiguration
+template) and ``settings``; logs go through ``crds.log_output``.
 """
 
 from webhook import (
@@ -18,6 +19,7 @@ from webhook import (
     json_patch,
     metrics,
     mutation,
+    placement_hints,
     pod_view,
     requester_agent,
     server,
@@ -40,6 +42,7 @@ __all__ = [
     "json_patch",
     "metrics",
     "mutation",
+    "placement_hints",
     "pod_view",
     "requester_agent",
     "server",

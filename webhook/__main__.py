@@ -46,6 +46,16 @@ def _serve_parser() -> argparse.ArgumentParser:
     p.add_argument("--kubeconfig", help="credentials for lookups (default: usual lookup)")
     p.add_argument("--lookup-timeout-seconds", type=float, help="bound on one cluster lookup (1)")
     p.add_argument("--log-level", choices=_LEVELS)
+    p.add_argument(
+        "--placement", choices=["extender", "hints", "hints+extender"], help="how requesters reach sleepers (extender)"
+    )
+    p.add_argument("--placement-namespace", help="namespace of ISCs and LauncherConfigs for hints (default: all)")
+    p.add_argument("--gpu-map-namespace", help="namespace of the gpu-map ConfigMap (default: --placement-namespace)")
+    p.add_argument(
+        "--gpu-allocation", choices=["lowest-index", "unknown"], help="device plugin GPU pick (lowest-index)"
+    )
+    p.add_argument("--sleeper-limit", type=int, help="the controller's direct-mode sleeper limit (2)")
+    p.add_argument("--max-hinted-nodes", type=int, help="most nodes named in one requester's hints (16)")
     return p
 
 

@@ -80,7 +80,11 @@ async def _decide(state: AppState, body: bytes, too_large: bool) -> tuple[str, m
         return request.uid, mutation.Decision(allowed=True, mode="none")
     raw = request.object
     facts = await _facts_for(state, request.namespace, raw)
-    return request.uid, mutation.mutate(raw, state.options, facts)
+    decision = mutation.mutate(raw, state.options, facts)
+    if state.options.placement in mutation.HINTED_PLACEMENTS and decision.allowed and decision.mode != "none":
+        outcome = "unavailable" if facts.hints is None else "none" if facts.hints.empty else "hinted"
+        state.metrics.placement_hints.labels(outcome=outcome).inc()
+    return request.uid, decision
 
 
 def create_app(state: AppState) -> fastapi.FastAPI:

@@ -11,6 +11,10 @@ the admission.
   admission); until the cache has synced it is unknown.
 * The owner's selector is read with one GET, only for direct-mode Pods that
   name ``provider-labels`` (rare), bounded by a short timeout.
+* Placement hints (``placement: hints``) come from ``SleeperHints``, which
+  reads a ``kube.sleeper_cache.SleeperCache`` (memory only) and ranks with the
+  extender's own scoring (``crds.sleeper_scoring``); until that cache has
+  synced, or if hinting fails, there is no hint and the admission goes on.
 """
 
 from __future__ import annotations
@@ -19,14 +23,14 @@ import dataclasses
 import logging
 from typing import Any, Protocol
 
-from crds import keys
+from crds import keys, sleeper_scoring, sleeper_view
 from kube import cache as kube_cache
 from kube import client as kube_client
 from kube import errors as kube_errors
-from kube import resources
-from webhook import pod_view
+from kube import resources, sleeper_cache
+from webhook import placement_hints, pod_view
 
-__all__ = ["ClusterLookups", "FactSource", "Facts", "NoLookups", "selector_keys"]
+__all__ = ["ClusterLookups", "FactSource", "Facts", "NoLookups", "SleeperHints", "selector_keys"]
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +49,8 @@ class Facts:
     isc_exists: bool | None = None
     owner: str | None = None
     owner_selector_keys: frozenset[str] | None = None
+    hints: placement_hints.Hints | None = None
+    """Placement hints for the requester; None when hints are off, unknown or the Pod is no requester."""
 
 
 class FactSource(Protocol):
@@ -79,21 +85,72 @@ def selector_keys(owner: dict[str, Any]) -> frozenset[str]:
     return frozenset(found)
 
 
-class ClusterLookups:
-    """Facts from the apiserver: a cache of InferenceServerConfigs plus on-demand owner reads."""
+class SleeperHints:
+    """Placement hints read from a sleeper cache: memory reads only, never the network."""
 
-    def __init__(self, api: kube_client.Client, *, timeout: float) -> None:
+    def __init__(self, cache: sleeper_cache.SleeperCache, policy: sleeper_scoring.Policy, *, limit: int) -> None:
+        self.cache = cache
+        self._policy = policy
+        self._limit = limit
+
+    def hints(self, namespace: str, pod: pod_view.PodView) -> placement_hints.Hints | None:
+        """The hints for ``pod`` being admitted into ``namespace``; None for a non-requester or before the
+        cache has synced.  Never raises: a failure to hint must not fail the admission."""
+        if not self.cache.synced:
+            return None
+        try:
+            return self._compute(namespace, pod)
+        except Exception:  # supervising: hints are best-effort, the admission goes on without them
+            logger.exception("placement hint failed", extra={"pod": f"{namespace}/{pod.metadata.name}"})
+            return None
+
+    def _compute(self, namespace: str, pod: pod_view.PodView) -> placement_hints.Hints | None:
+        annotations = pod.metadata.annotations
+        direct = bool(annotations.get(keys.SERVER_PATCH_ANNOTATION, "").strip()) or (
+            keys.ACTUATION_ANNOTATION in annotations
+        )
+        containers = [
+            {"resources": {"limits": dict(c.resources.limits), "requests": dict(c.resources.requests)}}
+            for c in pod.spec.containers
+        ]
+        want = sleeper_scoring.demand(
+            namespace=namespace,
+            pod=pod.metadata.name or pod.metadata.generate_name,
+            gpus=sleeper_view.gpu_request({"containers": containers}),
+            isc_name=annotations.get(keys.INFERENCE_SERVER_CONFIG_ANNOTATION),
+            direct=direct,
+            config_key=annotations.get(keys.CONFIG_KEY_ANNOTATION),
+            isc=self.cache.server_config,
+            lc=self.cache.launcher_config,
+        )
+        if want is None:
+            return None
+        relevant = self.cache.relevant_nodes(want) or frozenset()
+        views = [view for view in (self.cache.node(name) for name in sorted(relevant)) if view is not None]
+        return placement_hints.compute(want, views, self._policy, limit=self._limit)
+
+
+class ClusterLookups:
+    """Facts from the apiserver: a cache of InferenceServerConfigs plus on-demand owner reads (and, when
+    placement hints are on, the sleeper cache behind them)."""
+
+    def __init__(self, api: kube_client.Client, *, timeout: float, hints: SleeperHints | None = None) -> None:
         self._api = api
         self._timeout = timeout
         self._iscs = kube_cache.WatchCache(api, resources.INFERENCE_SERVER_CONFIGS)
+        self._hints = hints
 
     def start(self) -> None:
-        """Start the ISC cache (its thread lists and watches in the background)."""
+        """Start the ISC cache (its thread lists and watches in the background) and the sleeper cache."""
         self._iscs.start()
+        if self._hints is not None:
+            self._hints.cache.start()
 
     def stop(self) -> None:
-        """Stop the cache and close the client."""
+        """Stop the caches and close the client."""
         self._iscs.stop()
+        if self._hints is not None:
+            self._hints.cache.stop()
         self._api.close()
 
     @property
@@ -116,7 +173,8 @@ class ClusterLookups:
         owner_keys: frozenset[str] | None = None
         if self.blocks(pod):
             owner_name, owner_keys = self._owner_selector(namespace, pod)
-        return Facts(isc_exists=isc_exists, owner=owner_name, owner_selector_keys=owner_keys)
+        hints = self._hints.hints(namespace, pod) if self._hints is not None else None
+        return Facts(isc_exists=isc_exists, owner=owner_name, owner_selector_keys=owner_keys, hints=hints)
 
     def _owner_selector(self, namespace: str, pod: pod_view.PodView) -> tuple[str | None, frozenset[str] | None]:
         for reference in pod.metadata.owner_references:

@@ -8,6 +8,12 @@ apps can live in one test process.
   ``error``; ``mode`` is ``launcher``, ``direct``, ``requester`` or ``none``.
 * ``fma_webhook_request_duration_seconds{outcome}`` — service time, from the
   first byte read to the answer built.
+* ``fma_webhook_placement_hints_total{outcome}`` — requesters admitted with
+  hints on: ``hinted`` (nodes or a node selector written), ``none`` (nothing
+  known to prefer) or ``unavailable`` (sleeper cache not synced yet).
+* ``fma_webhook_malformed_inventories_total`` — launcher ``instances``
+  annotations that did not parse (each value counted once; that launcher is
+  no sleeper host for the hints, and no admission fails because of it).
 * ``fma_webhook_certificate_expiry_timestamp_seconds`` — ``notAfter`` of the
   serving certificate in use; ``fma_webhook_certificate_reloads_total``.
 """
@@ -66,6 +72,17 @@ class Metrics:
         )
         self.certificate_reloads = prometheus_client.Counter(
             "fma_webhook_certificate_reloads", "Serving certificate loads after the first.", registry=self.registry
+        )
+        self.placement_hints = prometheus_client.Counter(
+            "fma_webhook_placement_hints",
+            "Requesters admitted with placement hints on, by outcome.",
+            ["outcome"],
+            registry=self.registry,
+        )
+        self.malformed_inventories = prometheus_client.Counter(
+            "fma_webhook_malformed_inventories",
+            "Launcher instances annotations that did not parse (ignored by the placement hints).",
+            registry=self.registry,
         )
         self._loaded_once = False
 

@@ -15,7 +15,9 @@ object, and warnings.  Modes (CONTRACT.md §12.1):
   requester stub; only the metadata FMA needs is added.
 
 Every mode adds ``converted: v1``, the requester finalizer, the
-``admin-port`` annotation and (when configured) the scheduler name.  A Pod
+``admin-port`` annotation, (when configured) the scheduler name and (with
+``placement: hints`` or ``hints+extender``) the placement hints the facts
+carry (``placement_hints``).  A Pod
 that carries ``converted`` is left alone, so a second pass (reinvocation)
 changes nothing.
 
@@ -33,9 +35,9 @@ import pydantic
 
 from crds import errors as crds_errors
 from crds import keys, metadata_rules, names, ports, quantity
-from webhook import cluster_facts, errors, json_patch, pod_view, requester_agent, server_patch
+from webhook import cluster_facts, errors, json_patch, placement_hints, pod_view, requester_agent, server_patch
 
-__all__ = ["Decision", "Mode", "Options", "mutate"]
+__all__ = ["HINTED_PLACEMENTS", "Decision", "Mode", "Options", "Placement", "mutate"]
 
 _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 _MAX_DNS_SUBDOMAIN = 253
@@ -43,6 +45,12 @@ _DEFAULT_SCHEDULER = "default-scheduler"
 
 Mode = Literal["launcher", "direct", "requester", "none"]
 """``none``: not an FMA Pod, or already converted."""
+
+Placement = Literal["extender", "hints", "hints+extender"]
+"""How requesters are steered to sleepers (docs/extender.md, "Placement modes")."""
+
+HINTED_PLACEMENTS: frozenset[str] = frozenset({"hints", "hints+extender"})
+"""The placements in which the webhook writes hints."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,6 +60,7 @@ class Options:
     agent: requester_agent.AgentSpec
     spi_port: int = names.SPI_PORT_DEFAULT
     scheduler_name: str = names.SCHEDULER_NAME_DEFAULT
+    placement: Placement = "extender"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -263,4 +272,6 @@ def _convert(
         new_annotations[keys.ADMIN_PORT_ANNOTATION] = ports.format_port(spi_port)
     new_annotations[keys.CONVERTED_ANNOTATION] = keys.CONVERTED_V1
     ops = _metadata_ops(raw, pod, new_annotations) + ops + scheduler_ops
+    if options.placement in HINTED_PLACEMENTS and facts.hints is not None:
+        ops += placement_hints.operations(raw, facts.hints)
     return Decision(allowed=True, mode=mode, patch=tuple(ops), warnings=tuple(warnings))

@@ -24,13 +24,14 @@ from typing import Any
 import uvicorn
 
 from certs import reloading_context
-from crds import log_output
+from crds import log_output, sleeper_scoring
 from kube import client as kube_client
+from kube import sleeper_cache
 from webhook import app as app_mod
 from webhook import cluster_facts, metrics, mutation, requester_agent
 from webhook import settings as settings_mod
 
-__all__ = ["ThreadedServer", "build_state", "build_uvicorn", "mutation_options", "run"]
+__all__ = ["ThreadedServer", "build_state", "build_uvicorn", "mutation_options", "run", "sleeper_hints"]
 
 logger = logging.getLogger(__name__)
 
@@ -45,7 +46,25 @@ def mutation_options(settings: settings_mod.Settings) -> mutation.Options:
         memory=settings.requester_memory,
         probes_port=settings.probes_port,
     )
-    return mutation.Options(agent=agent, spi_port=settings.spi_port, scheduler_name=settings.scheduler_name)
+    return mutation.Options(
+        agent=agent, spi_port=settings.spi_port, scheduler_name=settings.scheduler_name, placement=settings.placement
+    )
+
+
+def sleeper_hints(
+    settings: settings_mod.Settings, api: kube_client.Client, webhook_metrics: metrics.Metrics
+) -> cluster_facts.SleeperHints:
+    """The hint source of ``settings`` over a (not yet started) sleeper cache read through ``api``."""
+    cache = sleeper_cache.SleeperCache(
+        api,
+        namespace=settings.placement_namespace,
+        gpu_map_namespace=settings.gpu_map_namespace or settings.placement_namespace,
+        on_malformed_inventory=webhook_metrics.malformed_inventories.inc,
+    )
+    policy = sleeper_scoring.Policy(
+        sleeper_limit=settings.sleeper_limit, allocation=sleeper_scoring.Allocation(settings.gpu_allocation)
+    )
+    return cluster_facts.SleeperHints(cache, policy, limit=settings.max_hinted_nodes)
 
 
 def build_state(
@@ -123,9 +142,11 @@ def run(settings: settings_mod.Settings) -> int:
     lookups: cluster_facts.ClusterLookups | None = None
     facts: cluster_facts.FactSource = cluster_facts.NoLookups()
     if settings.lookups:
+        api = kube_client.connect(settings.kubeconfig, field_manager="fma-webhook")
         lookups = cluster_facts.ClusterLookups(
-            kube_client.connect(settings.kubeconfig, field_manager="fma-webhook"),
+            api,
             timeout=settings.lookup_timeout_seconds,
+            hints=sleeper_hints(settings, api, webhook_metrics) if settings.hints else None,
         )
         lookups.start()
         facts = lookups

@@ -55,10 +55,31 @@ class Settings(pydantic_settings.BaseSettings):
     lookup_timeout_seconds: float = pydantic.Field(default=1.0, gt=0)
     log_level: LogLevel = "info"
 
+    placement: Literal["extender", "hints", "hints+extender"] = "extender"
+    """How requesters reach their sleepers: ``extender`` (the FMA scheduler's extender, exact),
+    ``hints`` (node-affinity hints written here, no extender) or both (docs/extender.md)."""
+    placement_namespace: str | None = None
+    """Namespace of the ISCs and LauncherConfigs the hints read (the controllers'); None watches all."""
+    gpu_map_namespace: str | None = None
+    """Namespace of the ``gpu-map`` ConfigMap; None means ``placement_namespace``."""
+    gpu_allocation: Literal["lowest-index", "unknown"] = "lowest-index"
+    """How the device plugin picks GPUs (as the extender's ``gpu_allocation``)."""
+    sleeper_limit: int = pydantic.Field(default=2, ge=0)
+    """The controller's direct-mode sleeper limit (as the extender's)."""
+    max_hinted_nodes: int = pydantic.Field(default=16, ge=1, le=1000)
+    """At most this many nodes are named in one requester's hints."""
+
     @pydantic.model_validator(mode="after")
     def _distinct_ports(self) -> Settings:
         if self.probes_port == self.spi_port:
             raise ValueError(f"probes_port and spi_port must differ, both are {self.probes_port}")
         if not self.requester_command:
             raise ValueError("requester_command must not be empty")
+        if self.placement != "extender" and not self.lookups:
+            raise ValueError(f"placement {self.placement!r} needs lookups (the hints read the cluster)")
         return self
+
+    @property
+    def hints(self) -> bool:
+        """Whether the webhook writes placement hints."""
+        return self.placement != "extender"
