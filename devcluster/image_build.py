@@ -129,8 +129,12 @@ def _project_version() -> str:
     return match.group(1)
 
 
-def _source_files() -> list[pathlib.Path]:
-    """Every file that goes into the project's wheel or the images, sorted."""
+def _snapshot() -> dict[str, bytes]:
+    """Every file that goes into the project's wheel or the images, read once (relative path -> content).
+
+    The build works from this snapshot, so the key and the images always describe the same sources even
+    while the working tree is being edited.
+    """
     files = [_ROOT / "pyproject.toml", _ROOT / "README.md", _ROOT / "requirements" / "lock.txt"]
     for package in _SOURCE_PACKAGES:
         files.extend(
@@ -139,16 +143,23 @@ def _source_files() -> list[pathlib.Path]:
             if path.is_file() and path.suffix in _SOURCE_SUFFIXES and "__pycache__" not in path.parts
         )
     files.extend(path for path in (_ROOT / "images").rglob("*") if path.is_file() and "__pycache__" not in path.parts)
-    return sorted(files)
+    return {str(path.relative_to(_ROOT)): path.read_bytes() for path in sorted(files)}
 
 
-def _digest_files(paths: Iterable[pathlib.Path], *extra: str) -> str:
+def _digest(items: Iterable[tuple[str, bytes]], *extra: str) -> str:
     sha = hashlib.sha256()
     for item in extra:
         sha.update(item.encode() + b"\0")
-    for path in paths:
-        sha.update(str(path.relative_to(_ROOT)).encode() + b"\0" + path.read_bytes() + b"\0")
+    for name, content in items:
+        sha.update(name.encode() + b"\0" + content + b"\0")
     return sha.hexdigest()
+
+
+def _write_snapshot(snapshot: dict[str, bytes], target: pathlib.Path) -> None:
+    for name, content in snapshot.items():
+        path = target / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(content)
 
 
 def _base_key() -> str:
@@ -214,16 +225,8 @@ def _base_tar(images_root: pathlib.Path) -> pathlib.Path:
     return target
 
 
-def _project_wheel(work: pathlib.Path) -> pathlib.Path:
-    """This project's wheel, built from a copy of the working tree's sources."""
-    source = work / "source"
-    source.mkdir()
-    for name in ("pyproject.toml", "README.md"):
-        shutil.copy2(_ROOT / name, source / name)
-    for package in _SOURCE_PACKAGES:
-        shutil.copytree(
-            _ROOT / package, source / package, ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info")
-        )
+def _project_wheel(work: pathlib.Path, source: pathlib.Path) -> pathlib.Path:
+    """This project's wheel, built from the snapshot of the sources."""
     out = work / "project-wheel"
     _run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-cache-dir", "--quiet", "-w", str(out), str(source)],
@@ -236,10 +239,10 @@ def _project_wheel(work: pathlib.Path) -> pathlib.Path:
     return wheels[0]
 
 
-def _wheels(images_root: pathlib.Path, project_wheel: pathlib.Path) -> pathlib.Path:
+def _wheels(images_root: pathlib.Path, source: pathlib.Path, project_wheel: pathlib.Path) -> pathlib.Path:
     """The locked runtime wheels (and pip's own wheel, used to install them), downloaded once per lock file."""
-    lock = _ROOT / "requirements" / "lock.txt"
-    key = _digest_files([lock], "cp311-manylinux-x86_64")[:16]
+    lock = source / "requirements" / "lock.txt"
+    key = _digest([("lock.txt", lock.read_bytes())], "cp311-manylinux-x86_64")[:16]
     target = images_root / "wheels" / key
     if not (target / ".complete").is_file():
         target.mkdir(parents=True, exist_ok=True)
@@ -259,7 +262,7 @@ def _wheels(images_root: pathlib.Path, project_wheel: pathlib.Path) -> pathlib.P
 
 
 def _app_layer(
-    work: pathlib.Path, base: pathlib.Path, wheels: pathlib.Path, project_wheel: pathlib.Path
+    work: pathlib.Path, source: pathlib.Path, base: pathlib.Path, wheels: pathlib.Path, project_wheel: pathlib.Path
 ) -> pathlib.Path:
     """Layer 2: the virtual environment at /opt/fma, installed inside the base by chroot."""
     root = work / "rootfs"
@@ -268,7 +271,7 @@ def _app_layer(
     stage = root / _STAGE.lstrip("/")
     shutil.copytree(wheels, stage, ignore=shutil.ignore_patterns(".complete"))
     shutil.copy2(project_wheel, stage / project_wheel.name)
-    shutil.copy2(_ROOT / "requirements" / "lock.txt", stage / "lock.txt")
+    shutil.copy2(source / "requirements" / "lock.txt", stage / "lock.txt")
     pip_wheels = sorted((stage / "pip").glob("pip-*.whl"))
     if not pip_wheels:
         raise ImageBuildError("pip's wheel is missing from the wheel cache")
@@ -304,10 +307,10 @@ def _app_layer(
     return layer
 
 
-def _launcher_layer(work: pathlib.Path) -> pathlib.Path:
+def _launcher_layer(work: pathlib.Path, snapshot_root: pathlib.Path) -> pathlib.Path:
     """Layer 3 of the launcher image: ``images/launcher/app/`` at ``/app``."""
     layer = work / "launcher-app.tar"
-    source = _ROOT / "images" / "launcher" / "app"
+    source = snapshot_root / "images" / "launcher" / "app"
 
     def owned_by_root(info: tarfile.TarInfo) -> tarfile.TarInfo | None:
         if "__pycache__" in info.name:
@@ -409,7 +412,8 @@ def build(repo: str = "ghcr.io/llm-d/fma", tag: str | None = None, cache: pathli
     version = _project_version()
     tag = tag or version
     images_root = (cache or binaries.cache_root()) / "images"
-    key = _digest_files(_source_files(), repo, tag, _base_key(), pathlib.Path(__file__).read_text())[:12]
+    snapshot = _snapshot()
+    key = _digest(snapshot.items(), repo, tag, _base_key(), pathlib.Path(__file__).read_text())[:12]
     directory = images_root / f"{version}-{key}"
     reused = _read_result(directory, time.monotonic() - started)
     if reused is not None:
@@ -419,10 +423,12 @@ def build(repo: str = "ghcr.io/llm-d/fma", tag: str | None = None, cache: pathli
     base = _base_tar(images_root)
     with tempfile.TemporaryDirectory(prefix="fma-images-", dir=images_root) as tmp:
         work = pathlib.Path(tmp)
-        project_wheel = _project_wheel(work)
-        wheels = _wheels(images_root, project_wheel)
-        app = _app_layer(work, base, wheels, project_wheel)
-        launcher_app = _launcher_layer(work)
+        source = work / "source"
+        _write_snapshot(snapshot, source)
+        project_wheel = _project_wheel(work, source)
+        wheels = _wheels(images_root, source, project_wheel)
+        app = _app_layer(work, source, base, wheels, project_wheel)
+        launcher_app = _launcher_layer(work, source)
         layout = work / "layout"
         _umoci("init", f"--layout={layout}")
         _umoci("new", f"--image={layout}:fma")
