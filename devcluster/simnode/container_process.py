@@ -22,10 +22,12 @@ import shlex
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Mapping, Sequence
 
 from devcluster import processes
+from devcluster.simnode import image_rootfs
 
 __all__ = ["Exit", "Handle", "Mount", "launch_argv", "start"]
 
@@ -58,16 +60,42 @@ def _hides_a_source(mount: Mount, mounts: Sequence[Mount]) -> bool:
     return any(other is not mount and other.source.startswith(prefix) for other in mounts)
 
 
-def launch_argv(argv: Sequence[str], mounts: Sequence[Mount], unshare: str = "unshare") -> list[str]:
-    """The command line that runs ``argv`` with ``mounts`` in a private mount namespace.  Pure."""
-    if not mounts:
+def _image_root_lines(root: image_rootfs.Root) -> tuple[list[str], str]:
+    """Shell lines that mount the image (overlay: image below, a fresh writable layer above); the mount point."""
+    scratch = root.scratch
+    merged = shlex.quote(str(scratch / "merged"))
+    upper, work = shlex.quote(str(scratch / "upper")), shlex.quote(str(scratch / "work"))
+    options = shlex.quote(f"lowerdir={root.rootfs},upperdir={scratch / 'upper'},workdir={scratch / 'work'}")
+    lines = [
+        f"rm -rf {upper} {work}",
+        f"mkdir -p {upper} {work} {merged}",
+        f"mount -t overlay overlay -o {options} {merged} || exit {_MOUNT_FAILED}",
+    ]
+    for system in ("dev", "proc", "sys"):
+        lines.append(f"mkdir -p {merged}/{system} && mount --rbind /{system} {merged}/{system} || exit {_MOUNT_FAILED}")
+    return lines, str(scratch / "merged")
+
+
+def launch_argv(
+    argv: Sequence[str], mounts: Sequence[Mount], unshare: str = "unshare", root: image_rootfs.Root | None = None
+) -> list[str]:
+    """The command line that runs ``argv`` with ``mounts`` in a private mount namespace.  Pure.
+
+    With ``root`` (image mode) the mounts go inside the image's root file system and the command runs there,
+    chrooted, as the image's user.
+    """
+    if not mounts and root is None:
         return list(argv)
     # The mount tools come from the system PATH; the command is then looked up in the container's PATH.
     lines = ["set -e", 'container_path="$PATH"', f"PATH={_SYSTEM_PATH}"]
+    prefix = ""
+    if root is not None:
+        root_lines, prefix = _image_root_lines(root)
+        lines.extend(root_lines)
     # Shallow targets first, except that a target over another mount's source (an emptyDir at /tmp
     # while the volumes live under /tmp) is mounted after the mounts whose sources it would hide.
     for mount in sorted(mounts, key=lambda m: (_hides_a_source(m, mounts), m.target.count("/"))):
-        target = shlex.quote(mount.target)
+        target = shlex.quote(prefix + mount.target)
         if mount.is_file:
             lines.append(f"[ -e {target} ] || touch {target}")
         else:
@@ -76,7 +104,11 @@ def launch_argv(argv: Sequence[str], mounts: Sequence[Mount], unshare: str = "un
         if mount.read_only:
             lines.append(f"mount -o remount,bind,ro {target} || exit {_MOUNT_FAILED}")
     lines.append('PATH="$container_path"')
-    lines.append('exec "$@"')
+    if root is not None:
+        enter = [sys.executable, "-I", "-S", "-c", image_rootfs.enter_code(), prefix, str(root.uid), str(root.gid)]
+        lines.append(f'exec {shlex.join(enter)} {shlex.quote(root.workdir)} "$@"')
+    else:
+        lines.append('exec "$@"')
     script = "\n".join(lines)
     return [unshare, "--mount", "--propagation", "private", "--", "/bin/sh", "-c", script, "simnode-container", *argv]
 
@@ -132,6 +164,7 @@ def start(
     env: Mapping[str, str],
     cwd: str,
     log_path: pathlib.Path,
+    root: image_rootfs.Root | None = None,
 ) -> Handle:
     """Start the container's process in a new session with output appended to ``log_path``.
 
@@ -140,12 +173,12 @@ def start(
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("ab") as log:
         popen = subprocess.Popen(
-            launch_argv(argv, mounts, shutil.which("unshare", path=_SYSTEM_PATH) or "unshare"),
+            launch_argv(argv, mounts, shutil.which("unshare", path=_SYSTEM_PATH) or "unshare", root),
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
             env=dict(env),
-            cwd=cwd,
+            cwd="/" if root is not None else cwd,
             start_new_session=True,
             close_fds=True,
         )

@@ -31,6 +31,7 @@ from devcluster.simnode import (
     event_recorder,
     fleet,
     heartbeat,
+    image_rootfs,
     kube_api,
     node_ledger,
     options,
@@ -137,6 +138,9 @@ class Agent:
             sys.prefix, os.environ.get("PATH"), os.environ.get("HOME"), [str(binaries.locate().kubectl.parent)]
         )
         self._heartbeat: heartbeat.Heartbeat | None = None
+        self._images = (
+            image_rootfs.Store(opts.image_archives, state_dir / "images") if opts.image_archives is not None else None
+        )
         self.synced = threading.Event()
 
     def _kubernetes_service(self) -> dict[str, Any] | None:
@@ -244,6 +248,7 @@ class Agent:
             base_env=self._base_env,
             foreign_ips=self.foreign_ips,
             hosts_file=self._options.hosts_file,
+            images=self._images,
         )
 
     def _parse(self, raw: dict[str, Any]) -> pod.Pod | None:

@@ -37,6 +37,8 @@ class SimnodeOptions:
     heartbeat_workers: int = 4
     hosts_file: pathlib.Path | None = None
     """Mounted at ``/etc/hosts`` in every container (the Service proxy's names); None: the host's own."""
+    image_archives: pathlib.Path | None = None
+    """Image mode: containers whose image is an OCI archive under this directory run inside it (None: off)."""
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -61,6 +63,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--heartbeat-workers", type=int, default=4)
     parser.add_argument("--hosts-file", default=None, help="mounted at /etc/hosts in every container")
+    parser.add_argument(
+        "--image-archives", default=None, help="image mode: run containers from the OCI archives under this directory"
+    )
     return parser
 
 
@@ -80,6 +85,7 @@ def parse(argv: Sequence[str]) -> tuple[str, SimnodeOptions]:
         leave_pods_running=args.leave_pods_running,
         heartbeat_workers=args.heartbeat_workers,
         hosts_file=pathlib.Path(args.hosts_file) if args.hosts_file else None,
+        image_archives=pathlib.Path(args.image_archives) if args.image_archives else None,
     )
     return str(args.kubeconfig), options
 
@@ -104,4 +110,6 @@ def to_argv(kubeconfig: pathlib.Path | str, options: SimnodeOptions) -> list[str
         argv.append("--leave-pods-running")
     if options.hosts_file is not None:
         argv.append(f"--hosts-file={options.hosts_file}")
+    if options.image_archives is not None:
+        argv.append(f"--image-archives={options.image_archives}")
     return argv

@@ -33,6 +33,7 @@ from devcluster.simnode import (
     event_recorder,
     fleet,
     gpu_allocation,
+    image_rootfs,
     kube_api,
     node_ledger,
     pod,
@@ -76,6 +77,8 @@ class RunnerContext:
     """Pod IPs in use elsewhere in the cluster, excluding the given Pod UID's."""
     hosts_file: pathlib.Path | None = None
     """Mounted read-only at ``/etc/hosts`` in every container (the Service names), when set."""
+    images: image_rootfs.Store | None = None
+    """Image mode: containers whose image is one of these archives run inside it; None: all on the host."""
 
 
 class _PodLog(logging.LoggerAdapter):  # type: ignore[type-arg]  # generic only in typeshed
@@ -106,6 +109,7 @@ class _Container:
     readiness: probe.Tracker | None = None
     liveness: probe.Tracker | None = None
     startup: probe.Tracker | None = None
+    host_fallback_reported: bool = False
 
     @property
     def started(self) -> bool:
@@ -463,6 +467,18 @@ class PodRunner:
         hosts = self._ctx.hosts_file
         if hosts is not None and not any(m.target == "/etc/hosts" for m in mounts):
             mounts.append(container_process.Mount(str(hosts), "/etc/hosts", read_only=True, is_file=True))
+        root: image_rootfs.Root | None = None
+        if self._ctx.images is not None:
+            try:
+                image_mode = self._image_mode(the_pod, container, env)
+            except image_rootfs.UnpackError as exc:
+                container.waiting = pod_status.Waiting("ErrImagePull", str(exc))
+                self._ctx.events.emit(the_pod, self._ctx.node.name, "Warning", "Failed", f"Error: {exc}")
+                container.next_start = now + _RETRY_SECONDS
+                return
+            if image_mode is not None:
+                root, argv, image_env = image_mode
+                full_env = {"HOSTNAME": the_pod.metadata.name, **image_env}
         entry = container.entry
         if entry.last_terminated is not None:
             entry.restart_count += 1
@@ -470,7 +486,7 @@ class PodRunner:
         log_path = runtime_record.log_path(self._ctx.state_dir, self._uid, spec.name)
         try:
             handle = container_process.start(
-                argv, mounts=mounts, env=full_env, cwd=spec.working_dir or "/", log_path=log_path
+                argv, mounts=mounts, env=full_env, cwd=spec.working_dir or "/", log_path=log_path, root=root
             )
         except OSError as exc:
             entry.last_terminated = runtime_record.TerminationEntry(
@@ -494,6 +510,26 @@ class PodRunner:
             f"Started container {spec.name} (run {entry.restart_count})",
         )
         self._log.info("container started", extra={"container": spec.name, "pid": handle.pid})
+
+    def _image_mode(
+        self, the_pod: pod.Pod, container: _Container, env: Mapping[str, str]
+    ) -> tuple[image_rootfs.Root, list[str], dict[str, str]] | None:
+        """(root, argv, env) to run ``container`` from its image, or None (host process, reported once)."""
+        assert self._ctx.images is not None
+        spec = container.spec
+        if self._ctx.images.lookup(spec.image) is None:
+            if not container.host_fallback_reported:
+                container.host_fallback_reported = True
+                message = (
+                    f"image {spec.image!r} is not among simnode's image archives; running {spec.name!r} on the host"
+                )
+                self._ctx.events.emit(the_pod, self._ctx.node.name, "Normal", "HostProcess", message)
+            return None
+        rootfs, config = self._ctx.images.prepare(spec.image)
+        scratch = runtime_record.pod_dir(self._ctx.state_dir, self._uid) / "rootfs" / spec.name
+        root = image_rootfs.Root(rootfs, scratch, config.uid, config.gid, spec.working_dir or config.cwd)
+        image_env = image_rootfs.merged_env(config, env, rootfs / "etc" / "passwd")
+        return root, image_rootfs.container_argv(spec, config, env), image_env
 
     def _record_exit(self, container: _Container, result: container_process.Exit) -> int:
         entry = container.entry

@@ -134,6 +134,8 @@ def materialize(
     """
     directory.mkdir(parents=True, exist_ok=True)
     tokens: list[TokenFile] = []
+    if volume.empty_dir is not None:
+        directory.chmod(0o777)  # as the kubelet makes it: writable by a container's non-root user (image mode)
     if volume.config_map is not None:
         source = volume.config_map
         mode = source.default_mode if source.default_mode is not None else 0o644
