@@ -3,6 +3,7 @@ watch-fed caches (with relist after 410), leader election and Events."""
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import uuid
 from collections.abc import Iterator
@@ -126,24 +127,85 @@ def test_cache_mirrors_changes_with_indexes_and_handlers(api: kube.Client, names
         cache.stop()
 
 
-def test_cache_relists_when_its_version_is_gone(api: kube.Client, namespace: str) -> None:
-    cache = kube.WatchCache(api, resources.CONFIG_MAPS, namespace=namespace)
+# A resource of this module's own, so that its watch cache is born late.
+#
+# The apiserver answers a watch from its watch cache, and the cache says 410
+# only for a version older than its history: the revision of its first list,
+# until its ring buffer has dropped an event.  The built-in resources' caches
+# list when the apiserver starts on an empty etcd, at revision 1 or 2, so on a
+# young cluster a ConfigMap watch from "1" is served, not refused; compacting
+# etcd does not change that, because the cache does not read etcd for it.  A
+# custom resource's cache lists when its CRD is established, after the
+# cluster's bootstrap writes, so a watch from "1" is always older than its
+# history.
+_PROBES = resources.custom("kube-adapter.fma-test.dev", "v1", "probes", "Probe")
+
+
+@pytest.fixture(scope="module")
+def probes(api: kube.Client) -> Iterator[resources.Resource]:
+    name = f"{_PROBES.plural}.{_PROBES.group}"
+    schema = {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
+    crd = {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": name},
+        "spec": {
+            "group": _PROBES.group,
+            "scope": "Namespaced",
+            "names": {"plural": _PROBES.plural, "singular": "probe", "kind": _PROBES.kind, "listKind": "ProbeList"},
+            "versions": [
+                {"name": _PROBES.version, "served": True, "storage": True, "schema": {"openAPIV3Schema": schema}}
+            ],
+        },
+    }
+    with contextlib.suppress(errors.AlreadyExists):
+        api.create(resources.CUSTOM_RESOURCE_DEFINITIONS, crd)
+
+    def established() -> bool:
+        status = api.get(resources.CUSTOM_RESOURCE_DEFINITIONS, name).get("status") or {}
+        return any(c["type"] == "Established" and c["status"] == "True" for c in status.get("conditions") or [])
+
+    waiting.wait_for(established, timeout=30, what=f"CRD {name} Established")
+    yield _PROBES
+    api.delete(resources.CUSTOM_RESOURCE_DEFINITIONS, name)
+
+
+def _watch_from(api: kube.Client, resource: resources.Resource, namespace: str, version: str) -> None:
+    """Open a watch from ``version`` and close it at once; raises what the apiserver answered."""
+    for _ in api.watch(resource, namespace, resource_version=version, timeout_seconds=1):
+        return
+
+
+def test_cache_relists_when_its_version_is_gone(api: kube.Client, namespace: str, probes: resources.Resource) -> None:
+    # The precondition, from the real apiserver: version "1" is gone.  (Right
+    # after the CRD is established its cache may still be loading: 429.)
+    def refused_as_gone() -> bool:
+        with pytest.raises(errors.Gone, match="too old resource version"):
+            _watch_from(api, probes, namespace, "1")
+        return True
+
+    waiting.wait_for(
+        refused_as_gone, timeout=30, what="a watch from version 1 to get 410", ignore=(errors.TooManyRequests,)
+    )
+
+    cache = kube.WatchCache(api, probes, namespace=namespace)
     cache.start()
     try:
         assert cache.wait_synced(10)
         assert cache.relists == 1
         # Simulate a long disconnection: the server no longer has our version.
-        # (Version "1" predates the apiserver's watch cache, so the next watch
-        # gets 410.)  Nothing else touches this namespace meanwhile, so no event
-        # can overwrite the version between these two statements.
+        # Nothing else touches this namespace meanwhile, so no event can
+        # overwrite the version between these two statements.
         abort = waiting.wait_for(lambda: cache._abort, timeout=10, what="an open watch")
         cache.resource_version = "1"
         abort()
-        api.create(resources.CONFIG_MAPS, _cm("while-away"), namespace)
+        probe = {"apiVersion": probes.api_version, "kind": probes.kind, "metadata": {"name": "while-away"}}
+        api.create(probes, probe, namespace)
         waiting.wait_for(lambda: cache.relists >= 2, timeout=15, what="a relist after 410 Gone")
         waiting.wait_for(
             lambda: cache.get(f"{namespace}/while-away") is not None, timeout=10, what="the object created meanwhile"
         )
+        assert cache.relists == 2
     finally:
         cache.stop()
 
