@@ -1,0 +1,61 @@
+"""The chart's ``placement`` value: the scheduler configuration per placement (the packaged one), the
+webhook's flags and permissions, and whether the extender is deployed."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import yaml
+
+from extender import scheduler_config as packaged
+from tests.unit.chart.conftest import NAMESPACE, RELEASE, HelmFailed, Rendered
+
+P = f"{RELEASE}-fma"
+Render = Callable[..., Rendered]
+
+
+def _scheduler_config(rendered: Rendered) -> dict[str, Any]:
+    return dict(yaml.safe_load(rendered.get("ConfigMap", f"{P}-scheduler")["data"]["config.yaml"]))
+
+
+def _webhook_args(rendered: Rendered) -> dict[str, str]:
+    box = rendered.get("Deployment", f"{P}-webhook")["spec"]["template"]["spec"]["containers"][0]
+    return dict(arg.partition("=")[::2] for arg in box.get("args") or [])
+
+
+@pytest.mark.parametrize("placement", ["extender", "hints", "hints+extender"])
+def test_scheduler_config_is_the_packaged_one_for_each_placement(render: Render, placement: str) -> None:
+    rendered = render({"placement": placement})
+    expected = packaged.render(f"http://{P}-extender.{NAMESPACE}.svc:8890", placement=placement)  # type: ignore[arg-type]
+    expected["leaderElection"].update(resourceName=f"{P}-scheduler", resourceNamespace=NAMESPACE)
+    assert _scheduler_config(rendered) == expected
+    assert _webhook_args(rendered)["--placement"] == placement
+    assert rendered.has("Deployment", f"{P}-extender") is (placement != "hints")
+
+
+def test_hints_give_the_webhook_what_the_sleeper_cache_reads(render: Render) -> None:
+    rendered = render({"placement": "hints"})
+    args = _webhook_args(rendered)
+    assert args["--placement-namespace"] == "$(POD_NAMESPACE)"
+    assert args["--sleeper-limit"] == "1"
+    cluster_rules = rendered.get("ClusterRole", f"{P}-webhook")["rules"]
+    granted = {
+        (g, r, v) for rule in cluster_rules for g in rule["apiGroups"] for r in rule["resources"] for v in rule["verbs"]
+    }
+    for resource in ("pods", "nodes"):
+        assert {("", resource, "list"), ("", resource, "watch")} <= granted
+    assert ("fma.llm-d.ai", "launcherconfigs", "watch") in granted
+    role_rules = rendered.get("Role", f"{P}-webhook")["rules"]
+    assert any("configmaps" in rule["resources"] and "watch" in rule["verbs"] for rule in role_rules)
+    plain = render()
+    plain_rules = plain.get("ClusterRole", f"{P}-webhook")["rules"]
+    assert not any("pods" in rule["resources"] for rule in plain_rules)
+
+
+def test_hints_without_lookups_and_unknown_placements_are_refused(render: Render) -> None:
+    with pytest.raises(HelmFailed, match="lookups"):
+        render({"placement": "hints", "webhook": {"lookups": False}})
+    with pytest.raises(HelmFailed, match="placement"):
+        render({"placement": "nearest"})
