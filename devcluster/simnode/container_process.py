@@ -95,7 +95,8 @@ def launch_argv(
     # Shallow targets first, except that a target over another mount's source (an emptyDir at /tmp
     # while the volumes live under /tmp) is mounted after the mounts whose sources it would hide.
     for mount in sorted(mounts, key=lambda m: (_hides_a_source(m, mounts), m.target.count("/"))):
-        target = shlex.quote(prefix + mount.target)
+        inside = image_rootfs.resolve_in_root(root.rootfs, mount.target) if root is not None else mount.target
+        target = shlex.quote(prefix + inside)
         if mount.is_file:
             lines.append(f"[ -e {target} ] || touch {target}")
         else:

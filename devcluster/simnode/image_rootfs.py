@@ -23,7 +23,9 @@ their paths inside, and enters it with ``chroot`` as the image's user
 from __future__ import annotations
 
 import dataclasses
+import errno
 import json
+import os
 import pathlib
 import shutil
 import subprocess
@@ -247,6 +249,36 @@ def merged_env(config: ImageConfig, container_env: Mapping[str, str], passwd: pa
 
 def _home_of(uid: int, passwd: pathlib.Path) -> str:
     return next((fields[5] or "/" for fields in _passwd(passwd) if fields[2] == str(uid)), "/")
+
+
+def resolve_in_root(rootfs: pathlib.Path, target: str) -> str:
+    """``target`` with the image's symlinks followed inside the image (``/var/run`` -> ``/run``).
+
+    A mount point must be resolved against the image's root, not the host's: an absolute symlink in the
+    image (Debian's ``/var/run``) would otherwise lead a bind mount out of the container.  Reads the file
+    system only; raises ``OSError`` (ELOOP) on a symlink loop, as the container start would.
+    """
+    parts = [p for p in target.split("/") if p and p != "."]
+    resolved: list[str] = []
+    hops = 0
+    while parts:
+        part = parts.pop(0)
+        if part == "..":
+            if resolved:
+                resolved.pop()
+            continue
+        candidate = rootfs.joinpath(*resolved, part)
+        if candidate.is_symlink():
+            hops += 1
+            if hops > 40:
+                raise OSError(errno.ELOOP, f"too many symbolic links under {target!r} in the image")
+            link = os.readlink(candidate)
+            if link.startswith("/"):
+                resolved = []
+            parts = [p for p in link.split("/") if p and p != "."] + parts
+            continue
+        resolved.append(part)
+    return "/" + "/".join(resolved)
 
 
 def enter_code() -> str:

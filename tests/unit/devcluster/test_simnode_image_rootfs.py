@@ -77,3 +77,17 @@ def test_a_named_user_is_read_from_the_images_passwd(tmp_path: pathlib.Path) -> 
     assert image_rootfs._user_ids("", tmp_path) == (0, 0)
     with pytest.raises(image_rootfs.UnpackError, match="'nobody'"):
         image_rootfs._user_ids("nobody", tmp_path)
+
+
+def test_mount_points_follow_the_images_symlinks_inside_the_image(tmp_path: pathlib.Path) -> None:
+    (tmp_path / "run").mkdir()
+    (tmp_path / "var").mkdir()
+    (tmp_path / "var" / "run").symlink_to("/run")  # Debian's: absolute, so on the host it means the host's /run
+    (tmp_path / "etc").mkdir()
+    (tmp_path / "etc" / "alt").symlink_to("../run/x")
+    assert image_rootfs.resolve_in_root(tmp_path, "/var/run/secrets/kubernetes.io") == "/run/secrets/kubernetes.io"
+    assert image_rootfs.resolve_in_root(tmp_path, "/etc/alt/y") == "/run/x/y"
+    assert image_rootfs.resolve_in_root(tmp_path, "/opt/../etc/fma") == "/etc/fma"
+    (tmp_path / "loop").symlink_to("/loop")
+    with pytest.raises(OSError, match="too many"):
+        image_rootfs.resolve_in_root(tmp_path, "/loop/x")
