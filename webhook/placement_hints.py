@@ -4,8 +4,8 @@ With ``placement: hints`` (or ``hints+extender``) the webhook writes into
 each converted requester what the extender would otherwise tell the
 scheduler on every cycle:
 
-* one ``preferredDuringSchedulingIgnoredDuringExecution`` term per distinct
-  score, naming (``matchFields`` on ``metadata.name``) the nodes that
+* one ``preferredDuringSchedulingIgnoredDuringExecution`` term per node
+  (``matchFields`` on ``metadata.name``, which takes one value per term) that
   ``crds.sleeper_scoring.rank`` puts above a cold node, weighted by that
   score (0-10, as the extender's prioritize answer), so the stock
   ``NodeAffinity`` plugin ranks the nodes as the extender would; the FMA
@@ -75,16 +75,18 @@ def compute(
     return Hints(preferred=preferred, required=required)
 
 
+def _node_is(name: str) -> dict[str, Any]:
+    return {"key": NODE_NAME_FIELD, "operator": "In", "values": [name]}
+
+
 def _preferred_terms(hints: Hints) -> list[dict[str, Any]]:
-    by_weight: dict[int, list[str]] = {}
-    for name, weight in hints.preferred:
-        by_weight.setdefault(weight, []).append(name)
+    """One term per node, best first: a ``matchFields`` requirement with ``In`` takes exactly one value."""
     return [
         {
             "weight": weight,
-            "preference": {"matchFields": [{"key": NODE_NAME_FIELD, "operator": "In", "values": sorted(names)}]},
+            "preference": {"matchFields": [{"key": NODE_NAME_FIELD, "operator": "In", "values": [name]}]},
         }
-        for weight, names in sorted(by_weight.items(), reverse=True)
+        for name, weight in hints.preferred
     ]
 
 

@@ -25,10 +25,11 @@ REQUIRED = "requiredDuringSchedulingIgnoredDuringExecution"
 HINTS = placement_hints.Hints(preferred=(("n-hot", 10), ("n-warm", 5), ("n-warm2", 5)), required={"pool": "gpu"})
 
 
-def _term(weight: int, *names: str) -> dict[str, Any]:
+def _term(weight: int, name: str) -> dict[str, Any]:
+    # The API takes exactly one value for a matchFields requirement with In: one term per node.
     return {
         "weight": weight,
-        "preference": {"matchFields": [{"key": "metadata.name", "operator": "In", "values": list(names)}]},
+        "preference": {"matchFields": [{"key": "metadata.name", "operator": "In", "values": [name]}]},
     }
 
 
@@ -48,7 +49,7 @@ def test_no_affinity_gets_a_whole_node_affinity(apply_patch) -> None:
     assert patched["spec"]["affinity"] == {
         "nodeAffinity": {
             REQUIRED: {"nodeSelectorTerms": [{"matchExpressions": [POOL]}]},
-            PREFERRED: [_term(10, "n-hot"), _term(5, "n-warm", "n-warm2")],
+            PREFERRED: [_term(10, "n-hot"), _term(5, "n-warm"), _term(5, "n-warm2")],
         }
     }
 
@@ -74,7 +75,7 @@ def test_existing_affinity_is_kept_and_required_terms_are_anded(apply_patch) -> 
     patched = apply_patch(pod, ops)
     node_affinity = patched["spec"]["affinity"]["nodeAffinity"]
     assert patched["spec"]["affinity"]["podAntiAffinity"] == {"x": 1}
-    assert node_affinity[PREFERRED] == [own_term, _term(10, "n-hot"), _term(5, "n-warm", "n-warm2")]
+    assert node_affinity[PREFERRED] == [own_term, _term(10, "n-hot"), _term(5, "n-warm"), _term(5, "n-warm2")]
     assert node_affinity[REQUIRED]["nodeSelectorTerms"] == [
         {"matchExpressions": [{"key": "zone", "operator": "In", "values": ["a"]}, POOL]},
         {
@@ -270,7 +271,7 @@ def test_hints_rank_as_the_extender_and_ignore_a_malformed_inventory(source, pod
     )
     assert decision.allowed
     affinity = apply_patch(pod, list(decision.patch))["spec"]["affinity"]["nodeAffinity"]
-    assert affinity[PREFERRED] == [_term(10, "n-hot"), _term(5, "n-bad", "n-warm")]
+    assert affinity[PREFERRED] == [_term(10, "n-hot"), _term(5, "n-bad"), _term(5, "n-warm")]
 
 
 def test_hints_for_non_requesters_and_unknown_iscs(source, pod_raw) -> None:
