@@ -26,6 +26,15 @@ benchmark measures what that costs, side by side in one run on one cluster:
   node, score 0): the price of the extender protocol itself on this host.
   The real ``fma-extender`` is stopped before this phase, so it does not
   compete for the CPUs (its watches keep working otherwise);
+- ``hints+extender`` and ``hints`` (skip with ``--no-hints``): placement hints
+  (docs/extender.md, "Placement modes").  Each Pod gets, before it is
+  created, the node affinity the webhook would write at admission: the
+  webhook's own hint code (``webhook.cluster_facts.SleeperHints`` over a
+  watch-fed ``kube.sleeper_cache.SleeperCache``, ``webhook.placement_hints``),
+  called in this process instead of through an admission round trip, since
+  admission is outside the measured interval anyway.  ``hints+extender`` runs
+  the FMA configuration rendered for that placement with the real extender;
+  ``hints`` runs it with no extender at all, after the extender is stopped;
 - after the ``fma`` phase, with its Pods still in place: ``--calls`` direct filter and
   prioritize calls to the extender with all node names (client-side latency,
   loopback HTTP included), and the server-side histogram of the run.
@@ -55,18 +64,28 @@ import time
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-import httpx
-import run_record
-import uvicorn
-import yaml
+# benchmarks/webhook.py (the webhook benchmark) shares the name of the product package whose hint code the
+# hints phases call: leave this directory off the path while the product packages load, then add it back
+# for run_record.
+_HERE = pathlib.Path(__file__).resolve().parent
+sys.path[:] = [p for p in sys.path if pathlib.Path(p or ".").resolve() != _HERE]
 
-import crds
-import kube
-from crds import inference_server_config, keys, launcher_inventory, manifests
-from devcluster import binaries, control_plane, processes, waiting
-from devcluster import simnode as simnode_mod
-from devcluster.simnode import fleet
-from extender import scheduler_config
+import httpx  # noqa: E402
+import uvicorn  # noqa: E402
+import yaml  # noqa: E402
+
+import crds  # noqa: E402
+import kube  # noqa: E402
+from crds import inference_server_config, keys, launcher_inventory, manifests, sleeper_scoring  # noqa: E402
+from devcluster import binaries, control_plane, processes, waiting  # noqa: E402
+from devcluster import simnode as simnode_mod  # noqa: E402
+from devcluster.simnode import fleet  # noqa: E402
+from extender import scheduler_config  # noqa: E402
+from kube import sleeper_cache  # noqa: E402
+from webhook import cluster_facts, placement_hints, pod_view  # noqa: E402
+
+sys.path.append(str(_HERE))
+import run_record  # noqa: E402
 
 RESULT = pathlib.Path(__file__).parent / "results" / "scheduler_throughput.json"
 NAMESPACE = "bench"
@@ -209,6 +228,7 @@ class BindWatch:
 
     def __init__(self, api: kube.Client, phase: str) -> None:
         self.bound: dict[str, float] = {}
+        self.nodes: dict[str, str] = {}
         self.lock = threading.Lock()
         self.cache = kube.WatchCache(
             api, kube.resources.PODS, namespace=NAMESPACE, label_selector=f"bench/phase={phase}"
@@ -219,6 +239,7 @@ class BindWatch:
         if new is not None and (new.get("spec") or {}).get("nodeName"):
             with self.lock:
                 self.bound.setdefault(key, time.monotonic())
+                self.nodes.setdefault(key, str(new["spec"]["nodeName"]))
 
     def count(self) -> int:
         with self.lock:
@@ -259,11 +280,15 @@ def _phase(
     config: dict[str, Any],
     pods: int,
     timeout: float,
+    hints: cluster_facts.SleeperHints | None = None,
 ) -> tuple[dict[str, Any], processes.ProcessRecord]:
     isc_annotation = {keys.INFERENCE_SERVER_CONFIG_ANNOTATION: ISC}
     bodies = [
         _pod(f"{phase}-{i}", {"bench/phase": phase}, isc_annotation, 1, schedulerName=profile) for i in range(pods)
     ]
+    hinted = 0
+    if hints is not None:
+        hinted = _add_hints(bodies, hints)
     watch = BindWatch(api, phase)
     watch.cache.start()
     watch.cache.wait_synced(60)
@@ -294,8 +319,79 @@ def _phase(
         # Phases run one after another on a shared machine: their rates compare only at similar load.
         "load_average_start_end": [load_start, [round(x, 2) for x in os.getloadavg()]],
     }
+    if hints is not None:
+        result["pods_with_a_preferred_node"] = hinted
+        result["hints"] = _hint_outcome(bodies, watch.nodes)
     _log(f"{phase}: {result}")
     return result, record
+
+
+def _add_hints(bodies: list[dict[str, Any]], hints: cluster_facts.SleeperHints) -> int:
+    """Write into each body the node affinity the webhook would add at admission; return how many got a
+    preferred node.  Every body here has no affinity of its own, so the hint is one ``add`` of it."""
+    preferred = 0
+    for body in bodies:
+        found = hints.hints(NAMESPACE, pod_view.parse(body))
+        if found is None:
+            raise RuntimeError("the sleeper cache gave no hint (not synced?)")
+        for op in placement_hints.operations(body, found):
+            if op["op"] != "add" or op["path"] != "/spec/affinity":
+                raise RuntimeError(f"unexpected hint operation {op!r}")
+            body["spec"]["affinity"] = op["value"]
+        preferred += bool(found.preferred)
+    return preferred
+
+
+def _hinted_nodes(body: Mapping[str, Any]) -> list[str]:
+    """The nodes a body's preferred terms name, best first."""
+    terms = (
+        ((body["spec"].get("affinity") or {}).get("nodeAffinity") or {}).get(
+            "preferredDuringSchedulingIgnoredDuringExecution"
+        )
+    ) or []
+    return [value for term in terms for field in term["preference"]["matchFields"] for value in field["values"]]
+
+
+def _hint_outcome(bodies: list[dict[str, Any]], bound: Mapping[str, str]) -> dict[str, Any]:
+    """How the hints written at admission fared by scheduling time (staleness).
+
+    A hint can only be outvoted by the other plugins if all of its nodes have
+    become infeasible, since one hint point outweighs them all: a Pod that
+    lands off its hinted nodes found every hinted node full when it was
+    scheduled (its hint was stale).  A Pod on a lower-ranked hinted node found
+    the better ones full.
+    """
+    hinted = on_best = on_other_hinted = off_hint = 0
+    for body in bodies:
+        names = _hinted_nodes(body)
+        node = bound.get(f"{NAMESPACE}/{body['metadata']['name']}")
+        if not names or node is None:
+            continue
+        hinted += 1
+        if node == names[0]:
+            on_best += 1
+        elif node in names:
+            on_other_hinted += 1
+        else:
+            off_hint += 1
+    return {
+        "hinted_and_bound": hinted,
+        "on_best_hinted_node": on_best,
+        "on_another_hinted_node": on_other_hinted,
+        "off_all_hinted_nodes": off_hint,
+        "stale_fraction": round(off_hint / hinted, 3) if hinted else None,
+    }
+
+
+def _hint_source(api: kube.Client) -> cluster_facts.SleeperHints:
+    """The webhook's hint source (gpu-allocation lowest-index, as simnode allocates), synced."""
+    cache = sleeper_cache.SleeperCache(api, namespace=NAMESPACE, gpu_map_namespace="default")
+    cache.start()
+    pending = cache.wait_synced(120)
+    if pending:
+        raise RuntimeError(f"sleeper cache not synced: {pending!r}")
+    policy = sleeper_scoring.Policy(allocation=sleeper_scoring.Allocation.LOWEST_INDEX)
+    return cluster_facts.SleeperHints(cache, policy, limit=16)
 
 
 def _delete_phase(api: kube.Client, phase: str) -> None:
@@ -399,6 +495,12 @@ def main(argv: list[str] | None = None) -> int:
         dest="no_filter_phase",
         action="store_false",
         help="skip the phase with the FMA configuration minus filterVerb (prioritize only)",
+    )
+    parser.add_argument(
+        "--no-hints",
+        dest="hints",
+        action="store_false",
+        help="skip the placement-hints phases (hints+extender, then hints without an extender)",
     )
     parser.add_argument("--serve-trivial", type=int, metavar="PORT", help=argparse.SUPPRESS)
     parser.add_argument(
@@ -524,9 +626,57 @@ def main(argv: list[str] | None = None) -> int:
                 processes.stop(unfiltered_record, grace_seconds=5)
                 _delete_phase(api, "fma-no-filter")
                 results["fma_no_filter"] = unfiltered
+            if args.hints:
+                hint_source = _hint_source(api)
+                try:
+                    kubeconfig = str(cluster.state_dir / "scheduler.kubeconfig")
+                    both_config = control_plane.merge_config(
+                        scheduler_config.render(
+                            url, kubeconfig=kubeconfig, leader_election=False, placement="hints+extender"
+                        ),
+                        QPS_OVERLAY,
+                    )
+                    both, both_record = _phase(
+                        api,
+                        cluster,
+                        workdir,
+                        phase="hints-extender",
+                        profile=scheduler_config.SCHEDULER_NAME,
+                        config=both_config,
+                        pods=args.pods,
+                        timeout=args.phase_timeout,
+                        hints=hint_source,
+                    )
+                    processes.stop(both_record, grace_seconds=5)
+                    _delete_phase(api, "hints-extender")
+                    results["hints_extender"] = both
+                    # The hints phase has no extender: stop the real one so it does not compete for the CPUs.
+                    processes.stop(extender, grace_seconds=5)
+                    extender = None
+                    hints_config = control_plane.merge_config(
+                        scheduler_config.render(None, kubeconfig=kubeconfig, leader_election=False, placement="hints"),
+                        QPS_OVERLAY,
+                    )
+                    hinted, hints_record = _phase(
+                        api,
+                        cluster,
+                        workdir,
+                        phase="hints",
+                        profile=scheduler_config.SCHEDULER_NAME,
+                        config=hints_config,
+                        pods=args.pods,
+                        timeout=args.phase_timeout,
+                        hints=hint_source,
+                    )
+                    processes.stop(hints_record, grace_seconds=5)
+                    _delete_phase(api, "hints")
+                    results["hints"] = hinted
+                finally:
+                    hint_source.cache.stop()
             if args.trivial:
                 # The do-nothing phase must not share the CPUs with the real extender.
-                processes.stop(extender, grace_seconds=5)
+                if extender is not None:
+                    processes.stop(extender, grace_seconds=5)
                 extender = None
                 trivial_port = processes.free_port()
                 trivial_url = f"http://127.0.0.1:{trivial_port}"
@@ -577,10 +727,14 @@ def main(argv: list[str] | None = None) -> int:
         else None
     )
     results["ratio_fma_to_default"] = round(ratio, 3) if ratio is not None else None
-    for name in ("fma_sampled", "fma_no_filter", "trivial_extender"):
+    for name in ("fma_sampled", "fma_no_filter", "trivial_extender", "hints_extender", "hints"):
         row = results.get(name)
         if row and row["pods_per_second"] and default["pods_per_second"]:
             results[f"ratio_{name}_to_default"] = round(row["pods_per_second"] / default["pods_per_second"], 3)
+    trivial = results.get("trivial_extender") or {}
+    if trivial.get("pods_per_second") and fma["pods_per_second"]:
+        # The extender's own cost: FMA against the do-nothing extender (target >= 0.9).
+        results["ratio_fma_to_trivial_extender"] = round(fma["pods_per_second"] / trivial["pods_per_second"], 3)
     results["run"] = run_record.finish(results["run"])
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2) + "\n")
@@ -602,6 +756,8 @@ def _print_table(results: Mapping[str, Any]) -> None:
         ("fma_sampled", "  same, default node sampling"),
         ("fma_no_filter", "  same, prioritize only"),
         ("trivial_extender", "  same config, trivial extender"),
+        ("hints_extender", "hints + fma-extender"),
+        ("hints", "hints, no extender"),
     )
     for name, label in rows:
         if name not in results:
@@ -615,6 +771,13 @@ def _print_table(results: Mapping[str, Any]) -> None:
         print(f"ratio fma (prioritize only)/default: {results['ratio_fma_no_filter_to_default']}")
     if "ratio_trivial_extender_to_default" in results:
         print(f"ratio trivial extender/default: {results['ratio_trivial_extender_to_default']}")
+    if "ratio_hints_to_default" in results:
+        print(f"ratio hints/default: {results['ratio_hints_to_default']} (target >= 0.9)")
+    if "ratio_hints_extender_to_default" in results:
+        print(f"ratio hints+extender/default: {results['ratio_hints_extender_to_default']}")
+    trivial = results.get("trivial_extender") or {}
+    if trivial.get("pods_per_second") and results["fma"]["pods_per_second"]:
+        print(f"ratio fma/trivial extender: {round(results['fma']['pods_per_second'] / trivial['pods_per_second'], 3)}")
     direct = results["extender_direct"]
     print(f"\nExtender per call at {direct['nodes_per_call']} nodes ({direct['calls']} calls, loopback HTTP):")
     print(f"{'verb':<12}{'p50 ms':>10}{'p99 ms':>10}{'max ms':>10}")
