@@ -264,6 +264,9 @@ class DualPodsController:
         info = pod_view.classify(pod)
         if info.kind in ("requester", "bound-provider") and info.node and info.key:
             self.queue.add(info.node, (_REQUESTER, info.key))
+        elif info.kind == "requester" and info.key and pod_view.is_deleting(pod):
+            # Deleted before it was ever scheduled: nothing is bound, only the webhook's finalizer to drop.
+            self.queue.add(_CLUSTER_GROUP, (_REQUESTER, info.key))
         elif info.kind == "unbound-launcher" and info.node and info.key:
             self.queue.add(info.node, (_LAUNCHER, info.key))
 
