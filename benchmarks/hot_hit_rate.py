@@ -29,6 +29,20 @@ side by side in one run on one development cluster:
   waiting until the controller has observed the actuation; then all are
   scaled back to 0 and their requesters are gone (engines asleep).
 
+Placement hints (``--placements``; docs/extender.md, "Placement modes"):
+``hints`` runs a third kube-scheduler, the FMA configuration rendered for
+``placement: hints`` (no extender), and ``hints+extender`` a fourth, rendered
+for that placement with the real extender.  In those phases, just before each
+scale-up the benchmark computes the hint the webhook would write at
+admission, with the webhook's own code (``webhook.cluster_facts.SleeperHints``
+over a watch-fed ``kube.sleeper_cache.SleeperCache``, lowest-index GPU
+allocation, as simnode allocates) and puts it into the Deployment's Pod
+template (the requesters here are already in converted form, so the webhook
+itself is not in the path).  Staleness: per actuation the record keeps the
+best hinted node and its score at that moment; an actuation whose best hint
+was hot (score >= 6) but that did not end hot on that node means the hinted
+sleeper was gone, its GPUs taken or the pick different by scheduling time.
+
 Per actuation the path is the one whose ``fma_actuation_seconds_count{path}``
 (the controller's /metrics) went up by one.  Just before each scale-up the
 benchmark also judges, from the Pods alone (independently of the extender's
@@ -67,16 +81,25 @@ from collections.abc import Callable, Iterable, Mapping
 from types import FrameType
 from typing import Any
 
-import httpx
-import run_record
-import yaml
+# benchmarks/webhook.py (the webhook benchmark) shares the name of the product package whose hint code the
+# hints phases call: leave this directory off the path while the product packages load, then add it back
+# for run_record.
+_HERE = pathlib.Path(__file__).resolve().parent
+sys.path[:] = [p for p in sys.path if pathlib.Path(p or ".").resolve() != _HERE]
 
-import kube
-from crds import accelerators, binding_record, keys, launcher_inventory, manifests
-from devcluster import binaries, control_plane, processes, samples, waiting
-from devcluster import simnode as simnode_mod
-from extender import scheduler_config
-from kube import resources
+import httpx  # noqa: E402
+import yaml  # noqa: E402
+
+import kube  # noqa: E402
+from crds import accelerators, binding_record, keys, launcher_inventory, manifests, sleeper_scoring  # noqa: E402
+from devcluster import binaries, control_plane, processes, samples, waiting  # noqa: E402
+from devcluster import simnode as simnode_mod  # noqa: E402
+from extender import scheduler_config  # noqa: E402
+from kube import resources, sleeper_cache  # noqa: E402
+from webhook import cluster_facts, pod_view  # noqa: E402
+
+sys.path.append(str(_HERE))
+import run_record  # noqa: E402
 
 RESULT = pathlib.Path(__file__).resolve().parent / "results" / "hot_hit_rate.json"
 DEPLOYMENTS = resources.Resource("apps", "v1", "deployments", "Deployment")
@@ -87,6 +110,9 @@ LC = "lc"
 BASE_PORT = 8005
 PATHS = ("hot", "warm", "cold")
 PHASES = (("default", "default-scheduler"), ("fma", scheduler_config.SCHEDULER_NAME))
+HINT_PHASES = {"hints": "fma-hints", "hints+extender": "fma-hints-extender"}
+"""Placement -> the profile name of the kube-scheduler rendered for it."""
+PREFERRED = "preferredDuringSchedulingIgnoredDuringExecution"
 _DONE_PHASES = ("Succeeded", "Failed")
 
 
@@ -185,6 +211,23 @@ def summarise(scheduler: str, actuations: list[dict[str, Any]]) -> dict[str, Any
         "hot_fraction_sleeper_certain": fraction(certain),
         "with_sleeper_likely_only": len(likely),
         "hot_fraction_sleeper_likely_only": fraction(likely),
+        **_staleness(actuations),
+    }
+
+
+def _staleness(actuations: list[dict[str, Any]]) -> dict[str, Any]:
+    """For hinted phases: actuations whose best hint at admission was hot, and how many did not end hot on
+    that node by scheduling time (pure)."""
+    hinted = [r for r in actuations if r.get("hint_best_node") is not None]
+    if not hinted:
+        return {}
+    hot_hinted = [r for r in hinted if (r.get("hint_best_score") or 0) >= sleeper_scoring.LIKELY_HOT_MIN]
+    stale = [r for r in hot_hinted if not (r["path"] == "hot" and r["node"] == r["hint_best_node"])]
+    return {
+        "with_a_hint": len(hinted),
+        "with_a_hot_hint": len(hot_hinted),
+        "hot_hint_not_hot_there": len(stale),
+        "stale_fraction": round(len(stale) / len(hot_hinted), 3) if hot_hinted else None,
     }
 
 
@@ -206,7 +249,9 @@ class Phase:
         gpu_map_file: pathlib.Path,
         gpus_by_node: Mapping[str, frozenset[str]],
         extender_decisions: Callable[[], dict[str, float]],
+        hints: cluster_facts.SleeperHints | None = None,
     ) -> None:
+        self.hints = hints
         self.api = api
         self.cluster = cluster
         self.workdir = workdir / name
@@ -309,9 +354,29 @@ class Phase:
     def scale(self, app: str, replicas: int) -> None:
         self.api.patch(DEPLOYMENTS, app, {"spec": {"replicas": replicas}}, self.namespace)
 
+    def hint(self, app: str) -> tuple[str | None, int | None]:
+        """Put the webhook's hint for ``app`` into its Pod template (hinted phases); return the best hinted
+        node and its score."""
+        if self.hints is None:
+            return None, None
+        deployment = self.api.get(DEPLOYMENTS, app, self.namespace)
+        template = deployment["spec"]["template"]
+        pod = {"metadata": {**template["metadata"], "name": app, "namespace": self.namespace}, "spec": template["spec"]}
+        found = self.hints.hints(self.namespace, pod_view.parse(pod))
+        if found is None:
+            raise RuntimeError("the sleeper cache gave no hint (not synced?)")
+        terms = [
+            {"weight": w, "preference": {"matchFields": [{"key": "metadata.name", "operator": "In", "values": [n]}]}}
+            for n, w in found.preferred
+        ]
+        affinity = {"nodeAffinity": {PREFERRED: terms}} if terms else None
+        self.api.patch(DEPLOYMENTS, app, {"spec": {"template": {"spec": {"affinity": affinity}}}}, self.namespace)
+        return (found.preferred[0][0], found.preferred[0][1]) if found.preferred else (None, None)
+
     def actuate(self, round_index: int, app: str) -> dict[str, Any]:
         """Judge the sleepers, scale ``app`` to 1 and wait until the controller observes its actuation."""
         state = sleeper_state(self.pods(), app, self.gpus_by_node)
+        hint_node, hint_score = self.hint(app)
         before = self.counts()
         decided = self.extender_decisions()
         started = time.monotonic()
@@ -341,6 +406,8 @@ class Phase:
             "sleeper_certain": state.certain,
             "extender_decision": ",".join(growth(decided, self.extender_decisions())) or None,
             "seconds_scale_to_actuated": round(seconds, 2),
+            "hint_best_node": hint_node,
+            "hint_best_score": hint_score,
         }
 
     def scale_all_down(self) -> None:
@@ -441,12 +508,20 @@ def _start_extender(stack: contextlib.ExitStack, cluster: control_plane.ClusterS
 
 
 def _start_fma_scheduler(
-    stack: contextlib.ExitStack, cluster: control_plane.ClusterState, workdir: pathlib.Path, extender_url: str
+    stack: contextlib.ExitStack,
+    cluster: control_plane.ClusterState,
+    workdir: pathlib.Path,
+    extender_url: str,
+    placement: scheduler_config.Placement = "extender",
 ) -> None:
-    """Start the FMA kube-scheduler (the packaged configuration) beside the cluster's default scheduler."""
+    """Start an FMA kube-scheduler (the packaged configuration for ``placement``) beside the default one."""
     kubeconfig = cluster.state_dir / "scheduler.kubeconfig"
-    config = scheduler_config.render(extender_url, kubeconfig=str(kubeconfig), leader_election=False)
-    path = workdir / "fma-scheduler.yaml"
+    config = scheduler_config.render(
+        extender_url, kubeconfig=str(kubeconfig), leader_election=False, placement=placement
+    )
+    name = "fma-scheduler" if placement == "extender" else HINT_PHASES[placement]
+    config["profiles"][0]["schedulerName"] = name
+    path = workdir / f"{name}.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     port = processes.free_port()
     record = processes.spawn(
@@ -458,13 +533,13 @@ def _start_fma_scheduler(
             f"--authorization-kubeconfig={kubeconfig}",
             "--bind-address=127.0.0.1",
             f"--secure-port={port}",
-            f"--cert-dir={workdir / 'fma-scheduler-certs'}",
+            f"--cert-dir={workdir / (name + '-certs')}",
             "--v=1",
         ],
-        workdir / "fma-scheduler.log",
+        workdir / f"{name}.log",
     )
     stack.callback(processes.stop, record, grace_seconds=5)
-    _healthy(f"https://127.0.0.1:{port}", record, "fma-scheduler", verify=False)
+    _healthy(f"https://127.0.0.1:{port}", record, name, verify=False)
 
 
 def _extender_decisions(url: str) -> dict[str, float]:
@@ -500,9 +575,22 @@ def _run(args: argparse.Namespace, root: pathlib.Path) -> dict[str, Any]:
         _log("starting fma-extender and the FMA scheduler")
         extender_url = _start_extender(stack, cluster, root)
         _start_fma_scheduler(stack, cluster, root, extender_url)
+        phases = list(PHASES)
+        hints: cluster_facts.SleeperHints | None = None
+        if args.placements:
+            cache = sleeper_cache.SleeperCache(api, gpu_map_namespace="default")
+            cache.start()
+            stack.callback(cache.stop)
+            if cache.wait_synced(60):
+                raise RuntimeError("the hints' sleeper cache did not sync")
+            policy = sleeper_scoring.Policy(allocation=sleeper_scoring.Allocation.LOWEST_INDEX)
+            hints = cluster_facts.SleeperHints(cache, policy, limit=16)
+            for placement in args.placements:
+                _start_fma_scheduler(stack, cluster, root, extender_url, placement)
+                phases.append((placement, HINT_PHASES[placement]))
         results: dict[str, Any] = {}
-        for models, (label, scheduler) in itertools.product(args.models, PHASES):
-            name = f"{label}-{models}m"
+        for models, (label, scheduler) in itertools.product(args.models, phases):
+            name = f"{label.replace('+', '-')}-{models}m"
             phase = Phase(
                 api,
                 cluster,
@@ -513,6 +601,7 @@ def _run(args: argparse.Namespace, root: pathlib.Path) -> dict[str, Any]:
                 gpu_map_file=gpu_map_file,
                 gpus_by_node=gpus_by_node,
                 extender_decisions=lambda: _extender_decisions(extender_url),
+                hints=hints if label in HINT_PHASES else None,
             )
             stack.callback(phase.stop_controller)
             _log(f"phase {name}: scheduler {scheduler}, namespace {phase.namespace}")
@@ -536,15 +625,17 @@ def _print_table(rows: list[dict[str, Any]]) -> None:
 
     print(
         f"{'models':>6}  {'scheduler':<19}{'actuations':>11}{'hot':>5}{'warm':>6}{'cold':>6}{'hot frac':>10}"
-        f"{'sleeper free':>14}{'hot frac there':>16}{'certain':>9}{'hot frac there':>16}"
+        f"{'sleeper free':>14}{'hot frac there':>16}{'certain':>9}{'hot frac there':>16}{'stale hot hints':>17}"
     )
     for row in rows:
+        stale = f"{row['hot_hint_not_hot_there']}/{row['with_a_hot_hint']}" if "with_a_hint" in row else "-"
         print(
             f"{row['models']:>6}  {row['scheduler']:<19}{row['actuations']:>11}"
             f"{row['hot']:>5}{row['warm']:>6}{row['cold']:>6}"
             f"{show(row['hot_fraction']):>10}{row['with_sleeper_free']:>14}"
             f"{show(row['hot_fraction_sleeper_free']):>16}{row['with_sleeper_certain']:>9}"
             f"{show(row['hot_fraction_sleeper_certain']):>16}"
+            f"{stale:>17}"
         )
 
 
@@ -564,6 +655,13 @@ def main(argv: list[str] | None = None) -> int:
         help="scenarios: how many ISCs / Deployments (1 GPU each); each scenario runs both phases",
     )
     parser.add_argument("--rounds", type=int, default=6)
+    parser.add_argument(
+        "--placements",
+        nargs="*",
+        choices=sorted(HINT_PHASES),
+        default=sorted(HINT_PHASES),
+        help="hinted phases after default and fma (none: --placements with no value)",
+    )
     parser.add_argument("--seed", type=int, default=1, help="draws the scale-up order of each round")
     parser.add_argument("--time-limit", type=float, default=1500.0, help="seconds for the whole run")
     parser.add_argument("--out", type=pathlib.Path, default=RESULT)
@@ -586,6 +684,7 @@ def main(argv: list[str] | None = None) -> int:
                     "nodes": args.nodes,
                     "gpus_per_node": args.gpus_per_node,
                     "gpu_allocation": "lowest free index first (simnode default)",
+                    "placements": ["extender", *args.placements],
                     "models_per_scenario": args.models,
                     "gpus_per_requester": 1,
                     "max_instances": 2,
