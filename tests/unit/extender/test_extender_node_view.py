@@ -160,3 +160,18 @@ def test_interests_match_what_build_counts() -> None:
     )
     assert sleeper_view.interests(direct) == ["key/team/Cdc", "direct/team/"]
     assert sleeper_view.interests(_pod("plain", gpus=1)) == []
+
+
+def test_a_malformed_inventory_is_a_launcher_without_instances() -> None:
+    bad = ["{not json", json.dumps({"v": 1, "instances": "x"}), json.dumps([1, 2]), ""]
+    for value in bad:
+        pod = _pod("l1", annotations={keys.INSTANCES_ANNOTATION: value}, labels=_launcher_labels())
+        assert sleeper_view.inventory_malformed(pod)
+        view = sleeper_view.build("n1", NODE, [pod], GPU_MAP)
+        assert [(item.name, item.instances) for item in view.launchers] == [("l1", ())]
+        assert view.sleepers() == []
+        assert sleeper_view.interests(pod) == ["lc/team/lc"]
+    good = _pod("l2", annotations={keys.INSTANCES_ANNOTATION: _inventory()}, labels=_launcher_labels())
+    assert not sleeper_view.inventory_malformed(good)
+    assert not sleeper_view.inventory_malformed(_pod("plain", annotations={keys.INSTANCES_ANNOTATION: "{"}))
+    assert not sleeper_view.inventory_malformed(_pod("l3", labels=_launcher_labels()))
