@@ -509,7 +509,8 @@ class PodRunner:
             "Started",
             f"Started container {spec.name} (run {entry.restart_count})",
         )
-        self._log.info("container started", extra={"container": spec.name, "pid": handle.pid})
+        where = "image" if root is not None else "host"
+        self._log.info("container started", extra={"container": spec.name, "pid": handle.pid, "runs_in": where})
 
     def _image_mode(
         self, the_pod: pod.Pod, container: _Container, env: Mapping[str, str]
