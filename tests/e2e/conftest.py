@@ -30,7 +30,7 @@ from collections.abc import Generator, Iterator
 import pytest
 
 import kube
-from devcluster import control_plane, helm_release
+from devcluster import control_plane, helm_release, image_build
 from devcluster import simnode as simnode_mod
 
 from . import cluster_watch, invariants, system
@@ -74,6 +74,8 @@ def e2e(tmp_path_factory: pytest.TempPathFactory) -> Iterator[system.E2ESystem]:
         node_prefix=f"e2e{os.getpid()}",
         state_dir=workdir / "simnode",
         leave_pods_running=True,  # so that a restarted simnode adopts them (restart_simnode)
+        # FMA_E2E_IMAGES=1: the chart's Pods and the launchers run from the images `make images` builds.
+        image_archives=image_build.build().directory if os.environ.get("FMA_E2E_IMAGES") == "1" else None,
     )
     record = None
     api = None

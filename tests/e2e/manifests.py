@@ -73,7 +73,7 @@ def launcher_config(
             "containers": [
                 {
                     "name": "inference-server",
-                    "image": "ghcr.io/llm-d/fma-launcher:dev",
+                    "image": "ghcr.io/llm-d/fma-launcher:0.1.0",  # built by make images (FMA_E2E_IMAGES=1)
                     "command": ["fma-launcher"],
                     "args": ["--engine", "sim", "--host", "$(POD_IP)", "--no-nvml", "--stop-grace-seconds", "3"],
                     "env": env,
