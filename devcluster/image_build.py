@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import fcntl
 import hashlib
 import json
 import logging
@@ -419,6 +420,37 @@ def build(repo: str = "ghcr.io/llm-d/fma", tag: str | None = None, cache: pathli
     if reused is not None:
         return reused
     _check_tools()
+    images_root.mkdir(parents=True, exist_ok=True)
+    # One build at a time per cache (two test sessions may ask at once); the second then reuses the first's.
+    with (images_root / ".lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        reused = _read_result(directory, time.monotonic() - started)
+        if reused is not None:
+            return reused
+        return _build_locked(
+            repo=repo,
+            tag=tag,
+            version=version,
+            key=key,
+            snapshot=snapshot,
+            images_root=images_root,
+            directory=directory,
+            started=started,
+        )
+
+
+def _build_locked(
+    *,
+    repo: str,
+    tag: str,
+    version: str,
+    key: str,
+    snapshot: dict[str, bytes],
+    images_root: pathlib.Path,
+    directory: pathlib.Path,
+    started: float,
+) -> BuildResult:
+    """The build itself, under the cache's lock."""
     directory.mkdir(parents=True, exist_ok=True)
     base = _base_tar(images_root)
     with tempfile.TemporaryDirectory(prefix="fma-images-", dir=images_root) as tmp:
