@@ -40,8 +40,9 @@ allocation, as simnode allocates) and puts it into the Deployment's Pod
 template (the requesters here are already in converted form, so the webhook
 itself is not in the path).  Staleness: per actuation the record keeps the
 best hinted node and its score at that moment; an actuation whose best hint
-was hot (score >= 6) but that did not end hot on that node means the hinted
-sleeper was gone, its GPUs taken or the pick different by scheduling time.
+was hot (score >= 6) but that did not end hot means the hinted sleeper was
+gone, its GPUs taken or the pick different by scheduling time (ending hot on
+another node, where another sleeper of the model waited, is counted apart).
 
 Per actuation the path is the one whose ``fma_actuation_seconds_count{path}``
 (the controller's /metrics) went up by one.  Just before each scale-up the
@@ -216,17 +217,20 @@ def summarise(scheduler: str, actuations: list[dict[str, Any]]) -> dict[str, Any
 
 
 def _staleness(actuations: list[dict[str, Any]]) -> dict[str, Any]:
-    """For hinted phases: actuations whose best hint at admission was hot, and how many did not end hot on
-    that node by scheduling time (pure)."""
+    """For hinted phases (pure): actuations whose best hint at admission was hot (score >= 6); of those, how
+    many did not end hot at all by scheduling time (the hint was stale: sleeper gone, GPUs taken or another
+    pick), and how many ended hot but on another node (another sleeper of the model, equally good)."""
     hinted = [r for r in actuations if r.get("hint_best_node") is not None]
     if not hinted:
         return {}
     hot_hinted = [r for r in hinted if (r.get("hint_best_score") or 0) >= sleeper_scoring.LIKELY_HOT_MIN]
-    stale = [r for r in hot_hinted if not (r["path"] == "hot" and r["node"] == r["hint_best_node"])]
+    stale = [r for r in hot_hinted if r["path"] != "hot"]
+    elsewhere = [r for r in hot_hinted if r["path"] == "hot" and r["node"] != r["hint_best_node"]]
     return {
         "with_a_hint": len(hinted),
         "with_a_hot_hint": len(hot_hinted),
-        "hot_hint_not_hot_there": len(stale),
+        "hot_hint_not_hot": len(stale),
+        "hot_hint_hot_on_another_node": len(elsewhere),
         "stale_fraction": round(len(stale) / len(hot_hinted), 3) if hot_hinted else None,
     }
 
@@ -625,17 +629,17 @@ def _print_table(rows: list[dict[str, Any]]) -> None:
 
     print(
         f"{'models':>6}  {'scheduler':<19}{'actuations':>11}{'hot':>5}{'warm':>6}{'cold':>6}{'hot frac':>10}"
-        f"{'sleeper free':>14}{'hot frac there':>16}{'certain':>9}{'hot frac there':>16}{'stale hot hints':>17}"
+        f"{'sleeper free':>14}{'hot frac there':>16}{'certain':>9}{'hot frac there':>16}{'hot hints not hot':>19}"
     )
     for row in rows:
-        stale = f"{row['hot_hint_not_hot_there']}/{row['with_a_hot_hint']}" if "with_a_hint" in row else "-"
+        stale = f"{row['hot_hint_not_hot']}/{row['with_a_hot_hint']}" if "with_a_hint" in row else "-"
         print(
             f"{row['models']:>6}  {row['scheduler']:<19}{row['actuations']:>11}"
             f"{row['hot']:>5}{row['warm']:>6}{row['cold']:>6}"
             f"{show(row['hot_fraction']):>10}{row['with_sleeper_free']:>14}"
             f"{show(row['hot_fraction_sleeper_free']):>16}{row['with_sleeper_certain']:>9}"
             f"{show(row['hot_fraction_sleeper_certain']):>16}"
-            f"{stale:>17}"
+            f"{stale:>19}"
         )
 
 
