@@ -3,7 +3,7 @@
 ``helm upgrade --install`` of ``charts/fma`` (``helm_release``) into
 ``fma-system`` on a cluster of 2 simulated nodes x 4 GPUs, then what a user
 does: one LauncherConfig (launchers run the engine simulator), three models
-(InferenceServerConfigs) and a policy of one idle launcher per GPU node; three
+(InferenceServerConfigs) and a policy of three launchers per GPU node; three
 ordinary vLLM-style Deployments carrying one FMA annotation each; then
 scaling and switching models so that every actuation path happens:
 
@@ -45,6 +45,8 @@ OUTPUT_DIR = pathlib.Path("demo-output")
 _DEPLOYMENTS = helm_release.DEPLOYMENTS
 _P = "dual-pods.llm-d.ai/"
 _LC = "demo-sim"
+_LPP = "three-per-gpu-node"
+_PER_NODE = 3
 MODELS = {
     # ISC name: (port, --model)
     "llama-8b": (8005, "meta-llama/Llama-3.1-8B-Instruct"),
@@ -235,7 +237,7 @@ class _Story:
                 what="the earlier run's requesters gone",
             )
         with contextlib.suppress(kube.errors.NotFound):
-            self.api.delete(resources.LAUNCHER_POPULATION_POLICIES, "one-per-gpu-node", NAMESPACE)
+            self.api.delete(resources.LAUNCHER_POPULATION_POLICIES, _LPP, NAMESPACE)
         for name in MODELS:
             with contextlib.suppress(kube.errors.NotFound):
                 self.api.delete(resources.INFERENCE_SERVER_CONFIGS, name, NAMESPACE)
@@ -261,18 +263,20 @@ class _Story:
             body = samples.inference_server_config(name, launcher_config_name=_LC, options=options, port=port)
             self.api.create(resources.INFERENCE_SERVER_CONFIGS, body, NAMESPACE)
             self.say(f"InferenceServerConfig {name}: {model} on port {port}")
+        # The populator keeps this many launchers per GPU node, bound or not: a launcher holding sleeping
+        # instances stays while the node has no more than that (docs/populator.md).
         policy = samples.launcher_population_policy(
-            "one-per-gpu-node", launcher_config_name=_LC, count=1, match_labels={"nvidia.com/gpu.present": "true"}
+            _LPP, launcher_config_name=_LC, count=_PER_NODE, match_labels={"nvidia.com/gpu.present": "true"}
         )
         self.api.create(resources.LAUNCHER_POPULATION_POLICIES, policy, NAMESPACE)
-        self.say("LauncherPopulationPolicy one-per-gpu-node: an idle launcher waits on every GPU node")
+        self.say(f"LauncherPopulationPolicy {_LPP}: {_PER_NODE} launchers on every GPU node, waiting for models")
 
         def launchers_ready() -> bool:
             pods = self._pods("app.kubernetes.io/component=launcher")
-            return len(pods) >= len(self.nodes) and all(_ready(p) for p in pods)
+            return len(pods) >= _PER_NODE * len(self.nodes) and all(_ready(p) for p in pods)
 
         waiting.wait_for(launchers_ready, timeout=_STEP_S, what="the populator's launchers Ready")
-        self.say(f"{len(self.nodes)} launchers Ready (one per node, no model loaded yet)")
+        self.say(f"{_PER_NODE * len(self.nodes)} launchers Ready ({_PER_NODE} per node, no model loaded yet)")
 
     # --- the story ---------------------------------------------------------------------------------
 
@@ -348,7 +352,7 @@ class _Story:
         self.wait_apps([("assistant", 2)], "assistant back")
 
         self.timeline.mark("summarizer: mistral -> llama")
-        self.say("switching summarizer to llama-8b: mistral sleeps, llama starts next to it")
+        self.say("switching summarizer to llama-8b: mistral sleeps, llama starts in the same launcher")
         self.switch("summarizer", "llama-8b")
         self.wait_apps([("summarizer", 2)], "summarizer on llama-8b")
         self.timeline.mark("summarizer: llama -> mistral")
@@ -357,7 +361,7 @@ class _Story:
         self.wait_apps([("summarizer", 2)], "summarizer on mistral-7b")
 
         self.timeline.mark("coder -> 3")
-        self.say("scaling coder to 3: a seventh GPU")
+        self.say("scaling coder to 3: a seventh GPU, on a node whose launchers are all busy")
         self.scale("coder", 3)
         self.wait_apps([("coder", 3)], "coder at 3")
         self.timeline.mark("end")
@@ -428,7 +432,7 @@ class _Story:
             self.timeline,
             self.output.resolve() / "timeline.png",
             gpus,
-            "FMA demo: which model each GPU held (solid: awake, hatched: asleep)",
+            "FMA demo: which model each GPU held (solid: bound to a requester, hatched: asleep)",
         )
         self._say("")
         self._say(f"timeline written to {png}")

@@ -2,12 +2,12 @@
 
 ``Sampler`` asks every Ready launcher of the release namespace for its
 instances (``GET /v2/vllm/instances`` with the chart's launcher token) twice
-a second, and reads the launcher Pod's own word on which instance is bound
-and awake (the ``instance-id`` annotation and the ``sleeping`` label, which
-the controllers write).  An instance that is not the bound, awake one of its
-launcher is asleep.  ``render`` turns the samples into a PNG with one row per
-GPU (node/index): a solid bar while a model is awake on it, a faint hatched
-bar while a model sleeps on it.
+a second, and reads from the launcher Pod which instance is bound (the
+``dual`` label and ``instance-id`` annotation the controllers write): the
+bound instance serves its requester, or is loading or waking for it; every
+other instance of the launcher is asleep.  ``render`` turns the samples into a PNG with one row per
+GPU (node/index): a solid bar while a model is bound to a requester there,
+a faint hatched bar while a model sleeps there.
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ class Sample:
     """``node/index``"""
     model: str
     awake: bool
+    """The launcher's bound instance (serving, or loading or waking for its requester)."""
 
 
 def model_of(options: str) -> str:
@@ -96,8 +97,8 @@ class Sampler:
                 continue
             labels = pod["metadata"].get("labels") or {}
             notes = pod["metadata"].get("annotations") or {}
+            # The bound instance serves (or is loading or waking for) a requester; the others sleep.
             awake_id = notes.get(_P + "instance-id") if labels.get(_P + "dual") else None
-            awake_id = awake_id if labels.get(_P + "sleeping") == "false" else None
             try:
                 response = http.get(f"http://{ip}:{_LAUNCHER_PORT}/v2/vllm/instances")
                 response.raise_for_status()
@@ -181,9 +182,9 @@ def render(sampler: Sampler, path: pathlib.Path, gpus: list[str], title: str) ->
     ax.set_yticks(range(len(rows)), rows)
     ax.set_ylim(-0.6, len(rows) - 0.4)
     ax.set_xlim(0, end + 2)
-    ax.set_xlabel("seconds since the chart was installed")
+    ax.set_xlabel("seconds since the models were created")
     ax.set_title(title)
-    handles = [mpatches.Patch(color=color[m], label=f"{m} awake") for m in models]
+    handles = [mpatches.Patch(color=color[m], label=f"{m}: bound") for m in models]
     handles += [mpatches.Patch(facecolor="lightgrey", hatch="//", label="asleep (faint, lower half)")]
     ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8)
     fig.tight_layout()
