@@ -34,7 +34,9 @@ benchmark measures what that costs, side by side in one run on one cluster:
   called in this process instead of through an admission round trip, since
   admission is outside the measured interval anyway.  ``hints+extender`` runs
   the FMA configuration rendered for that placement with the real extender;
-  ``hints`` runs it with no extender at all, after the extender is stopped;
+  ``hints`` runs it with no extender at all, after the extender is stopped,
+  and ``hints-sampled`` (with the sampled phase) the same without
+  ``percentageOfNodesToScore: 100``;
 - after the ``fma`` phase, with its Pods still in place: ``--calls`` direct filter and
   prioritize calls to the extender with all node names (client-side latency,
   loopback HTTP included), and the server-side histogram of the run.
@@ -671,6 +673,23 @@ def main(argv: list[str] | None = None) -> int:
                     processes.stop(hints_record, grace_seconds=5)
                     _delete_phase(api, "hints")
                     results["hints"] = hinted
+                    if args.sampled:
+                        sampled_hints_config = dict(hints_config)
+                        sampled_hints_config.pop("percentageOfNodesToScore", None)
+                        sampled_hints, sampled_hints_record = _phase(
+                            api,
+                            cluster,
+                            workdir,
+                            phase="hints-sampled",
+                            profile=scheduler_config.SCHEDULER_NAME,
+                            config=sampled_hints_config,
+                            pods=args.pods,
+                            timeout=args.phase_timeout,
+                            hints=hint_source,
+                        )
+                        processes.stop(sampled_hints_record, grace_seconds=5)
+                        _delete_phase(api, "hints-sampled")
+                        results["hints_sampled"] = sampled_hints
                 finally:
                     hint_source.cache.stop()
             if args.trivial:
@@ -727,7 +746,7 @@ def main(argv: list[str] | None = None) -> int:
         else None
     )
     results["ratio_fma_to_default"] = round(ratio, 3) if ratio is not None else None
-    for name in ("fma_sampled", "fma_no_filter", "trivial_extender", "hints_extender", "hints"):
+    for name in ("fma_sampled", "fma_no_filter", "trivial_extender", "hints_extender", "hints", "hints_sampled"):
         row = results.get(name)
         if row and row["pods_per_second"] and default["pods_per_second"]:
             results[f"ratio_{name}_to_default"] = round(row["pods_per_second"] / default["pods_per_second"], 3)
@@ -758,6 +777,7 @@ def _print_table(results: Mapping[str, Any]) -> None:
         ("trivial_extender", "  same config, trivial extender"),
         ("hints_extender", "hints + fma-extender"),
         ("hints", "hints, no extender"),
+        ("hints_sampled", "  same, default node sampling"),
     )
     for name, label in rows:
         if name not in results:
