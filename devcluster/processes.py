@@ -106,8 +106,13 @@ def stop(record: ProcessRecord, grace_seconds: float = 10.0) -> None:
 
 
 def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
-    """Whether nothing listens on ``host:port`` and we could bind it."""
+    """Whether nothing listens on ``host:port`` and we could bind it.
+
+    SO_REUSEADDR, as every server here sets it: connections of a stopped cluster left in TIME-WAIT
+    do not make the port look taken, while a live listener still does.
+    """
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((host, port))
         except OSError:

@@ -76,13 +76,33 @@ def _image_root_lines(root: image_rootfs.Root) -> tuple[list[str], str]:
     return lines, str(scratch / "merged")
 
 
+def _kept_under(target: str, keep: Sequence[str]) -> list[str]:
+    """The outermost of ``keep`` strictly below ``target`` (what a mount at ``target`` would hide).  Pure."""
+    prefix = target.rstrip("/") + "/"
+    below = sorted({path.rstrip("/") for path in keep if path.startswith(prefix)})
+    outermost: list[str] = []
+    for path in below:
+        if not any(path.startswith(kept + "/") for kept in outermost):
+            outermost.append(path)
+    return outermost
+
+
 def launch_argv(
-    argv: Sequence[str], mounts: Sequence[Mount], unshare: str = "unshare", root: image_rootfs.Root | None = None
+    argv: Sequence[str],
+    mounts: Sequence[Mount],
+    unshare: str = "unshare",
+    root: image_rootfs.Root | None = None,
+    keep: Sequence[str] = (),
 ) -> list[str]:
     """The command line that runs ``argv`` with ``mounts`` in a private mount namespace.  Pure.
 
     With ``root`` (image mode) the mounts go inside the image's root file system and the command runs there,
     chrooted, as the image's user.
+
+    ``keep`` names host directories the process needs (its interpreter, the project, the binaries' cache)
+    in host mode.  A volume mounted over one of them (the chart's emptyDir at ``/tmp`` while the project
+    lives under ``/tmp``) would hide it, so each is held by a helper process's working directory before
+    that mount and bound back at its own path afterwards (inside the volume, as a mount point only).
     """
     if not mounts and root is None:
         return list(argv)
@@ -97,6 +117,15 @@ def launch_argv(
     for mount in sorted(mounts, key=lambda m: (_hides_a_source(m, mounts), m.target.count("/"))):
         inside = image_rootfs.resolve_in_root(root.rootfs, mount.target) if root is not None else mount.target
         target = shlex.quote(prefix + inside)
+        hidden = _kept_under(mount.target, keep) if root is None and not mount.is_file else []
+        for index, path in enumerate(hidden):
+            quoted = shlex.quote(path)
+            lines.append(f"(cd {quoted} && exec sleep 600) & keep_{index}=$!")
+            # Wait (bounded) until the helper really sits in the directory, before anything covers it.
+            lines.append(
+                f'tries=0; until [ "$(readlink /proc/$keep_{index}/cwd)" = {quoted} ]; do '
+                f"tries=$((tries + 1)); [ $tries -lt 100000 ] || exit {_MOUNT_FAILED}; done"
+            )
         if mount.is_file:
             lines.append(f"[ -e {target} ] || touch {target}")
         else:
@@ -104,6 +133,12 @@ def launch_argv(
         lines.append(f"mount --bind {shlex.quote(mount.source)} {target} || exit {_MOUNT_FAILED}")
         if mount.read_only:
             lines.append(f"mount -o remount,bind,ro {target} || exit {_MOUNT_FAILED}")
+        for index, path in enumerate(hidden):
+            held = f'"/proc/$keep_{index}/cwd"'
+            # --no-canonicalize: mount(8) would otherwise resolve the held link to the path now covered.
+            bind = f"mount --no-canonicalize --bind {held} {shlex.quote(path)}"
+            lines.append(f"mkdir -p {shlex.quote(path)} && {bind} || exit {_MOUNT_FAILED}")
+            lines.append(f'kill "$keep_{index}"')
     lines.append('PATH="$container_path"')
     if root is not None:
         enter = [sys.executable, "-I", "-S", "-c", image_rootfs.enter_code(), prefix, str(root.uid), str(root.gid)]
@@ -112,6 +147,13 @@ def launch_argv(
         lines.append('exec "$@"')
     script = "\n".join(lines)
     return [unshare, "--mount", "--propagation", "private", "--", "/bin/sh", "-c", script, "simnode-container", *argv]
+
+
+def host_paths_needed(env: Mapping[str, str]) -> list[str]:
+    """Host directories a host-mode container needs: this interpreter's prefix and import path, its PATH."""
+    candidates = [sys.prefix, *sys.path, *env.get("PATH", "").split(os.pathsep)]
+    found = {os.path.realpath(path) for path in candidates if path and os.path.isabs(path)}
+    return sorted(path for path in found if os.path.isdir(path))
 
 
 class Handle:
@@ -174,7 +216,9 @@ def start(
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("ab") as log:
         popen = subprocess.Popen(
-            launch_argv(argv, mounts, shutil.which("unshare", path=_SYSTEM_PATH) or "unshare", root),
+            launch_argv(
+                argv, mounts, shutil.which("unshare", path=_SYSTEM_PATH) or "unshare", root, host_paths_needed(env)
+            ),
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
