@@ -42,7 +42,7 @@ def rules(
 # What each account may do beyond the baseline, in the release namespace (cluster-wide rules included).
 EXPECTED_IN_RELEASE_NAMESPACE: dict[str, set[Rule]] = {
     "controllers": (
-        rules(groups=("",), resources_=("pods",), verbs=("list", "watch", "create", "patch", "delete"))
+        rules(groups=("",), resources_=("pods",), verbs=("get", "list", "watch", "create", "patch", "delete"))
         | rules(groups=("",), resources_=("configmaps",), verbs=("list", "watch"), names=("gpu-map",))
         | rules(
             groups=(FMA,),

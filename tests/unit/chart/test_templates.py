@@ -208,7 +208,7 @@ def test_controllers_rules(render: Render) -> None:
     fma = "fma.llm-d.ai"
     assert rules_of(rendered, "Role", name) == sorted(
         [
-            *(("", "pods", v, "") for v in ("list", "watch", "create", "patch", "delete")),
+            *(("", "pods", v, "") for v in ("get", "list", "watch", "create", "patch", "delete")),
             ("", "configmaps", "list", "gpu-map"),
             ("", "configmaps", "watch", "gpu-map"),
             *(
