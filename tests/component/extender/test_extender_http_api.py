@@ -6,7 +6,6 @@ import dataclasses
 import json
 import socket
 import threading
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -15,6 +14,7 @@ import pytest
 import uvicorn
 
 from crds import keys, sleeper_config, sleeper_scoring, sleeper_view
+from devcluster import waiting
 from extender import http_api, metrics
 
 pytestmark = pytest.mark.component
@@ -79,10 +79,7 @@ def served() -> Iterator[Served]:
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=False))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.02)
+    waiting.wait_for(lambda: server.started, timeout=20, what="uvicorn to start", interval=0.02)
     try:
         yield Served(f"http://127.0.0.1:{port}", ready, extender_metrics)
     finally:
