@@ -20,7 +20,7 @@ import enum
 from collections.abc import Mapping
 from typing import Any
 
-from crds import binding_record, keys
+from crds import binding_record, keys, pod_conditions
 
 __all__ = [
     "Phase",
@@ -77,18 +77,11 @@ def _meta(pod: Mapping[str, Any]) -> Mapping[str, Any]:
     return meta if isinstance(meta, Mapping) else {}
 
 
-def condition(pod: Mapping[str, Any], condition_type: str) -> Mapping[str, Any] | None:
-    """Return the Pod condition of ``condition_type``, or None (pure)."""
-    for item in (pod.get("status") or {}).get("conditions") or []:
-        if isinstance(item, Mapping) and item.get("type") == condition_type:
-            return item
-    return None
+condition = pod_conditions.condition
+"""The Pod condition of a type, or None (the shared reading in ``crds.pod_conditions``)."""
 
-
-def is_ready(pod: Mapping[str, Any]) -> bool:
-    """Whether the Pod's ``Ready`` condition is True (pure)."""
-    ready = condition(pod, "Ready")
-    return ready is not None and ready.get("status") == "True"
+is_ready = pod_conditions.is_ready
+"""Whether the Pod's Ready condition is True (the shared reading in ``crds.pod_conditions``)."""
 
 
 def is_terminating(pod: Mapping[str, Any]) -> bool:

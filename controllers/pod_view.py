@@ -12,7 +12,7 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from crds import binding_record, keys, names
+from crds import binding_record, keys, names, pod_conditions
 
 __all__ = [
     "Classification",
@@ -125,12 +125,8 @@ def pod_ip(pod: Mapping[str, Any]) -> str | None:
     return str(value) if value else None
 
 
-def is_ready(pod: Mapping[str, Any]) -> bool:
-    """Whether the Pod's Ready condition is True."""
-    for condition in (pod.get("status") or {}).get("conditions") or []:
-        if condition.get("type") == "Ready":
-            return bool(condition.get("status") == "True")
-    return False
+is_ready = pod_conditions.is_ready
+"""Whether the Pod's Ready condition is True (the shared reading in ``crds.pod_conditions``)."""
 
 
 def container_status(pod: Mapping[str, Any], container: str = names.INFERENCE_SERVER_CONTAINER) -> dict[str, Any]:

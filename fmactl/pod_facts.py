@@ -25,6 +25,7 @@ from crds import (
     keys,
     launcher_inventory,
     names,
+    pod_conditions,
     requester_status,
 )
 
@@ -150,21 +151,11 @@ def status_errors(pod: Mapping[str, Any]) -> list[str]:
         return [f"unreadable status annotation: {value!r}"]
 
 
-def condition(pod: Mapping[str, Any], kind: str) -> Mapping[str, Any] | None:
-    """The Pod condition of type ``kind``, or None."""
-    status = pod.get("status")
-    if not isinstance(status, Mapping):
-        return None
-    for item in status.get("conditions") or []:
-        if isinstance(item, Mapping) and item.get("type") == kind:
-            return item
-    return None
+condition = pod_conditions.condition
+"""The Pod condition of a type, or None (the shared reading in ``crds.pod_conditions``)."""
 
-
-def is_ready(pod: Mapping[str, Any]) -> bool:
-    """Whether the Pod's Ready condition is True."""
-    ready = condition(pod, "Ready")
-    return ready is not None and ready.get("status") == "True"
+is_ready = pod_conditions.is_ready
+"""Whether the Pod's Ready condition is True (the shared reading in ``crds.pod_conditions``)."""
 
 
 def parse_time(value: object) -> datetime.datetime | None:
