@@ -143,6 +143,24 @@ def requester_template(isc: str, app: str, *, node: str | None = None, gpus: int
     }
 
 
+def vllm_template(isc: str, app: str, *, gpus: int = 1) -> dict[str, Any]:
+    """A Pod template as a user writes it for vLLM, plus FMA's one annotation (the webhook converts it)."""
+    return {
+        "metadata": {"labels": {"app": app}, "annotations": {"dual-pods.llm-d.ai/inference-server-config": isc}},
+        "spec": {
+            "containers": [
+                {
+                    "name": "inference-server",
+                    "image": "vllm/vllm-openai:v0.11.0",
+                    "command": ["vllm", "serve", "tiny-llm"],
+                    "ports": [{"name": "http", "containerPort": 8000}],
+                    "resources": {"limits": {"nvidia.com/gpu": str(gpus)}},
+                }
+            ]
+        },
+    }
+
+
 def direct_requester_template(app: str, model: str, *, node: str | None = None) -> dict[str, Any]:
     """A direct-mode requester: the requester agent plus a server patch that runs the engine simulator."""
     template = requester_template("", app, node=node)

@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
-from devcluster import helm_release, waiting
+from devcluster import helm_release, samples, waiting
 from devcluster.simnode import runtime_record
 from kube import resources
 
@@ -28,33 +28,6 @@ ISC_KEY = "dual-pods.llm-d.ai/inference-server-config"
 CONVERTED_KEY = "dual-pods.llm-d.ai/converted"
 DUAL_LABEL = "dual-pods.llm-d.ai/dual"
 REQUESTER_KEY = "dual-pods.llm-d.ai/requester"
-
-
-def vllm_deployment(name: str, isc: str, *, gpus: int = 1) -> dict[str, Any]:
-    """A Deployment as a user writes it for vLLM, plus FMA's one annotation."""
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": name},
-        "spec": {
-            "replicas": 1,
-            "selector": {"matchLabels": {"app": name}},
-            "template": {
-                "metadata": {"labels": {"app": name}, "annotations": {ISC_KEY: isc}},
-                "spec": {
-                    "containers": [
-                        {
-                            "name": "inference-server",
-                            "image": "vllm/vllm-openai:v0.11.0",
-                            "command": ["vllm", "serve", "tiny-llm"],
-                            "ports": [{"name": "http", "containerPort": 8000}],
-                            "resources": {"limits": {"nvidia.com/gpu": str(gpus)}},
-                        }
-                    ]
-                },
-            },
-        },
-    }
 
 
 def _process_environ(state_dir: pathlib.Path, uid: str, container: str) -> tuple[dict[str, str], list[str]]:
@@ -154,7 +127,9 @@ def test_an_annotated_deployment_becomes_a_bound_ready_requester(
 ) -> None:
     api, ns = installed_chart.api, helm_release.NAMESPACE
     calls_before = _extender_calls(installed_chart)
-    api.create(helm_release.DEPLOYMENTS, vllm_deployment("first-model", sim_model), ns)
+    api.create(
+        helm_release.DEPLOYMENTS, samples.deployment("first-model", samples.vllm_template(sim_model, "first-model")), ns
+    )
     try:
         found = waiting.wait_for(
             lambda: bound_requester(installed_chart, "first-model"),

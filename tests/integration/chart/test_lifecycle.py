@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 import kube
-from devcluster import helm_release, waiting
+from devcluster import helm_release, samples, waiting
 from kube import errors as kube_errors
 from kube import resources
 
@@ -109,31 +109,6 @@ def create_loop(installed_chart: helm_release.InstalledChart) -> Iterator[Create
             installed_chart.api.delete(resources.PODS, pod["metadata"]["name"], helm_release.NAMESPACE)
 
 
-def _vllm_deployment(name: str, isc: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": name},
-        "spec": {
-            "replicas": 1,
-            "selector": {"matchLabels": {"app": name}},
-            "template": {
-                "metadata": {"labels": {"app": name}, "annotations": {ISC_KEY: isc}},
-                "spec": {
-                    "containers": [
-                        {
-                            "name": "inference-server",
-                            "image": "vllm/vllm-openai:v0.11.0",
-                            "command": ["vllm", "serve", "tiny-llm"],
-                            "resources": {"limits": {"nvidia.com/gpu": "1"}},
-                        }
-                    ]
-                },
-            },
-        },
-    }
-
-
 def _bound(installed_chart: helm_release.InstalledChart, app: str) -> dict[str, Any] | None:
     pods = [p for p in installed_chart.pods(f"app={app}") if not p["metadata"].get("deletionTimestamp")]
     if len(pods) == 1 and helm_release.pod_ready(pods[0]) and pods[0]["metadata"]["labels"].get(DUAL_LABEL):
@@ -142,7 +117,9 @@ def _bound(installed_chart: helm_release.InstalledChart, app: str) -> dict[str, 
 
 
 def _start_model(installed_chart: helm_release.InstalledChart, app: str, isc: str) -> dict[str, Any]:
-    installed_chart.api.create(helm_release.DEPLOYMENTS, _vllm_deployment(app, isc), helm_release.NAMESPACE)
+    installed_chart.api.create(
+        helm_release.DEPLOYMENTS, samples.deployment(app, samples.vllm_template(isc, app)), helm_release.NAMESPACE
+    )
     found = waiting.wait_for(
         lambda: _bound(installed_chart, app), timeout=180, what=f"Deployment {app}'s requester bound and Ready"
     )
