@@ -45,6 +45,7 @@ def node_names(opts: SimnodeOptions) -> list[str]:
             gpus_per_node=opts.gpus_per_node,
             gpu_product=opts.gpu_product,
             gpu_memory_mib=opts.gpu_memory_mib,
+            gpu_mode=opts.gpu_mode,
         )
     ]
 

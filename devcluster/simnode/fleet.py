@@ -24,6 +24,7 @@ import uuid
 from typing import Any
 
 __all__ = [
+    "GPU_MODE_LABEL",
     "GPU_RESOURCE",
     "LEASE_DURATION_SECONDS",
     "LEASE_NAMESPACE",
@@ -43,6 +44,7 @@ GPU_RESOURCE = "nvidia.com/gpu"
 LEASE_NAMESPACE = "kube-node-lease"
 LEASE_DURATION_SECONDS = 40
 MANAGED_LABEL = "devcluster.fma/simnode"
+GPU_MODE_LABEL = "devcluster.fma/gpu-mode"
 _UUID_NAMESPACE = uuid.UUID("6c1f0d52-52a3-4c55-9a57-3d7f4c7a0f10")
 _STATUS_ONLY_FIRST_OCTET = 128
 
@@ -60,6 +62,8 @@ class NodeIdentity:
     cpu: str
     memory: str
     pods: int
+    gpu_mode: str = "device-plugin"
+    """``device-plugin``, ``dra`` or ``both`` (``options.GPU_MODES``): ``dra`` nodes offer no ``nvidia.com/gpu``."""
 
     @property
     def host_ip(self) -> str:
@@ -70,9 +74,14 @@ class NodeIdentity:
     def allocatable(self) -> dict[str, str]:
         """Capacity as the API wants it (allocatable is the same)."""
         values = {"cpu": self.cpu, "memory": self.memory, "pods": str(self.pods), "ephemeral-storage": "100Gi"}
-        if self.gpu_uuids:
+        if self.gpu_uuids and self.gpu_mode != "dra":
             values[GPU_RESOURCE] = str(len(self.gpu_uuids))
         return values
+
+    @property
+    def dra(self) -> bool:
+        """Whether the node publishes its GPUs as DRA devices (``dra`` or ``both``)."""
+        return self.gpu_mode != "device-plugin" and bool(self.gpu_uuids)
 
 
 _A_VALUES = 127
@@ -105,6 +114,7 @@ def plan(
     cpu: str = "16",
     memory: str = "128Gi",
     pods: int = 110,
+    gpu_mode: str = "device-plugin",
 ) -> list[NodeIdentity]:
     """The Nodes for these options: ``PREFIX-i`` run processes, ``PREFIX-so-j`` only report status."""
     result: list[NodeIdentity] = []
@@ -123,6 +133,7 @@ def plan(
                     cpu=cpu,
                     memory=memory,
                     pods=pods,
+                    gpu_mode=gpu_mode,
                 )
             )
     return result
@@ -144,6 +155,7 @@ def _labels(node: NodeIdentity) -> dict[str, str]:
         "kubernetes.io/os": "linux",
         "kubernetes.io/arch": "amd64",
         MANAGED_LABEL: "status-only" if node.status_only else "process",
+        GPU_MODE_LABEL: node.gpu_mode,
     }
     if node.gpu_uuids:
         labels |= {

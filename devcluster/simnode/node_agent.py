@@ -27,6 +27,7 @@ import pydantic
 from devcluster import binaries
 from devcluster.simnode import (
     container_process,
+    dra_driver,
     errors,
     event_recorder,
     fleet,
@@ -122,6 +123,7 @@ class Agent:
             gpus_per_node=opts.gpus_per_node,
             gpu_product=opts.gpu_product,
             gpu_memory_mib=opts.gpu_memory_mib,
+            gpu_mode=opts.gpu_mode,
         )
         self._by_name = {n.name: n for n in self._nodes}
         self._ledgers = {n.name: node_ledger.NodeLedger(n, opts.gpu_allocation) for n in self._nodes}
@@ -400,6 +402,7 @@ class Agent:
         """Register, then serve until ``stop`` is set; then stop (or leave) the Pods' processes."""
         uids = self.register()
         self.publish_gpu_map()
+        dra_driver.publish(self._api, self._nodes, uids)
         for record in runtime_record.load_all(self._state_dir):
             if record.node in self._ledgers:
                 self._ledgers[record.node].restore(record.uid, record.pod_ip, record.gpus)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import random
 import threading
-from collections.abc import Collection
+from collections.abc import Collection, Mapping, Sequence
 
 from devcluster.simnode import fleet, gpu_allocation, loopback_address, pod
 
@@ -43,8 +43,13 @@ class NodeLedger:
         *,
         with_gpus: bool = True,
         foreign_ips: Collection[str] = (),
+        claimed: Mapping[str, Sequence[str]] | None = None,
     ) -> tuple[str, dict[str, list[str]]]:
         """The Pod's address and GPUs (existing ones are kept).  Raises ``PodConfigError``.
+
+        ``claimed`` holds the GPUs of the Pod's allocated DRA claims per
+        container (``dra_prepare``); they are recorded with the device-plugin
+        GPUs, so that neither path hands them to another Pod.
 
         Status-only nodes pass ``with_gpus=False``: nothing runs, so only
         the address matters.  ``foreign_ips`` are addresses of other Pods in
@@ -60,9 +65,12 @@ class NodeLedger:
                 gpus = {}
             if gpus is None:
                 in_use = {g for other, held in self._gpus.items() if other != uid for gs in held.values() for g in gs}
+                in_use.update(g for gs in (claimed or {}).values() for g in gs)
                 gpus = gpu_allocation.allocate(
                     the_pod, self.node.gpu_uuids, in_use, strategy=self._strategy, rng=self._rng
                 )
+                for container, uuids in (claimed or {}).items():
+                    gpus[container] = [*gpus.get(container, []), *uuids]
             self._ips[uid] = ip
             self._gpus[uid] = gpus
             return ip, gpus

@@ -12,7 +12,10 @@ import dataclasses
 import pathlib
 from collections.abc import Sequence
 
-__all__ = ["SimnodeOptions", "parse", "to_argv"]
+__all__ = ["GPU_MODES", "SimnodeOptions", "parse", "to_argv"]
+
+GPU_MODES = ("device-plugin", "dra", "both")
+"""Per simnode (so per node): device plugin only, DRA only, or both, as clusters in transition have."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,6 +42,8 @@ class SimnodeOptions:
     """Mounted at ``/etc/hosts`` in every container (the Service proxy's names); None: the host's own."""
     image_archives: pathlib.Path | None = None
     """Image mode: containers whose image is an OCI archive under this directory run inside it (None: off)."""
+    gpu_mode: str = "device-plugin"
+    """How the nodes offer their GPUs: ``device-plugin`` (``nvidia.com/gpu``), ``dra`` (ResourceSlices) or ``both``."""
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -66,6 +71,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--image-archives", default=None, help="image mode: run containers from the OCI archives under this directory"
     )
+    parser.add_argument(
+        "--gpu-mode",
+        choices=GPU_MODES,
+        default="device-plugin",
+        help="device-plugin: nvidia.com/gpu capacity; dra: ResourceSlices of a DRA driver; both: the two at once",
+    )
     return parser
 
 
@@ -86,6 +97,7 @@ def parse(argv: Sequence[str]) -> tuple[str, SimnodeOptions]:
         heartbeat_workers=args.heartbeat_workers,
         hosts_file=pathlib.Path(args.hosts_file) if args.hosts_file else None,
         image_archives=pathlib.Path(args.image_archives) if args.image_archives else None,
+        gpu_mode=args.gpu_mode,
     )
     return str(args.kubeconfig), options
 
@@ -112,4 +124,6 @@ def to_argv(kubeconfig: pathlib.Path | str, options: SimnodeOptions) -> list[str
         argv.append(f"--hosts-file={options.hosts_file}")
     if options.image_archives is not None:
         argv.append(f"--image-archives={options.image_archives}")
+    if options.gpu_mode != "device-plugin":
+        argv.append(f"--gpu-mode={options.gpu_mode}")
     return argv

@@ -28,6 +28,7 @@ from typing import Any
 from devcluster.simnode import (
     compatibility,
     container_process,
+    dra_prepare,
     environment,
     errors,
     event_recorder,
@@ -304,8 +305,14 @@ class PodRunner:
             self._next_prepare = now + _IDLE_SECONDS
             return _IDLE_SECONDS
         try:
+            claimed = (
+                dra_prepare.container_gpus(self._ctx.api, the_pod, self._ctx.node) if not self._record.gpus else {}
+            )
             ip, gpus = self._ctx.ledger.assign(
-                the_pod, self._record.pod_ip or the_pod.status.pod_ip, foreign_ips=self._ctx.foreign_ips(self._uid)
+                the_pod,
+                self._record.pod_ip or the_pod.status.pod_ip,
+                foreign_ips=self._ctx.foreign_ips(self._uid),
+                claimed=claimed,
             )
         except errors.PodConfigError as exc:
             self._set_waiting(exc.reason, exc.message)
