@@ -20,14 +20,12 @@ import enum
 from collections.abc import Mapping
 from typing import Any
 
-from crds import binding_record, keys, pod_conditions
+from crds import binding_record, keys, pod_view
 
 __all__ = [
     "Phase",
     "Thresholds",
     "classify",
-    "condition",
-    "is_launcher",
     "is_ready",
     "is_terminating",
     "next_crossing",
@@ -77,40 +75,35 @@ def _meta(pod: Mapping[str, Any]) -> Mapping[str, Any]:
     return meta if isinstance(meta, Mapping) else {}
 
 
-condition = pod_conditions.condition
-"""The Pod condition of a type, or None (the shared reading in ``crds.pod_conditions``)."""
-
-is_ready = pod_conditions.is_ready
-"""Whether the Pod's Ready condition is True (the shared reading in ``crds.pod_conditions``)."""
+is_ready = pod_view.is_ready
+"""Whether the Pod's Ready condition is True (the shared reading in ``crds.pod_view``)."""
 
 
 def is_terminating(pod: Mapping[str, Any]) -> bool:
     """Whether the Pod has a ``deletionTimestamp`` (pure)."""
-    return bool(_meta(pod).get("deletionTimestamp"))
-
-
-def is_launcher(pod: Mapping[str, Any]) -> bool:
-    """Whether the Pod is a launcher: component label plus a LauncherConfig name (pure)."""
-    labels = _meta(pod).get("labels") or {}
-    return labels.get(keys.COMPONENT_LABEL) == keys.COMPONENT_LAUNCHER and bool(
-        labels.get(keys.LAUNCHER_CONFIG_NAME_LABEL)
-    )
+    return pod_view.PodView(pod).deleting
 
 
 def pair_of(pod: Mapping[str, Any]) -> tuple[str, str] | None:
-    """Return (node, LauncherConfig) of a launcher from its labels, or None for other Pods (pure)."""
-    if not is_launcher(pod):
+    """Return (node, LauncherConfig) of a launcher in a population pair, or None for other Pods (pure).
+
+    A Pod belongs to a pair when it is a launcher (``crds.pod_view``) that also carries the labels the
+    populator selects by (CONTRACT.md §8.2 step 1): ``app.kubernetes.io/component=launcher`` and a
+    non-empty LauncherConfig name and node name.
+    """
+    view = pod_view.PodView(pod)
+    if not view.is_launcher or view.labels.get(keys.COMPONENT_LABEL) != keys.COMPONENT_LAUNCHER:
         return None
-    labels = _meta(pod).get("labels") or {}
-    node = labels.get(keys.NODE_NAME_LABEL)
-    if not node:
+    config = view.labels.get(keys.LAUNCHER_CONFIG_NAME_LABEL)
+    node = view.labels.get(keys.NODE_NAME_LABEL)
+    if not config or not node:
         return None
-    return str(node), str(labels[keys.LAUNCHER_CONFIG_NAME_LABEL])
+    return str(node), str(config)
 
 
 def _scheduling(pod: Mapping[str, Any]) -> tuple[bool, datetime.datetime | None]:
     """(scheduled, since when) from the ``PodScheduled`` condition."""
-    scheduled = condition(pod, "PodScheduled")
+    scheduled = pod_view.condition(pod, "PodScheduled")
     if scheduled is None or scheduled.get("status") != "True":
         return False, None
     return True, parse_time(scheduled.get("lastTransitionTime"))

@@ -1,9 +1,12 @@
 """Read-only views of raw Pod objects, as the dual-pods controller needs them.
 
 Pods arrive from the watch cache as raw dicts; these functions answer the
-controller's questions about them (is it a requester? which node? is the
-``inference-server`` container Ready?) in one place, so no reconcile digs
-through nested dicts itself.  Pure; no I/O.
+controller's questions about them (which node? is the ``inference-server``
+container Ready?) in one place, so no reconcile digs through nested dicts
+itself.  What kind of Pod something is (requester, its mode, launcher, a
+provider's node) is decided once for every process in ``crds.pod_view``;
+the names here are that rule, re-exported for the controller's callers.
+Pure; no I/O.
 """
 
 from __future__ import annotations
@@ -12,7 +15,8 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from crds import binding_record, keys, names, pod_conditions
+from crds import binding_record, names
+from crds import pod_view as crds_pod_view
 
 __all__ = [
     "Classification",
@@ -74,26 +78,14 @@ def is_deleting(pod: Mapping[str, Any]) -> bool:
     return bool(_meta(pod).get("deletionTimestamp"))
 
 
-def is_requester(pod: Mapping[str, Any]) -> bool:
-    """A requester has a non-empty server-patch, or the inference-server-config key (CONTRACT §1).
+is_requester = crds_pod_view.is_requester
+"""Whether the Pod is a requester (the one rule, in ``crds.pod_view``)."""
 
-    The ISC key's *presence* selects launcher mode even when empty (an empty
-    value is a status error, reported by the reconcile).
-    """
-    notes = annotations_of(pod)
-    return bool(notes.get(keys.SERVER_PATCH_ANNOTATION)) or keys.INFERENCE_SERVER_CONFIG_ANNOTATION in notes
+is_launcher = crds_pod_view.is_launcher
+"""Whether the Pod is a launcher (the one rule, in ``crds.pod_view``)."""
 
-
-def is_launcher(pod: Mapping[str, Any]) -> bool:
-    """A launcher carries the launcher-config-name label."""
-    return keys.LAUNCHER_CONFIG_NAME_LABEL in labels_of(pod)
-
-
-def node_of_provider(pod: Mapping[str, Any]) -> str | None:
-    """A provider's node: its hostname nodeSelector, not spec.nodeName (CONTRACT §2.4)."""
-    selector = (pod.get("spec") or {}).get("nodeSelector") or {}
-    value = selector.get(names.HOSTNAME_NODE_SELECTOR)
-    return str(value) if value else None
+node_of_provider = crds_pod_view.provider_node
+"""A provider's node: its hostname nodeSelector, not spec.nodeName (the one rule, in ``crds.pod_view``)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -108,14 +100,14 @@ class Classification:
 
 def classify(pod: Mapping[str, Any]) -> Classification:
     """Classify a Pod (CONTRACT §7.1) (pure)."""
-    if is_requester(pod):
-        node = (pod.get("spec") or {}).get("nodeName")
-        return Classification("requester", str(node) if node else None, uid(pod))
-    record = binding_record.from_annotations(annotations_of(pod))
+    view = crds_pod_view.PodView(pod)
+    if view.is_requester:
+        return Classification("requester", view.node_name, view.uid)
+    record = binding_record.from_annotations(view.annotations)
     if record is not None:
-        return Classification("bound-provider", node_of_provider(pod), record.uid)
-    if is_launcher(pod):
-        return Classification("unbound-launcher", node_of_provider(pod), name(pod))
+        return Classification("bound-provider", view.provider_node, record.uid)
+    if view.is_launcher:
+        return Classification("unbound-launcher", view.provider_node, view.name)
     return Classification("other", None, None)
 
 
@@ -125,8 +117,8 @@ def pod_ip(pod: Mapping[str, Any]) -> str | None:
     return str(value) if value else None
 
 
-is_ready = pod_conditions.is_ready
-"""Whether the Pod's Ready condition is True (the shared reading in ``crds.pod_conditions``)."""
+is_ready = crds_pod_view.is_ready
+"""Whether the Pod's Ready condition is True (the shared reading in ``crds.pod_view``)."""
 
 
 def container_status(pod: Mapping[str, Any], container: str = names.INFERENCE_SERVER_CONTAINER) -> dict[str, Any]:

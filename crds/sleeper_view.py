@@ -30,7 +30,7 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
-from crds import accelerators, binding_record, keys, launcher_inventory, quantity
+from crds import accelerators, binding_record, keys, launcher_inventory, pod_view, quantity
 from crds import errors as crds_errors
 
 __all__ = [
@@ -213,9 +213,8 @@ def node_of_pod(pod: Mapping[str, Any]) -> str | None:
     pinned = selector.get(HOSTNAME_LABEL) if isinstance(selector, Mapping) else None
     if isinstance(pinned, str) and pinned:
         return pinned
-    labels = _meta(pod).get("labels") or {}
-    if keys.LAUNCHER_CONFIG_NAME_LABEL in labels:
-        value = labels.get(keys.NODE_NAME_LABEL)
+    if pod_view.is_launcher(pod):
+        value = (_meta(pod).get("labels") or {}).get(keys.NODE_NAME_LABEL)
         return str(value) if value else None
     return None
 
@@ -278,7 +277,7 @@ def inventory_malformed(pod: Mapping[str, Any]) -> bool:
     host, and nothing fails because of it.
     """
     meta = _meta(pod)
-    if keys.LAUNCHER_CONFIG_NAME_LABEL not in (meta.get("labels") or {}):
+    if not pod_view.is_launcher(pod):
         return False
     value = (meta.get("annotations") or {}).get(keys.INSTANCES_ANNOTATION)
     if value is None:
@@ -370,7 +369,7 @@ def interests(pod: Mapping[str, Any]) -> list[str]:
         return []
     meta = _meta(pod)
     namespace = str(meta.get("namespace") or "")
-    if keys.LAUNCHER_CONFIG_NAME_LABEL in (meta.get("labels") or {}):
+    if pod_view.is_launcher(pod):
         launcher = _launcher(pod)
         if launcher is None:
             return []
@@ -410,8 +409,7 @@ def build(
             continue
         meta = _meta(pod)
         annotations = meta.get("annotations") or {}
-        labels_of_pod = meta.get("labels") or {}
-        if keys.LAUNCHER_CONFIG_NAME_LABEL in labels_of_pod:
+        if pod_view.is_launcher(pod):
             launcher = _launcher(pod)
             if launcher is not None:
                 launchers.append(launcher)

@@ -1,8 +1,9 @@
 """What a Pod being scheduled asks of a node, read from the scheduler's ExtenderArgs.
 
-A Pod is a requester iff it has a non-empty ``inference-server-config``
-(launcher mode) or ``server-patch`` (direct mode) annotation (CONTRACT.md §1);
-anything else gets neutral scores without looking at any node.  For launcher
+Which Pods are requesters, and in which mode, is the one rule of
+``crds.pod_view`` (CONTRACT.md §1, §2.1); anything else, and a launcher-mode
+requester whose ISC name is empty (the controller reports it, nothing can
+serve it), gets neutral scores without looking at any node.  For launcher
 mode the ISC gives the config key, LauncherConfig and port.  For direct mode
 the config key comes from the requester's own ``config-key`` annotation when
 someone (e.g. the webhook) put it there; otherwise only the sleeper budget
@@ -17,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from crds import keys, sleeper_config, sleeper_scoring, sleeper_view
+from crds import keys, pod_view, sleeper_config, sleeper_scoring, sleeper_view
 from extender import protocol
 
 __all__ = ["of_pod"]
@@ -40,6 +41,7 @@ def of_pod(
     the cluster model.
     """
     annotations = pod.metadata.annotations or {}
+    mode = pod_view.requester_mode(annotations)
     gpus = sleeper_view.gpu_request(
         {
             "containers": [_resources(c) for c in pod.spec.containers],
@@ -50,8 +52,8 @@ def of_pod(
         namespace=pod.metadata.namespace,
         pod=pod.metadata.name or pod.metadata.generate_name or "",
         gpus=gpus,
-        isc_name=annotations.get(keys.INFERENCE_SERVER_CONFIG_ANNOTATION),
-        direct=bool(annotations.get(keys.SERVER_PATCH_ANNOTATION)),
+        isc_name=annotations.get(keys.INFERENCE_SERVER_CONFIG_ANNOTATION) if mode == pod_view.LAUNCHER else None,
+        direct=mode == pod_view.DIRECT,
         config_key=annotations.get(keys.CONFIG_KEY_ANNOTATION),
         isc=isc,
         lc=lc,

@@ -25,7 +25,7 @@ from crds import (
     keys,
     launcher_inventory,
     names,
-    pod_conditions,
+    pod_view,
     requester_status,
 )
 
@@ -93,12 +93,13 @@ def is_deleting(obj: Mapping[str, Any]) -> bool:
 
 
 def role(pod: Mapping[str, Any]) -> Role:
-    """Classify ``pod`` as CONTRACT.md §1 and §7.1 do."""
-    notes = annotations_of(pod)
-    if notes.get(keys.INFERENCE_SERVER_CONFIG_ANNOTATION) is not None or notes.get(keys.SERVER_PATCH_ANNOTATION):
+    """Classify ``pod`` as CONTRACT.md §1 and §7.1 do (requester and launcher by ``crds.pod_view``)."""
+    view = pod_view.PodView(pod)
+    if view.is_requester:
         return Role.REQUESTER
-    if keys.LAUNCHER_CONFIG_NAME_LABEL in labels_of(pod):
+    if view.is_launcher:
         return Role.LAUNCHER
+    notes = view.annotations
     if keys.NOMINAL_ANNOTATION in notes or keys.REQUESTER_ANNOTATION in notes:
         return Role.DIRECT_PROVIDER
     return Role.OTHER
@@ -106,19 +107,15 @@ def role(pod: Mapping[str, Any]) -> Role:
 
 def isc_name(pod: Mapping[str, Any]) -> str | None:
     """A launcher-mode requester's ISC name, or None (direct mode, or not a requester)."""
-    return annotations_of(pod).get(keys.INFERENCE_SERVER_CONFIG_ANNOTATION)
+    return pod_view.PodView(pod).isc_name
 
 
 def node_of(pod: Mapping[str, Any]) -> str | None:
     """The node a Pod runs on: providers by their hostname nodeSelector (§2.4), others by ``spec.nodeName``."""
-    spec = pod.get("spec") if isinstance(pod.get("spec"), Mapping) else {}
-    assert isinstance(spec, Mapping)
-    if role(pod) in (Role.LAUNCHER, Role.DIRECT_PROVIDER):
-        selector = spec.get("nodeSelector")
-        if isinstance(selector, Mapping) and selector.get(names.HOSTNAME_NODE_SELECTOR):
-            return str(selector[names.HOSTNAME_NODE_SELECTOR])
-    node = spec.get("nodeName")
-    return str(node) if node else None
+    view = pod_view.PodView(pod)
+    if role(pod) in (Role.LAUNCHER, Role.DIRECT_PROVIDER) and view.provider_node:
+        return view.provider_node
+    return view.node_name
 
 
 def binding(pod: Mapping[str, Any]) -> binding_record.BindingRecord | None:
@@ -151,11 +148,11 @@ def status_errors(pod: Mapping[str, Any]) -> list[str]:
         return [f"unreadable status annotation: {value!r}"]
 
 
-condition = pod_conditions.condition
-"""The Pod condition of a type, or None (the shared reading in ``crds.pod_conditions``)."""
+condition = pod_view.condition
+"""The Pod condition of a type, or None (the shared reading in ``crds.pod_view``)."""
 
-is_ready = pod_conditions.is_ready
-"""Whether the Pod's Ready condition is True (the shared reading in ``crds.pod_conditions``)."""
+is_ready = pod_view.is_ready
+"""Whether the Pod's Ready condition is True (the shared reading in ``crds.pod_view``)."""
 
 
 def parse_time(value: object) -> datetime.datetime | None:

@@ -24,6 +24,7 @@ import logging
 from typing import Any, Protocol
 
 from crds import keys, sleeper_scoring, sleeper_view
+from crds import pod_view as crds_pod_view
 from kube import cache as kube_cache
 from kube import client as kube_client
 from kube import errors as kube_errors
@@ -106,9 +107,7 @@ class SleeperHints:
 
     def _compute(self, namespace: str, pod: pod_view.PodView) -> placement_hints.Hints | None:
         annotations = pod.metadata.annotations
-        direct = bool(annotations.get(keys.SERVER_PATCH_ANNOTATION, "").strip()) or (
-            keys.ACTUATION_ANNOTATION in annotations
-        )
+        direct = crds_pod_view.has_server_patch(annotations) or keys.ACTUATION_ANNOTATION in annotations
         containers = [
             {"resources": {"limits": dict(c.resources.limits), "requests": dict(c.resources.requests)}}
             for c in pod.spec.containers

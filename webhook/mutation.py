@@ -35,6 +35,7 @@ import pydantic
 
 from crds import errors as crds_errors
 from crds import keys, metadata_rules, names, ports, quantity
+from crds import pod_view as crds_pod_view
 from webhook import cluster_facts, errors, json_patch, placement_hints, pod_view, requester_agent, server_patch
 
 __all__ = ["HINTED_PLACEMENTS", "Decision", "Mode", "Options", "Placement", "mutate"]
@@ -204,8 +205,8 @@ def mutate(raw: Mapping[str, Any], options: Options, facts: cluster_facts.Facts)
     annotations = pod.metadata.annotations
     if annotations.get(keys.CONVERTED_ANNOTATION):
         return Decision(allowed=True, mode="none")
-    has_isc = keys.INFERENCE_SERVER_CONFIG_ANNOTATION in annotations
-    has_patch = bool(annotations.get(keys.SERVER_PATCH_ANNOTATION, "").strip())
+    has_isc = crds_pod_view.names_isc(annotations)
+    has_patch = crds_pod_view.has_server_patch(annotations)
     actuation = annotations.get(keys.ACTUATION_ANNOTATION)
     mode: Mode = "launcher" if has_isc else "direct" if actuation is not None else "requester" if has_patch else "none"
     if mode == "none":
@@ -221,7 +222,7 @@ def _convert(
 ) -> Decision:
     annotations = pod.metadata.annotations
     actuation = annotations.get(keys.ACTUATION_ANNOTATION)
-    has_patch = bool(annotations.get(keys.SERVER_PATCH_ANNOTATION, "").strip())
+    has_patch = crds_pod_view.has_server_patch(annotations)
     if actuation is not None and actuation != keys.ACTUATION_DIRECT:
         raise errors.Denial(f"{keys.ACTUATION_ANNOTATION} must be {keys.ACTUATION_DIRECT!r}, got {actuation!r}")
     if mode == "launcher" and (has_patch or actuation is not None):
