@@ -24,6 +24,7 @@ import pydantic
 
 from certs import ca_bundle, errors, injection, renewal, report, store
 from certs import settings as settings_mod
+from crds import validation_paths
 from kube import client as kube_client
 from kube import errors as kube_errors
 
@@ -179,7 +180,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command in ("init", "rotate"):
             settings.policy()
     except (pydantic.ValidationError, ValueError) as exc:
-        print(f"fma-certs: invalid configuration: {exc}", file=sys.stderr)
+        message = validation_paths.summary(exc) if isinstance(exc, pydantic.ValidationError) else str(exc)
+        print(f"fma-certs: invalid configuration: {message}", file=sys.stderr)
         return 2
     try:
         return _run(args, settings)

@@ -20,7 +20,7 @@ import uvicorn
 import kube
 from certs import errors as certs_errors
 from certs import reloading_context
-from crds import log_output, sleeper_scoring
+from crds import log_output, sleeper_scoring, validation_paths
 from extender import http_api, metrics
 from extender import settings as settings_mod
 from kube import errors as kube_errors
@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = settings_mod.Settings(**given)
     except pydantic.ValidationError as exc:
-        print(f"fma-extender: invalid configuration: {exc}", file=sys.stderr)
+        print(f"fma-extender: invalid configuration: {validation_paths.summary(exc)}", file=sys.stderr)
         return 2
     log_output.configure(settings.log_level)
     try:

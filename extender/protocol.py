@@ -24,7 +24,7 @@ from typing import Any, Final
 import pydantic
 
 from crds import errors as crds_errors
-from crds import strict_json
+from crds import strict_json, validation_paths
 from extender import errors
 
 __all__ = [
@@ -185,14 +185,6 @@ def encode_priorities(priorities: Iterable[tuple[str, int]]) -> bytes:
     return ("[" + ",".join(entries) + "]").encode()
 
 
-def _summary(exc: pydantic.ValidationError) -> str:
-    parts = []
-    for problem in exc.errors(include_url=False):
-        location = ".".join(str(item) for item in problem["loc"]) or "body"
-        parts.append(f"{location}: {problem['msg']}")
-    return "; ".join(parts)
-
-
 def parse_args(body: bytes) -> ExtenderArgs:
     """Return the ExtenderArgs in ``body``; raise ``errors.BadExtenderArgs`` with every problem named."""
     try:
@@ -202,4 +194,4 @@ def parse_args(body: bytes) -> ExtenderArgs:
     try:
         return ExtenderArgs.model_validate(data)
     except pydantic.ValidationError as exc:
-        raise errors.BadExtenderArgs(f"malformed ExtenderArgs: {_summary(exc)}") from exc
+        raise errors.BadExtenderArgs(f"malformed ExtenderArgs: {validation_paths.summary(exc)}") from exc

@@ -14,7 +14,7 @@ import sys
 
 import pydantic
 
-from crds import log_output
+from crds import log_output, validation_paths
 from launcher import engine_sim, launcher_server, requester_server, sim_cli, tensor_engine, token_handoff
 from launcher import settings as settings_mod
 
@@ -73,7 +73,8 @@ def _requester_parser() -> argparse.ArgumentParser:
 
 
 def _fail(prog: str, exc: Exception) -> int:
-    print(f"{prog}: invalid configuration: {exc}", file=sys.stderr)
+    message = validation_paths.summary(exc) if isinstance(exc, pydantic.ValidationError) else str(exc)
+    print(f"{prog}: invalid configuration: {message}", file=sys.stderr)
     return 2
 
 

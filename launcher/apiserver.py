@@ -24,6 +24,7 @@ import ssl
 import httpx
 import pydantic
 
+from crds import validation_paths
 from launcher import errors
 from launcher import settings as settings_mod
 
@@ -210,4 +211,6 @@ def config_map_data(
     try:
         return _ConfigMap.model_validate_json(body).data or {}
     except pydantic.ValidationError as exc:
-        raise errors.ApiServerError(f"ConfigMap {namespace}/{name} is malformed: {exc}") from exc
+        raise errors.ApiServerError(
+            f"ConfigMap {namespace}/{name} is malformed: {validation_paths.summary(exc)}"
+        ) from exc

@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 import pydantic
 
-from crds import names
+from crds import names, validation_paths
 from launcher import apiserver, errors, nvml
 from launcher import settings as settings_mod
 
@@ -71,7 +71,9 @@ def _from_config_map(settings: settings_mod.LauncherSettings, fetch: ConfigMapFe
     try:
         return GpuTable(mapping=_FileTable.validate_json(entry), source="configmap")
     except pydantic.ValidationError as exc:
-        logger.warning("gpu-map entry is malformed", extra={"node": settings.node_name, "error": str(exc)})
+        logger.warning(
+            "gpu-map entry is malformed", extra={"node": settings.node_name, "error": validation_paths.summary(exc)}
+        )
         return None
 
 
@@ -95,7 +97,8 @@ def discover(
             mapping = _FileTable.validate_json(raw)
         except pydantic.ValidationError as exc:
             raise ValueError(
-                f"--gpu-map-file {str(settings.gpu_map_file)!r} is not a JSON object UUID → index: {exc}"
+                f"--gpu-map-file {str(settings.gpu_map_file)!r} is not a JSON object UUID → index: "
+                + validation_paths.summary(exc)
             ) from exc
         return GpuTable(mapping=mapping, source="file")
     table = _from_config_map(settings, config_map_fetch)

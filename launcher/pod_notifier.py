@@ -45,7 +45,7 @@ from typing import Protocol
 import httpx
 import pydantic
 
-from crds import log_output
+from crds import log_output, validation_paths
 from launcher import apiserver, errors, inventory, pod_identity, schemas
 from launcher import settings as settings_mod
 
@@ -119,7 +119,9 @@ class Notifier:
         try:
             view = schemas.ListView.model_validate_json(response.content)
         except pydantic.ValidationError as exc:
-            raise errors.LauncherError(f"the launcher's instance list is malformed: {exc}") from exc
+            raise errors.LauncherError(
+                f"the launcher's instance list is malformed: {validation_paths.summary(exc)}"
+            ) from exc
         return inventory.pod_annotations(inventory.Snapshot(revision=view.revision, instances=view.instances))
 
     def poll(self) -> float:
@@ -220,7 +222,7 @@ def main() -> int:
         settings = settings_mod.NotifierSettings()
     except pydantic.ValidationError as exc:
         log_output.configure("info")
-        logger.error("invalid configuration", extra={"error": str(exc)})
+        logger.error("invalid configuration", extra={"error": validation_paths.summary(exc)})
         return 2
     log_output.configure(settings.log_level)
     stop = threading.Event()

@@ -16,6 +16,7 @@ from typing import Any
 import pydantic
 import yaml
 
+from crds import validation_paths
 from webhook import configuration, server
 from webhook import settings as settings_mod
 
@@ -95,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = settings_mod.Settings(**given)
     except pydantic.ValidationError as exc:
-        print(f"fma-webhook: invalid configuration: {exc}", file=sys.stderr)
+        print(f"fma-webhook: invalid configuration: {validation_paths.summary(exc)}", file=sys.stderr)
         return 2
     return server.run(settings)
 

@@ -23,7 +23,7 @@ from typing import Any, Literal
 import pydantic
 
 from crds import errors as crds_errors
-from crds import strict_json
+from crds import strict_json, validation_paths
 from webhook import errors, json_patch
 
 __all__ = [
@@ -94,8 +94,7 @@ def parse(body: bytes) -> AdmissionReview:
     try:
         return AdmissionReview.model_validate(data)
     except pydantic.ValidationError as exc:
-        parts = [f"{'.'.join(str(p) for p in e['loc']) or '(body)'}: {e['msg']}" for e in exc.errors()]
-        raise errors.MalformedReview("not an AdmissionReview v1: " + "; ".join(parts)) from exc
+        raise errors.MalformedReview("not an AdmissionReview v1: " + validation_paths.summary(exc)) from exc
 
 
 def response(

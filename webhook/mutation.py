@@ -34,7 +34,7 @@ from typing import Any, Literal
 import pydantic
 
 from crds import errors as crds_errors
-from crds import keys, metadata_rules, names, ports, quantity
+from crds import keys, metadata_rules, names, ports, quantity, validation_paths
 from crds import pod_view as crds_pod_view
 from webhook import cluster_facts, errors, json_patch, placement_hints, pod_view, requester_agent, server_patch
 
@@ -87,8 +87,7 @@ def _deny(mode: Mode, message: str) -> Decision:
 
 
 def _validation_message(exc: pydantic.ValidationError) -> str:
-    parts = [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()]
-    return "malformed Pod: " + "; ".join(parts)
+    return "malformed Pod: " + validation_paths.summary(exc)
 
 
 def _gpu_resources(container: pod_view.Container) -> tuple[int, dict[str, dict[str, Any]]]:
