@@ -97,7 +97,7 @@ def launch_argv(
     """The command line that runs ``argv`` with ``mounts`` in a private mount namespace.  Pure.
 
     With ``root`` (image mode) the mounts go inside the image's root file system and the command runs there,
-    chrooted, as the image's user.
+    chrooted, as ``root``'s user and groups.
 
     ``keep`` names host directories the process needs (its interpreter, the project, the binaries' cache)
     in host mode.  A volume mounted over one of them (the chart's emptyDir at ``/tmp`` while the project
@@ -141,7 +141,9 @@ def launch_argv(
             lines.append(f'kill "$keep_{index}"')
     lines.append('PATH="$container_path"')
     if root is not None:
+        groups = ",".join(str(group) for group in root.groups)
         enter = [sys.executable, "-I", "-S", "-c", image_rootfs.enter_code(), prefix, str(root.uid), str(root.gid)]
+        enter.append(groups)
         lines.append(f'exec {shlex.join(enter)} {shlex.quote(root.workdir)} "$@"')
     else:
         lines.append('exec "$@"')

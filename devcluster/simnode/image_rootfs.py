@@ -16,8 +16,17 @@ one of them runs from that image.  ``Store`` owns the archives:
 ``Root`` is what a container process needs from it; ``container_process``
 turns it into an overlay (the image below, a per-container writable layer
 above) in the container's own mount namespace, binds the Pod's volumes at
-their paths inside, and enters it with ``chroot`` as the image's user
+their paths inside, and enters it with ``chroot`` as the container's user
 (``enter_code``).
+
+The user is Kubernetes': the ``securityContext`` of the container, else of
+the Pod (``runAsUser``, ``runAsGroup``), over the image's ``User``; without
+``runAsGroup`` a ``runAsUser`` found in the image's ``/etc/passwd`` gets that
+entry's group, else group 0 (containerd's rule).  The Pod's
+``supplementalGroups`` and ``fsGroup`` become the process's supplementary
+groups (volume ownership is not changed).  ``runAsNonRoot`` is checked as the
+kubelet does: a container that would run as root, or whose image names a
+user that is not numeric, does not start (``CreateContainerConfigError``).
 """
 
 from __future__ import annotations
@@ -35,9 +44,21 @@ import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from devcluster.simnode import environment, pod
+import pydantic
 
-__all__ = ["ImageConfig", "Root", "Store", "UnpackError", "container_argv", "enter_code", "merged_env"]
+from devcluster.simnode import environment, errors, pod
+
+__all__ = [
+    "ImageConfig",
+    "Root",
+    "Store",
+    "UnpackError",
+    "container_argv",
+    "container_root",
+    "enter_code",
+    "merged_env",
+    "run_as",
+]
 
 _CONTAINERD_NAME = "io.containerd.image.name"
 
@@ -57,6 +78,8 @@ class ImageConfig:
     cwd: str
     uid: int
     gid: int
+    user: str = ""
+    """The image's ``User`` as written (``65532:65532``, ``fma``; empty: root)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,6 +92,8 @@ class Root:
     uid: int
     gid: int
     workdir: str
+    groups: tuple[int, ...] = ()
+    """Supplementary groups (the Pod's ``supplementalGroups`` and ``fsGroup``)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -100,7 +125,12 @@ class Store:
         self._unpacked: dict[str, tuple[pathlib.Path, ImageConfig]] = {}
 
     def _scan(self) -> dict[str, _Archive]:
-        names: dict[str, _Archive] = {}
+        """The archives found now, added to those found before (a newer archive of a name wins).
+
+        Each archive is kept under the unpack directory (a hard link, else a copy), so that an image stays
+        usable when its build is pruned from the cache while simnode runs (another build of the tree).
+        """
+        names: dict[str, _Archive] = dict(self._names or {})
         for path in sorted(self._archives_dir.rglob("*.tar")):
             index = _index_of(path)
             if index is None:
@@ -108,8 +138,26 @@ class Store:
             for manifest in index.get("manifests") or []:
                 name = (manifest.get("annotations") or {}).get(_CONTAINERD_NAME)
                 if name:
-                    names[str(name)] = _Archive(path, str(manifest["digest"]))
+                    digest = str(manifest["digest"])
+                    names[str(name)] = _Archive(self._keep(path, digest), digest)
         return names
+
+    def _keep(self, archive: pathlib.Path, digest: str) -> pathlib.Path:
+        kept = self._unpack_dir / "archives" / f"{digest.replace(':', '-')}.tar"
+        if kept.is_file():
+            return kept
+        kept.parent.mkdir(parents=True, exist_ok=True)
+        partial = kept.with_suffix(".partial")
+        partial.unlink(missing_ok=True)
+        try:
+            os.link(archive, partial)
+        except OSError:
+            try:
+                shutil.copyfile(archive, partial)
+            except OSError:
+                return archive  # gone already (pruned): the next scan finds its successor
+        partial.replace(kept)
+        return kept
 
     def lookup(self, image: str) -> pathlib.Path | None:
         """The archive holding ``image`` (an exact name or ``docker.io/`` + name), or None."""
@@ -216,7 +264,8 @@ def _read_config(config: Mapping[str, Any], rootfs: pathlib.Path) -> ImageConfig
         env.append((key, value))
     entrypoint = [str(a) for a in config.get("Entrypoint") or []]
     cmd = [str(a) for a in config.get("Cmd") or []]
-    uid, gid = _user_ids(str(config.get("User") or ""), rootfs)
+    user = str(config.get("User") or "")
+    uid, gid = _user_ids(user, rootfs)
     return ImageConfig(
         args=(*entrypoint, *cmd),
         entrypoint_length=len(entrypoint),
@@ -224,6 +273,7 @@ def _read_config(config: Mapping[str, Any], rootfs: pathlib.Path) -> ImageConfig
         cwd=str(config.get("WorkingDir") or "/"),
         uid=uid,
         gid=gid,
+        user=user,
     )
 
 
@@ -238,11 +288,85 @@ def container_argv(container: pod.Container, config: ImageConfig, env: Mapping[s
     return [environment.expand(part, env.get) for part in parts]
 
 
-def merged_env(config: ImageConfig, container_env: Mapping[str, str], passwd: pathlib.Path) -> dict[str, str]:
-    """The image's environment under the container's own (which wins), with HOME from the image's passwd."""
+def _security_context(owner: pydantic.BaseModel) -> dict[str, Any]:
+    """The ``securityContext`` of a Pod spec or container (kept by the model as an unknown field)."""
+    value = (owner.model_extra or {}).get("securityContext")
+    return value if isinstance(value, dict) else {}
+
+
+def _id_field(context: Mapping[str, Any], field: str, where: str) -> int | None:
+    value = context.get(field)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise errors.PodConfigError(
+            "CreateContainerConfigError", f"{where} securityContext.{field} {value!r} is not a UID/GID"
+        )
+    return value
+
+
+def run_as(
+    the_pod: pod.Pod, container: pod.Container, config: ImageConfig, passwd: pathlib.Path
+) -> tuple[int, int, tuple[int, ...]]:
+    """The (uid, gid, supplementary groups) the container runs as, with Kubernetes' precedence (module docstring).
+
+    Raises ``errors.PodConfigError`` (``CreateContainerConfigError``) where ``runAsNonRoot`` forbids starting.
+    """
+    pod_context = _security_context(the_pod.spec)
+    own = _security_context(container)
+    where = f"container {container.name!r}"
+    uid = _id_field(own, "runAsUser", where)
+    if uid is None:
+        uid = _id_field(pod_context, "runAsUser", "the Pod's")
+    gid = _id_field(own, "runAsGroup", where)
+    if gid is None:
+        gid = _id_field(pod_context, "runAsGroup", "the Pod's")
+    non_root = own.get("runAsNonRoot", pod_context.get("runAsNonRoot"))
+    names = f"(pod: {the_pod.key}, container: {container.name})"
+    if non_root is True:
+        if uid is None and config.user.partition(":")[0] and not config.user.partition(":")[0].isdigit():
+            raise errors.PodConfigError(
+                "CreateContainerConfigError",
+                f"container has runAsNonRoot and image has non-numeric user ({config.user}), "
+                f"cannot verify user is non-root {names}",
+            )
+        if uid == 0:
+            raise errors.PodConfigError(
+                "CreateContainerConfigError", f"container's runAsUser breaks non-root policy {names}"
+            )
+        if uid is None and config.uid == 0:
+            raise errors.PodConfigError(
+                "CreateContainerConfigError", f"container has runAsNonRoot and image will run as root {names}"
+            )
+    if uid is None:
+        uid, image_gid = config.uid, config.gid
+    else:
+        image_gid = next((int(f[3]) for f in _passwd(passwd) if f[2] == str(uid) and f[3].isdigit()), 0)
+    groups: list[int] = []
+    for item in [*(pod_context.get("supplementalGroups") or []), pod_context.get("fsGroup")]:
+        if isinstance(item, int) and not isinstance(item, bool) and item >= 0 and item not in groups:
+            groups.append(item)
+    return uid, gid if gid is not None else image_gid, tuple(groups)
+
+
+def container_root(
+    the_pod: pod.Pod, container: pod.Container, rootfs: pathlib.Path, config: ImageConfig, scratch: pathlib.Path
+) -> Root:
+    """The ``Root`` the container runs in: the image, its user as the security context says, its working directory."""
+    uid, gid, groups = run_as(the_pod, container, config, rootfs / "etc" / "passwd")
+    return Root(rootfs, scratch, uid, gid, container.working_dir or config.cwd, groups)
+
+
+def merged_env(
+    config: ImageConfig, container_env: Mapping[str, str], passwd: pathlib.Path, uid: int | None = None
+) -> dict[str, str]:
+    """The image's environment under the container's own (which wins), with HOME from the image's passwd.
+
+    ``uid``: the user the container runs as (default: the image's).
+    """
     env = dict(config.env)
     if "HOME" not in env:
-        env["HOME"] = _home_of(config.uid, passwd)
+        env["HOME"] = _home_of(config.uid if uid is None else uid, passwd)
     env.update(container_env)
     return env
 
@@ -282,19 +406,22 @@ def resolve_in_root(rootfs: pathlib.Path, target: str) -> str:
 
 
 def enter_code() -> str:
-    """The Python program that enters a prepared root and execs the command (argv: root uid gid workdir cmd...).
+    """The Python program that enters a prepared root and execs the command.
+
+    Its argv: root, uid, gid, the supplementary groups (comma-separated, possibly empty), workdir, command...
 
     Run as root with ``-I -S`` by the host's interpreter inside the container's mount namespace; it exits 127
     with a message (as a runtime does) when the command is not found in the image.
     """
     return (
         "import os,sys,warnings  # os.execvp imports warnings; after the chroot it could not\n"
-        "root,uid,gid,wd=sys.argv[1],int(sys.argv[2]),int(sys.argv[3]),sys.argv[4]\n"
-        "argv=sys.argv[5:]\n"
+        "root,uid,gid,wd=sys.argv[1],int(sys.argv[2]),int(sys.argv[3]),sys.argv[5]\n"
+        "groups=[int(g) for g in sys.argv[4].split(',') if g]\n"
+        "argv=sys.argv[6:]\n"
         "os.chroot(root)\n"
         "os.makedirs(wd,exist_ok=True)\n"
         "os.chdir(wd)\n"
-        "os.setgroups([]);os.setgid(gid);os.setuid(uid)\n"
+        "os.setgroups(groups);os.setgid(gid);os.setuid(uid)\n"
         "try:\n"
         "    os.execvp(argv[0],argv)\n"
         "except OSError as e:\n"

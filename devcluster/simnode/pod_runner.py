@@ -34,6 +34,7 @@ from devcluster.simnode import (
     event_recorder,
     fleet,
     gpu_allocation,
+    heartbeat,
     image_rootfs,
     kube_api,
     node_ledger,
@@ -52,6 +53,8 @@ logger = logging.getLogger(__name__)
 _POLL_SECONDS = 0.5
 _IDLE_SECONDS = 30.0
 _RETRY_SECONDS = 3.0
+_DRIFT_SECONDS = 1.0
+"""How long the apiserver's copy of the status may disagree with ours before we send ours again."""
 _VOLUME_SYNC_SECONDS = 60.0
 
 
@@ -174,6 +177,7 @@ class PodRunner:
         self._tokens: list[volume.TokenFile] = []
         self._next_volume_sync = 0.0
         self._last_sent: Any = None
+        self._drift_since: float | None = None
         self._stopped_for_deletion = False
         self._delete_sent = False
         self._log = _PodLog(logger, {"pod": the_pod.key, "node": ctx.node.name})
@@ -282,6 +286,8 @@ class PodRunner:
             wake = min(wake, now + max(1.0, token.refresh_at - time.time()))
         if self._prepared:
             wake = min(wake, max(now + 1.0, self._next_volume_sync))
+        if self._drift_since is not None:
+            wake = min(wake, self._drift_since + _DRIFT_SECONDS)
         return max(0.05, wake - now)
 
     # -- preparing the sandbox -------------------------------------------------------
@@ -478,8 +484,9 @@ class PodRunner:
         if self._ctx.images is not None:
             try:
                 image_mode = self._image_mode(the_pod, container, env)
-            except image_rootfs.UnpackError as exc:
-                container.waiting = pod_status.Waiting("ErrImagePull", str(exc))
+            except (image_rootfs.UnpackError, errors.PodConfigError) as exc:
+                reason = exc.reason if isinstance(exc, errors.PodConfigError) else "ErrImagePull"
+                container.waiting = pod_status.Waiting(reason, str(exc))
                 self._ctx.events.emit(the_pod, self._ctx.node.name, "Warning", "Failed", f"Error: {exc}")
                 container.next_start = now + _RETRY_SECONDS
                 return
@@ -535,8 +542,8 @@ class PodRunner:
             return None
         rootfs, config = self._ctx.images.prepare(spec.image)
         scratch = runtime_record.pod_dir(self._ctx.state_dir, self._uid) / "rootfs" / spec.name
-        root = image_rootfs.Root(rootfs, scratch, config.uid, config.gid, spec.working_dir or config.cwd)
-        image_env = image_rootfs.merged_env(config, env, rootfs / "etc" / "passwd")
+        root = image_rootfs.container_root(the_pod, spec, rootfs, config, scratch)
+        image_env = image_rootfs.merged_env(config, env, rootfs / "etc" / "passwd", root.uid)
         return root, image_rootfs.container_argv(spec, config, env), image_env
 
     def _record_exit(self, container: _Container, result: container_process.Exit) -> int:
@@ -770,6 +777,8 @@ class PodRunner:
         gates = [g.condition_type for g in the_pod.spec.readiness_gates]
         status = pod_status.compute(view, the_pod.status.conditions, gates, _now())
         comparable = _without_times(status)
+        if comparable == self._last_sent and self._drifted(the_pod, status):
+            self._last_sent = None  # someone else rewrote it (e.g. NodeNotReady): send ours again
         if comparable != self._last_sent:
             meta = the_pod.metadata
             try:
@@ -783,6 +792,28 @@ class PodRunner:
             except errors.NotFound:
                 pass
         return str(status["phase"])
+
+    def _drifted(self, the_pod: pod.Pod, status: Mapping[str, Any]) -> bool:
+        """Whether the apiserver's copy has disagreed with what we sent for ``_DRIFT_SECONDS``.
+
+        As the kubelet's status manager does, the node reconciles the Pod's
+        status with the apiserver's: the node lifecycle controller marks every
+        Pod of a NotReady node not Ready, and only the node puts it back once
+        the node is Ready again.  The disagreement must last a moment so that
+        a watch that has not yet delivered our own write causes no extra write.
+        """
+        silenced = heartbeat.silence_file(self._ctx.state_dir, self._ctx.node.name).exists()
+        if silenced or not pod_status.disagrees(status, the_pod.status):
+            self._drift_since = None  # (a silenced node has "lost the control plane": it reconciles nothing)
+            return False
+        now = time.monotonic()
+        if self._drift_since is None:
+            self._drift_since = now
+            return False
+        if now - self._drift_since < _DRIFT_SECONDS:
+            return False
+        self._drift_since = None
+        return True
 
     def _save(self) -> None:
         runtime_record.save(self._ctx.state_dir, self._record)

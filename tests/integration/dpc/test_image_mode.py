@@ -152,3 +152,53 @@ def test_a_launcher_from_the_image_serves_and_the_controller_actuates_hot_throug
         print(log.read_text()[-4000:] if log is not None else "no launcher log")
         raise
     assert [i["id"] for i in inventory["instances"]] == [instance_id]
+
+
+def _ids_pod(name: str, node: str, image: str, pod_context: dict[str, Any], own: dict[str, Any]) -> dict[str, Any]:
+    """A Pod whose two containers print the uid, gid, supplementary groups and HOME they run with."""
+    show = "import os; print(os.getuid(), os.getgid(), sorted(os.getgroups()), os.environ['HOME'])"
+    return {
+        "metadata": {"name": name},
+        "spec": {
+            "nodeName": node,
+            "restartPolicy": "Never",
+            "securityContext": pod_context,
+            "containers": [
+                {"name": "pod-level", "image": image, "command": ["python3", "-c", show]},
+                {"name": "own", "image": image, "command": ["python3", "-c", show], "securityContext": own},
+            ],
+        },
+    }
+
+
+def _phase(harness: Harness, name: str) -> str:
+    return str((harness.get(name).get("status") or {}).get("phase") or "")
+
+
+def test_the_security_context_sets_the_user_a_container_runs_as_in_its_image(
+    harness: Harness, image_node: ImageNode
+) -> None:
+    image = image_node.images.fma.name
+    pod_context = {"runAsUser": 1234, "runAsGroup": 2345, "supplementalGroups": [3456], "runAsNonRoot": True}
+    harness.create(resources.PODS, _ids_pod("ids", image_node.name, image, pod_context, {"runAsUser": 65532}))
+    waiting.wait_for(lambda: _phase(harness, "ids") == "Succeeded", timeout=120, what="the Pod to succeed")
+    printed = {}
+    for container in ("pod-level", "own"):
+        log = simnode_mod.container_log(image_node.state_dir, harness.namespace, "ids", container)
+        assert log is not None
+        printed[container] = log.read_text().strip().splitlines()[-1]
+    # The Pod's user and group (1234 is not in the image's passwd: HOME is /); the container's own runAsUser
+    # wins over the Pod's and its group stays the Pod's runAsGroup; HOME comes from the image's passwd.
+    assert printed == {"pod-level": "1234 2345 [3456] /", "own": "65532 2345 [3456] /home/fma"}
+
+    # runAsNonRoot with runAsUser 0: the container does not start, as the kubelet refuses it.
+    harness.create(resources.PODS, _ids_pod("as-root", image_node.name, image, pod_context, {"runAsUser": 0}))
+
+    def refused() -> dict[str, Any] | None:
+        statuses = (harness.get("as-root").get("status") or {}).get("containerStatuses") or []
+        own = next((s for s in statuses if s["name"] == "own"), None)
+        waiting_state = ((own or {}).get("state") or {}).get("waiting") or {}
+        return waiting_state if waiting_state.get("reason") == "CreateContainerConfigError" else None
+
+    state = waiting.wait_for(refused, timeout=60, what="the root container refused with CreateContainerConfigError")
+    assert "runAsUser breaks non-root policy" in state["message"]

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import pathlib
+import tarfile
 
 import pytest
 
-from devcluster.simnode import container_process, image_rootfs, options, pod
+from devcluster.simnode import container_process, errors, image_rootfs, options, pod
 
 CONFIG = image_rootfs.ImageConfig(
     args=("tini", "--", "fma-launcher", "--port", "8001"),
@@ -54,7 +56,7 @@ def test_launch_line_overlays_the_image_binds_volumes_inside_and_enters_as_the_u
     assert f"mount --rbind /proc {merged}/proc" in script
     assert f"mount --bind /state/vol {merged}/etc/fma" in script
     assert f"mount -o remount,bind,ro {merged}/etc/fma" in script
-    assert script.splitlines()[-1].endswith(f' {merged} 65532 65532 /app "$@"')
+    assert script.splitlines()[-1].endswith(f" {merged} 65532 65532 '' /app \"$@\"")
     assert argv[-1] == "fma-launcher"
 
 
@@ -91,3 +93,104 @@ def test_mount_points_follow_the_images_symlinks_inside_the_image(tmp_path: path
     (tmp_path / "loop").symlink_to("/loop")
     with pytest.raises(OSError, match="too many"):
         image_rootfs.resolve_in_root(tmp_path, "/loop/x")
+
+
+PASSWD = (
+    "root:x:0:0:root:/root:/bin/sh\nfma:x:65532:65532:fma:/home/fma:/usr/sbin/nologin\napp:x:1000:1001::/srv:/bin/sh\n"
+)
+
+
+def a_pod(pod_context: dict[str, object] | None = None, own: dict[str, object] | None = None) -> pod.Pod:
+    spec: dict[str, object] = {"containers": [{"name": "c", "image": "x", **({"securityContext": own} if own else {})}]}
+    if pod_context is not None:
+        spec["securityContext"] = pod_context
+    return pod.Pod.model_validate({"metadata": {"name": "p", "namespace": "ns", "uid": "u"}, "spec": spec})
+
+
+@pytest.mark.parametrize(
+    ("pod_context", "own", "expected"),
+    [
+        pytest.param(None, None, (65532, 65532, ()), id="the-images-user"),
+        pytest.param({"runAsUser": 1000}, None, (1000, 1001, ()), id="pod-user-group-from-passwd"),
+        pytest.param({"runAsUser": 4242}, None, (4242, 0, ()), id="user-not-in-passwd-group-0"),
+        pytest.param({"runAsUser": 1000, "runAsGroup": 7}, {"runAsUser": 2000}, (2000, 7, ()), id="container-wins"),
+        pytest.param({"runAsGroup": 9}, None, (65532, 9, ()), id="group-over-the-images-user"),
+        pytest.param({"supplementalGroups": [5, 6], "fsGroup": 6}, None, (65532, 65532, (5, 6)), id="groups"),
+        pytest.param({"runAsNonRoot": True}, None, (65532, 65532, ()), id="non-root-image-user-passes"),
+    ],
+)
+def test_the_security_context_sets_the_user_over_the_images(
+    tmp_path: pathlib.Path,
+    pod_context: dict[str, object] | None,
+    own: dict[str, object] | None,
+    expected: tuple[int, int, tuple[int, ...]],
+) -> None:
+    (tmp_path / "passwd").write_text(PASSWD)
+    the_pod = a_pod(pod_context, own)
+    assert image_rootfs.run_as(the_pod, the_pod.spec.containers[0], CONFIG, tmp_path / "passwd") == expected
+    root = image_rootfs.container_root(the_pod, the_pod.spec.containers[0], tmp_path, CONFIG, tmp_path / "s")
+    assert root.workdir == "/app"
+
+
+@pytest.mark.parametrize(
+    ("pod_context", "own", "config", "message"),
+    [
+        pytest.param({"runAsNonRoot": True, "runAsUser": 0}, None, CONFIG, "runAsUser breaks non-root", id="uid-0"),
+        pytest.param(
+            {"runAsNonRoot": True},
+            None,
+            image_rootfs.ImageConfig(args=(), entrypoint_length=0, env=(), cwd="/", uid=0, gid=0),
+            "image will run as root",
+            id="root-image",
+        ),
+        pytest.param(
+            None,
+            {"runAsNonRoot": True},
+            image_rootfs.ImageConfig(args=(), entrypoint_length=0, env=(), cwd="/", uid=65532, gid=65532, user="fma"),
+            "non-numeric user \\(fma\\)",
+            id="named-image-user",
+        ),
+        pytest.param({"runAsUser": "65532"}, None, CONFIG, "is not a UID", id="not-an-int"),
+    ],
+)
+def test_run_as_non_root_refuses_a_root_user_as_the_kubelet_does(
+    tmp_path: pathlib.Path,
+    pod_context: dict[str, object] | None,
+    own: dict[str, object] | None,
+    config: image_rootfs.ImageConfig,
+    message: str,
+) -> None:
+    the_pod = a_pod(pod_context, own)
+    with pytest.raises(errors.PodConfigError, match=message) as raised:
+        image_rootfs.run_as(the_pod, the_pod.spec.containers[0], config, tmp_path / "passwd")
+    assert raised.value.reason == "CreateContainerConfigError"
+
+
+def test_home_follows_the_user_the_container_runs_as(tmp_path: pathlib.Path) -> None:
+    (tmp_path / "passwd").write_text(PASSWD)
+    assert image_rootfs.merged_env(CONFIG, {}, tmp_path / "passwd", 1000)["HOME"] == "/srv"
+    assert image_rootfs.merged_env(CONFIG, {}, tmp_path / "passwd")["HOME"] == "/home/fma"
+
+
+def test_the_launch_line_passes_the_supplementary_groups(tmp_path: pathlib.Path) -> None:
+    root = image_rootfs.Root(tmp_path / "rootfs", tmp_path / "scratch", 1000, 7, "/", (5, 6))
+    script = container_process.launch_argv(["id"], [], "unshare", root)[7]
+    assert script.splitlines()[-1].endswith(f' {tmp_path}/scratch/merged 1000 7 5,6 / "$@"')
+
+
+def test_the_store_keeps_an_archive_when_its_build_is_pruned(tmp_path: pathlib.Path) -> None:
+    build = tmp_path / "build"
+    build.mkdir()
+    index = tmp_path / "index.json"
+    index.write_text(
+        json.dumps({"manifests": [{"digest": "sha256:ab", "annotations": {"io.containerd.image.name": "r/fma:1"}}]})
+    )
+    with tarfile.open(build / "fma.tar", "w") as tar:
+        tar.add(index, arcname="index.json")
+    store = image_rootfs.Store(build, tmp_path / "unpacked")
+    kept = store.lookup("r/fma:1")
+    assert kept == tmp_path / "unpacked" / "archives" / "sha256-ab.tar"
+    (build / "fma.tar").unlink()  # another build of the tree pruned this one
+    assert store.lookup("r/other:1") is None  # a name it does not know: the build directory is scanned again
+    assert store.lookup("r/fma:1") == kept
+    assert kept.is_file()
