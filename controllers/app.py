@@ -20,7 +20,7 @@ import httpx
 import prometheus_client
 
 import kube
-from controllers import dpc_metrics, dual_pods, health_server, launcher_template, node_agents, populator
+from controllers import claim_keeper, dpc_metrics, dual_pods, health_server, launcher_template, node_agents, populator
 from controllers import settings as settings_mod
 from crds import names
 from kube import resources
@@ -113,6 +113,16 @@ class Controllers:
                 ),
             )
             self.populator.register_handlers()
+        self.claim_keeper: claim_keeper.ClaimKeeper | None = None
+        if settings.enable_gpu_claims:
+            self.claim_keeper = claim_keeper.ClaimKeeper(
+                self.api,
+                namespace=namespace,
+                pods=self.pods,
+                events=kube.EventRecorder(self.api, component=names.DPC_FIELD_MANAGER, instance=settings.identity),
+            )
+            self.claim_keeper.register_handlers()
+            self.caches.append(self.claim_keeper.claims)
         self._leading = False
 
     def start_caches(self, timeout: float = 60.0) -> bool:
@@ -132,12 +142,16 @@ class Controllers:
             self.dual_pods.start()
         if self.populator is not None:
             self.populator.start(workers=self.settings.num_workers)
+        if self.claim_keeper is not None:
+            self.claim_keeper.start()
         logger.info("controllers started", extra={"namespace": self.settings.namespace})
 
     def stop(self) -> None:
         """Stop reconciling and watching."""
         if self.dual_pods is not None and self._leading:
             self.dual_pods.stop()
+        if self.claim_keeper is not None and self._leading:
+            self.claim_keeper.stop()
         if self.populator is not None and self._leading:
             self.populator.stop()
             self._populator_api.close()

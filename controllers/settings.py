@@ -31,6 +31,7 @@ class ControllersSettings(pydantic.BaseModel):
     identity: str = pydantic.Field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
     enable_dual_pods: bool = True
     enable_populator: bool = True
+    enable_gpu_claims: bool = False
     debug_accelerator_memory: bool = True
     start_deadline: float = pydantic.Field(default=1800.0, gt=0)
     launcher_token_file: str | None = None
@@ -82,6 +83,12 @@ def parse_args(argv: Sequence[str] | None = None) -> ControllersSettings:
     parser.add_argument("--identity", help="leader-election identity (default: hostname-pid)")
     parser.add_argument("--enable-dual-pods", type=_bool, default=True, help="run the dual-pods controller")
     parser.add_argument("--enable-populator", type=_bool, default=True, help="run the launcher populator")
+    parser.add_argument(
+        "--enable-gpu-claims",
+        type=_bool,
+        default=False,
+        help="create the ResourceClaims of DRA-mode requesters (needs RBAC on resourceclaims)",
+    )
     parser.add_argument("--debug-accelerator-memory", type=_bool, default=True, help="check GPU memory before a wake")
     parser.add_argument(
         "--start-deadline",

@@ -30,10 +30,11 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
-from crds import accelerators, binding_record, keys, launcher_inventory, pod_view, quantity
+from crds import accelerators, binding_record, gpu_claims, keys, launcher_inventory, pod_view, quantity
 from crds import errors as crds_errors
 
 __all__ = [
+    "GPU_COUNT_LABEL",
     "GPU_RESOURCE",
     "HOSTNAME_LABEL",
     "Instance",
@@ -53,6 +54,8 @@ __all__ = [
 
 GPU_RESOURCE: Final = "nvidia.com/gpu"
 """The extended resource the device plugin hands out."""
+GPU_COUNT_LABEL: Final = "nvidia.com/gpu.count"
+"""The GPU feature discovery label with the node's GPU count (the capacity of a DRA-only node)."""
 
 HOSTNAME_LABEL: Final = "kubernetes.io/hostname"
 """The node selector key that pins providers to their node (CONTRACT.md §2.4)."""
@@ -319,6 +322,7 @@ _VIEW_ANNOTATIONS: Final = (
     keys.REQUESTER_ANNOTATION,
     keys.CONFIG_KEY_ANNOTATION,
     keys.NOMINAL_ANNOTATION,
+    gpu_claims.CLAIM_ANNOTATION,
 )
 _VIEW_LABELS: Final = (keys.LAUNCHER_CONFIG_NAME_LABEL, keys.SLEEPING_LABEL, keys.LAUNCHER_STUCK_LABEL)
 
@@ -399,7 +403,9 @@ def build(
     if node is not None:
         labels = _meta(node).get("labels") or {}
         status = node.get("status") or {}
-        capacity = _count((status.get("allocatable") or {}).get(GPU_RESOURCE))
+        allocatable = (status.get("allocatable") or {}).get(GPU_RESOURCE)
+        # A DRA-only node offers no nvidia.com/gpu; its GPU count label says how many it has.
+        capacity = _count(allocatable if allocatable is not None else labels.get(GPU_COUNT_LABEL))
     held: set[str] = set()
     unknown = 0
     launchers: list[Launcher] = []
@@ -417,7 +423,7 @@ def build(
             sleeper = _direct_sleeper(pod)
             if sleeper is not None:
                 direct.append(sleeper)
-        wanted = gpu_request(_spec(pod))
+        wanted = gpu_claims.pod_gpu_count(pod, gpu_request(_spec(pod)))
         if wanted <= 0:
             continue
         try:

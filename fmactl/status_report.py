@@ -30,7 +30,7 @@ from typing import Any, Literal
 
 import pydantic
 
-from crds import keys, launcher_inventory, names, quantity
+from crds import keys, launcher_inventory, names, quantity, sleeper_view
 from fmactl import pod_events, pod_facts, snapshot
 
 __all__ = [
@@ -160,6 +160,9 @@ def _gpu_capacity(node: Mapping[str, Any]) -> int:
     capacity = status.get("capacity") if isinstance(status.get("capacity"), Mapping) else {}
     assert isinstance(capacity, Mapping)
     value = capacity.get(names.GPU_RESOURCE)
+    if value is None:
+        # A DRA-only node offers no nvidia.com/gpu: its GPU count label says how many it has.
+        value = ((node.get("metadata") or {}).get("labels") or {}).get(sleeper_view.GPU_COUNT_LABEL)
     if value is None:
         return 0
     try:

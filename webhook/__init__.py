@@ -4,7 +4,8 @@ Modules, one concept each: ``mutation`` (the pure decision), ``pod_view``
 (what is read from the raw Pod), ``requester_agent`` (the agent container),
 ``server_patch`` (validating and deriving the direct-mode patch),
 ``json_patch`` (RFC 6902 operations), ``placement_hints`` (node affinity
-toward sleepers), ``cluster_facts`` (lookups done before the decision),
+toward sleepers), ``gpu_claim`` (DRA mode: a ResourceClaim per
+requester), ``cluster_facts`` (lookups done before the decision),
 ``admission_review`` (the wire format), ``app`` (the ASGI app), ``metrics``,
 ``server`` (the process), ``configuration`` (the MutatingWebhookConfiguration
 template) and ``settings``; logs go through ``crds.log_output``.
@@ -16,6 +17,7 @@ from webhook import (
     cluster_facts,
     configuration,
     errors,
+    gpu_claim,
     json_patch,
     metrics,
     mutation,
@@ -39,6 +41,7 @@ __all__ = [
     "cluster_facts",
     "configuration",
     "errors",
+    "gpu_claim",
     "json_patch",
     "metrics",
     "mutation",

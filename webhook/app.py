@@ -79,7 +79,7 @@ async def _decide(state: AppState, body: bytes, too_large: bool) -> tuple[str, m
     if request.operation != "CREATE" or request.kind.kind != "Pod" or not isinstance(request.object, dict):
         return request.uid, mutation.Decision(allowed=True, mode="none")
     raw = request.object
-    facts = await _facts_for(state, request.namespace, raw)
+    facts = dataclasses.replace(await _facts_for(state, request.namespace, raw), request_uid=request.uid)
     decision = mutation.mutate(raw, state.options, facts)
     if state.options.placement in mutation.HINTED_PLACEMENTS and decision.allowed and decision.mode != "none":
         outcome = "unavailable" if facts.hints is None else "none" if facts.hints.empty else "hinted"

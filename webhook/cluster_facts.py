@@ -29,7 +29,7 @@ from kube import cache as kube_cache
 from kube import client as kube_client
 from kube import errors as kube_errors
 from kube import resources, sleeper_cache
-from webhook import placement_hints, pod_view
+from webhook import gpu_claim, placement_hints, pod_view
 
 __all__ = ["ClusterLookups", "FactSource", "Facts", "NoLookups", "SleeperHints", "selector_keys"]
 
@@ -52,6 +52,10 @@ class Facts:
     owner_selector_keys: frozenset[str] | None = None
     hints: placement_hints.Hints | None = None
     """Placement hints for the requester; None when hints are off, unknown or the Pod is no requester."""
+    request_uid: str = ""
+    """The admission request's UID (names a DRA requester's claim)."""
+    claim_preference: gpu_claim.Preference | None = None
+    """DRA mode: the sleeper GPUs the requester's claim prefers; None when none is known."""
 
 
 class FactSource(Protocol):
@@ -133,8 +137,16 @@ class ClusterLookups:
     """Facts from the apiserver: a cache of InferenceServerConfigs plus on-demand owner reads (and, when
     placement hints are on, the sleeper cache behind them)."""
 
-    def __init__(self, api: kube_client.Client, *, timeout: float, hints: SleeperHints | None = None) -> None:
+    def __init__(
+        self,
+        api: kube_client.Client,
+        *,
+        timeout: float,
+        hints: SleeperHints | None = None,
+        gpu_claims: gpu_claim.GpuClaims | None = None,
+    ) -> None:
         self._api = api
+        self._gpu_claims = gpu_claims
         self._timeout = timeout
         self._iscs = kube_cache.WatchCache(api, resources.INFERENCE_SERVER_CONFIGS)
         self._hints = hints
@@ -173,7 +185,29 @@ class ClusterLookups:
         if self.blocks(pod):
             owner_name, owner_keys = self._owner_selector(namespace, pod)
         hints = self._hints.hints(namespace, pod) if self._hints is not None else None
-        return Facts(isc_exists=isc_exists, owner=owner_name, owner_selector_keys=owner_keys, hints=hints)
+        return Facts(
+            isc_exists=isc_exists,
+            owner=owner_name,
+            owner_selector_keys=owner_keys,
+            hints=hints,
+            claim_preference=self._claim_preference(namespace, pod),
+        )
+
+    def _claim_preference(self, namespace: str, pod: pod_view.PodView) -> gpu_claim.Preference | None:
+        if self._gpu_claims is None or self._hints is None:
+            return None
+        try:
+            if not gpu_claim.wanted(pod.metadata.annotations, self._gpu_claims):
+                return None
+            containers = [
+                {"resources": {"limits": dict(c.resources.limits), "requests": dict(c.resources.requests)}}
+                for c in pod.spec.containers
+            ]
+            count = sleeper_view.gpu_request({"containers": containers})
+            return gpu_claim.preference(self._hints.cache, namespace, pod, count)
+        except Exception:  # supervising: a preference is best-effort, the claim falls back to any GPU
+            logger.exception("gpu claim preference failed", extra={"pod": f"{namespace}/{pod.metadata.name}"})
+            return None
 
     def _owner_selector(self, namespace: str, pod: pod_view.PodView) -> tuple[str | None, frozenset[str] | None]:
         for reference in pod.metadata.owner_references:

@@ -36,7 +36,16 @@ import pydantic
 from crds import errors as crds_errors
 from crds import keys, metadata_rules, names, ports, quantity, validation_paths
 from crds import pod_view as crds_pod_view
-from webhook import cluster_facts, errors, json_patch, placement_hints, pod_view, requester_agent, server_patch
+from webhook import (
+    cluster_facts,
+    errors,
+    gpu_claim,
+    json_patch,
+    placement_hints,
+    pod_view,
+    requester_agent,
+    server_patch,
+)
 
 __all__ = ["HINTED_PLACEMENTS", "Decision", "Mode", "Options", "Placement", "mutate"]
 
@@ -62,6 +71,8 @@ class Options:
     spi_port: int = names.SPI_PORT_DEFAULT
     scheduler_name: str = names.SCHEDULER_NAME_DEFAULT
     placement: Placement = "extender"
+    gpu_claims: gpu_claim.GpuClaims = dataclasses.field(default_factory=gpu_claim.GpuClaims)
+    """DRA mode (``gpu_claim``): which requesters get a ResourceClaim instead of ``nvidia.com/gpu``."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -195,6 +206,25 @@ def _scheduler_ops(raw: Mapping[str, Any], options: Options, warnings: list[str]
     return [], False
 
 
+def _claimed(
+    raw: Mapping[str, Any],
+    pod: pod_view.PodView,
+    agent: dict[str, Any],
+    *,
+    count: int,
+    options: Options,
+    facts: cluster_facts.Facts,
+    new_annotations: dict[str, str],
+) -> tuple[dict[str, Any], list[json_patch.Operation]]:
+    """DRA mode: the agent with a claim instead of GPU quantities, and the claim reference ops."""
+    if not gpu_claim.wanted(pod.metadata.annotations, options.gpu_claims):
+        return agent, []
+    name = gpu_claim.claim_name(pod, facts.request_uid)
+    ops, annotations = gpu_claim.operations(raw, name, count, options.gpu_claims, facts.claim_preference)
+    new_annotations.update(annotations)
+    return gpu_claim.apply_to_agent(agent), ops
+
+
 def mutate(raw: Mapping[str, Any], options: Options, facts: cluster_facts.Facts) -> Decision:
     """Decide what to do with the raw Pod ``raw`` (pure; no I/O)."""
     try:
@@ -235,7 +265,7 @@ def _convert(
             f"an FMA Pod needs a container named {names.INFERENCE_SERVER_CONTAINER!r}; "
             f"found {[c.name for c in pod.spec.containers]}"
         )
-    _, gpu_raw = _gpu_resources(pod.spec.containers[index])
+    gpu_count, gpu_raw = _gpu_resources(pod.spec.containers[index])
     spi_port, add_admin_port = _spi_port(annotations, options)
     warnings: list[str] = []
     new_annotations: dict[str, str] = {}
@@ -267,6 +297,10 @@ def _convert(
                 ops.append(json_patch.replace("/metadata/labels", requester_labels))
         elif mode == "direct" and keys.PROVIDER_LABELS_ANNOTATION in annotations:
             warnings.append(f"{keys.PROVIDER_LABELS_ANNOTATION} is ignored when the server-patch is written by hand")
+        agent, claim_ops = _claimed(
+            raw, pod, agent, count=gpu_count, options=options, facts=facts, new_annotations=new_annotations
+        )
+        ops += claim_ops
         ops.append(json_patch.replace(json_patch.pointer("spec", "containers", index), agent))
     if add_admin_port:
         new_annotations[keys.ADMIN_PORT_ANNOTATION] = ports.format_port(spi_port)

@@ -28,7 +28,7 @@ from crds import log_output, sleeper_scoring
 from kube import client as kube_client
 from kube import sleeper_cache
 from webhook import app as app_mod
-from webhook import cluster_facts, metrics, mutation, requester_agent
+from webhook import cluster_facts, gpu_claim, metrics, mutation, requester_agent
 from webhook import settings as settings_mod
 
 __all__ = ["ThreadedServer", "build_state", "build_uvicorn", "mutation_options", "run", "sleeper_hints"]
@@ -47,7 +47,18 @@ def mutation_options(settings: settings_mod.Settings) -> mutation.Options:
         probes_port=settings.probes_port,
     )
     return mutation.Options(
-        agent=agent, spi_port=settings.spi_port, scheduler_name=settings.scheduler_name, placement=settings.placement
+        agent=agent,
+        spi_port=settings.spi_port,
+        scheduler_name=settings.scheduler_name,
+        placement=settings.placement,
+        gpu_claims=gpu_claims_options(settings),
+    )
+
+
+def gpu_claims_options(settings: settings_mod.Settings) -> gpu_claim.GpuClaims:
+    """The DRA options of ``settings`` (pure)."""
+    return gpu_claim.GpuClaims(
+        default=settings.gpu_claims, device_class=settings.dra_device_class, driver=settings.dra_driver
     )
 
 
@@ -146,7 +157,9 @@ def run(settings: settings_mod.Settings) -> int:
         lookups = cluster_facts.ClusterLookups(
             api,
             timeout=settings.lookup_timeout_seconds,
-            hints=sleeper_hints(settings, api, webhook_metrics) if settings.hints else None,
+            # DRA mode reads the sleepers too: a claim prefers the best sleeper's GPUs.
+            hints=sleeper_hints(settings, api, webhook_metrics) if settings.hints or settings.dra else None,
+            gpu_claims=gpu_claims_options(settings),
         )
         lookups.start()
         facts = lookups

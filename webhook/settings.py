@@ -68,6 +68,13 @@ class Settings(pydantic_settings.BaseSettings):
     """The controller's direct-mode sleeper limit (as the extender's)."""
     max_hinted_nodes: int = pydantic.Field(default=16, ge=1, le=1000)
     """At most this many nodes are named in one requester's hints."""
+    gpu_claims: Literal["device-plugin", "dra"] = "device-plugin"
+    """How requesters get GPUs by default: ``nvidia.com/gpu`` or a ResourceClaim each (DRA); a Pod's
+    ``dual-pods.llm-d.ai/gpu-request`` annotation overrides it (docs/install.md, "DRA clusters")."""
+    dra_device_class: str = pydantic.Field(default="fma-gpu", min_length=1)
+    """The DeviceClass a requester's claim asks for."""
+    dra_driver: str = pydantic.Field(default="gpu.nvidia.com", min_length=1)
+    """The DRA driver whose ``uuid`` attribute names a sleeper's GPUs."""
 
     @pydantic.model_validator(mode="after")
     def _distinct_ports(self) -> Settings:
@@ -78,6 +85,11 @@ class Settings(pydantic_settings.BaseSettings):
         if self.placement != "extender" and not self.lookups:
             raise ValueError(f"placement {self.placement!r} needs lookups (the hints read the cluster)")
         return self
+
+    @property
+    def dra(self) -> bool:
+        """Whether requesters get ResourceClaims by default (the webhook then reads the sleepers)."""
+        return self.gpu_claims == "dra"
 
     @property
     def hints(self) -> bool:
