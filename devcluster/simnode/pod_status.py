@@ -9,7 +9,7 @@ previous conditions keep their ``lastTransitionTime`` when unchanged.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from devcluster.simnode import compatibility, pod
@@ -265,3 +265,19 @@ def compute(
     if view.start_time is not None:
         status["startTime"] = view.start_time
     return status
+
+
+def disagrees(sent: Mapping[str, Any], observed: pod.PodStatus) -> bool:
+    """Whether the apiserver's copy of a Pod's status contradicts the status this node computed.  Pure.
+
+    Compares what a reader acts on: the phase, the status of every condition
+    the node owns, and each container's readiness.  Fields the node leaves
+    to others (other conditions, times) do not count.
+    """
+    if observed.phase != sent.get("phase"):
+        return True
+    seen = {c.type: c.status for c in observed.conditions}
+    if any(seen.get(c["type"]) != c["status"] for c in sent.get("conditions") or []):
+        return True
+    ready = {str(c.get("name")): bool(c.get("ready")) for c in observed.container_statuses}
+    return any(ready.get(str(c["name"])) != bool(c.get("ready")) for c in sent.get("containerStatuses") or [])

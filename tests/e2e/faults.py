@@ -17,7 +17,7 @@ import pathlib
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import httpx
@@ -317,6 +317,25 @@ def launcher_fleet(
         for name in iscs:
             e2e.delete(resources.INFERENCE_SERVER_CONFIGS, name)
         e2e.delete(resources.LAUNCHER_CONFIGS, lc)
+
+
+def describe(e2e: E2ESystem, requester: Mapping[str, Any]) -> str:
+    """One line on where a requester stands: phase, node, Ready, its provider and status annotation, last Event."""
+    meta = requester.get("metadata") or {}
+    annotations = meta.get("annotations") or {}
+    provider_name = (meta.get("labels") or {}).get(P + "dual", "")
+    provider = e2e.pod(provider_name) if provider_name else None
+    record = ((provider or {}).get("metadata", {}).get("annotations") or {}).get(P + "requester", "")
+    events = e2e.watch.events_of(requester)
+    last = events[-1] if events else None
+    last_event = f"{last.get('reason')}: {str(last.get('message'))[:160]}" if last else "none"
+    return (
+        f"{meta.get('name')}: phase={(requester.get('status') or {}).get('phase')} "
+        f"node={(requester.get('spec') or {}).get('nodeName') or '-'} ready={helm_release.pod_ready(requester)} "
+        f"provider={provider_name or '-'}{'' if provider or not provider_name else '(gone)'} "
+        f"provider_records={record.split(' ')[0][:8] or '-'} "
+        f"status={annotations.get(P + 'status', '-')[:200]} last_event={last_event}"
+    )
 
 
 def bound(e2e: E2ESystem, requester: dict[str, Any]) -> bool:

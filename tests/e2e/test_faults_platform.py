@@ -48,8 +48,12 @@ def fleet(e2e: E2ESystem) -> Iterator[None]:
 
 
 def _all_bound(e2e: E2ESystem, app: str, count: int) -> bool:
+    """Whether the set has ``count`` requesters, all Ready and bound; while not, an AssertionError says why."""
     pods = e2e.requesters(app)
-    return len(pods) == count and all(faults.bound(e2e, p) for p in pods)
+    unbound = [faults.describe(e2e, p) for p in pods if not faults.bound(e2e, p)]
+    assert len(pods) == count, f"{len(pods)}/{count} requesters; not bound: {unbound}"
+    assert not unbound, f"not bound: {unbound}"
+    return True
 
 
 def _remove(e2e: E2ESystem, *apps: str) -> None:

@@ -137,3 +137,35 @@ def test_status_only_pods_are_running_and_ready() -> None:
     assert _conditions(status)["Ready"]["status"] == "True"
     assert status["hostIP"] == node.host_ip
     assert status["podIP"] == "127.200.0.2"
+
+
+def _observed(status: dict[str, object]) -> pod.PodStatus:
+    return pod.PodStatus.model_validate(status)
+
+
+def test_disagrees_ignores_times_and_foreign_conditions() -> None:
+    sent = pod_status.compute(_view([_c(RUNNING, ready=True)]), [], [], T0)
+    same_later = pod_status.compute(_view([_c(RUNNING, ready=True)]), [], [], T1)
+    foreign = {**same_later, "conditions": [*same_later["conditions"], {"type": "DisruptionTarget", "status": "True"}]}
+    assert not pod_status.disagrees(sent, _observed(same_later))
+    assert not pod_status.disagrees(sent, _observed(foreign))
+
+
+def test_disagrees_when_the_node_lifecycle_controller_marked_the_pod_not_ready() -> None:
+    sent = pod_status.compute(_view([_c(RUNNING, ready=True)]), [], [], T0)
+    marked = {
+        **sent,
+        "conditions": [
+            {**c, "status": "False", "reason": "NodeNotReady"} if c["type"] == "Ready" else c
+            for c in sent["conditions"]
+        ],
+    }
+    assert pod_status.disagrees(sent, _observed(marked))
+
+
+def test_disagrees_on_phase_and_container_readiness() -> None:
+    sent = pod_status.compute(_view([_c(RUNNING, ready=True)]), [], [], T0)
+    assert pod_status.disagrees(sent, _observed({**sent, "phase": "Pending"}))
+    unready = [{**c, "ready": False} for c in sent["containerStatuses"]]
+    assert pod_status.disagrees(sent, _observed({**sent, "containerStatuses": unready}))
+    assert pod_status.disagrees(sent, _observed({}))
