@@ -338,6 +338,7 @@ class Phase:
         self.headers = {"Authorization": f"Bearer {launcher_token}"} if launcher_token else {}
         self.cluster = cluster
         self.simnode_log = simnode_log
+        self.simnode_state: pathlib.Path | None = None
         self.watch = PodWatch(api, namespace)
 
     def diagnose(self) -> None:
@@ -473,12 +474,24 @@ class Phase:
         out: dict[str, Any] = {"launcher": launcher["metadata"]["name"], "instance": instance, "port": port}
         for record in records:
             if record.get("msg") == "engine simulator starting":
+                out["t_engine_process"] = _ts(str(record["ts"]))
                 out["sim_modelled_start_s"] = float(record.get("start_seconds", 0.0))
             elif record.get("msg") == "engine simulator ready":
                 out["t_engine_ready"] = _ts(str(record["ts"]))
                 out["sim_start_s"] = float(record["seconds"])
             elif record.get("msg") == "engine simulator woke":
                 out["t_engine_woke"] = _ts(str(record["ts"]))
+        # The controller's create call as its HTTP client logged it (when it logs requests at INFO).
+        created = [
+            _ts(str(r["ts"]))
+            for r in log_lines(self.controller_log())
+            if r.get("logger") == "httpx"
+            and str(r.get("msg", "")).startswith("HTTP Request: PUT ")
+            and f"/v2/vllm/instances/{instance} " in str(r.get("msg", ""))
+            and _ts(str(r["ts"])) >= since
+        ]
+        if created:
+            out["t_create_instance_returned"] = created[0]
         wake = calls.get("wake")
         if "t_engine_woke" in out and wake and wake["count"] == 1:
             out["sim_wake_s"] = wake["seconds"]
@@ -491,10 +504,19 @@ class Phase:
         if not created:
             return {}
         first = created[0]
-        return {
+        out: dict[str, Any] = {
             "t_launcher_created": first["t"],
             "t_launcher_container": container_started(self.simnode_log, first["pod"], since),
         }
+        path = simnode_mod.container_log(self.simnode_state, self.ns, first["pod"]) if self.simnode_state else None
+        records = list(log_lines(path.read_text(errors="replace"))) if path is not None else []
+        if records:
+            # The launcher's first line comes after its imports; uvicorn's "running on" when it serves.
+            out["t_launcher_first_log"] = _ts(str(records[0]["ts"]))
+            serving = [r for r in records if str(r.get("msg", "")).startswith("Uvicorn running on")]
+            if serving:
+                out["t_launcher_serving"] = _ts(str(serving[0]["ts"]))
+        return out
 
 
 def _path_of(delta: Series) -> str | None:
@@ -546,11 +568,26 @@ def segments(sample: dict[str, Any]) -> dict[str, float | None]:
     out["before_work_s"] = began - spi
     out["after_work_s"] = ready - done
     out["overhead_s"] = (ready - spi) - work
+    engine_process = sample.get("t_engine_process")
+    if engine_process:
+        # From the engine process's first log line (its imports done) to the modelled work starting.
+        out["engine_process_to_work_s"] = began - engine_process
     if path == "cold" and sample.get("t_launcher_created"):
         out["to_launcher_created_s"] = sample["t_launcher_created"] - spi
-        if sample.get("t_launcher_container"):
-            out["launcher_pod_start_s"] = sample["t_launcher_container"] - sample["t_launcher_created"]
-            out["launcher_up_to_work_s"] = began - sample["t_launcher_container"]
+        steps = [
+            ("launcher_pod_start_s", "t_launcher_created", "t_launcher_container"),
+            ("launcher_imports_s", "t_launcher_container", "t_launcher_first_log"),
+            ("launcher_to_serving_s", "t_launcher_first_log", "t_launcher_serving"),
+            ("serving_to_create_returned_s", "t_launcher_serving", "t_create_instance_returned"),
+            ("create_returned_to_engine_process_s", "t_create_instance_returned", "t_engine_process"),
+        ]
+        for key, start, end in steps:
+            if sample.get(start) and sample.get(end):
+                out[key] = sample[end] - sample[start]
+    elif engine_process:
+        out["to_engine_process_s"] = engine_process - spi
+        if sample.get("t_create_instance_returned"):
+            out["to_create_returned_s"] = sample["t_create_instance_returned"] - spi
     return out
 
 
@@ -844,6 +881,7 @@ def main() -> int:
             if "hand-wired" in wanted:
                 _install_crds(api)
                 phase, controller = hand_wired(api, state, root, nodes[0], simnode_log)
+                phase.simnode_state = simnode_mod.state_dir_of(state, opts)
                 phase.watch.start()
                 start_load = _load()
                 results["hand-wired"] = run_rounds(phase, args.rounds)
@@ -855,6 +893,7 @@ def main() -> int:
                 controller = None
             if "chart" in wanted:
                 phase = through_chart(api, state, root, opts, nodes[1], simnode_log)
+                phase.simnode_state = simnode_mod.state_dir_of(state, opts)
                 phase.watch.start()
                 start_load = _load()
                 results["chart"] = run_rounds(phase, args.rounds)
