@@ -17,7 +17,7 @@ import json
 import logging
 import os
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any, Literal
+from typing import Any, Final, Literal
 from urllib.parse import urlencode
 
 import urllib3
@@ -27,13 +27,13 @@ from kubernetes.client import exceptions as k8s_exceptions
 
 from kube import errors, resources
 
-__all__ = ["Client", "PatchType", "WatchEvent", "connect"]
+__all__ = ["PATCH_CONTENT_TYPES", "Client", "PatchType", "WatchEvent", "connect"]
 
 logger = logging.getLogger(__name__)
 
 PatchType = Literal["merge", "strategic", "json", "apply"]
 
-_PATCH_CONTENT_TYPES: dict[str, str] = {
+PATCH_CONTENT_TYPES: Final[Mapping[PatchType, str]] = {
     "merge": "application/merge-patch+json",
     "strategic": "application/strategic-merge-patch+json",
     "json": "application/json-patch+json",
@@ -44,14 +44,24 @@ WatchEvent = tuple[str, dict[str, Any]]
 """A watch event: its type (ADDED, MODIFIED, DELETED, BOOKMARK, ERROR) and object."""
 
 
-def connect(kubeconfig: str | None = None, context: str | None = None, *, field_manager: str = "fma") -> Client:
+def connect(
+    kubeconfig: str | None = None,
+    context: str | None = None,
+    *,
+    field_manager: str = "fma",
+    pool_size: int | None = None,
+) -> Client:
     """Build a client from ``kubeconfig`` or, inside a Pod, from in-cluster credentials.
 
     With no ``kubeconfig`` argument: ``$KUBECONFIG`` or ``~/.kube/config`` when
-    present, else the Pod's service-account credentials.  Raises
+    present, else the Pod's service-account credentials.  ``pool_size`` bounds
+    the connections kept open (the client library's default when None; simnode
+    renews thousands of Leases a minute through one client).  Raises
     ``ConfigError`` naming what was tried.
     """
     configuration = k8s_client.Configuration()
+    if pool_size is not None:
+        configuration.connection_pool_maxsize = pool_size
     path = kubeconfig or os.environ.get("KUBECONFIG")
     try:
         if path or (
@@ -247,7 +257,7 @@ class Client:
             resource.path(namespace, name, subresource),
             query={"fieldManager": self.field_manager, "force": force},
             body=patch,
-            content_type=_PATCH_CONTENT_TYPES[patch_type],
+            content_type=PATCH_CONTENT_TYPES[patch_type],
         )
         return result
 

@@ -25,6 +25,7 @@ __all__ = [
     "NODES",
     "PODS",
     "SECRETS",
+    "SERVICES",
     "SERVICE_ACCOUNTS",
     "VALIDATING_WEBHOOK_CONFIGURATIONS",
     "Resource",
@@ -81,6 +82,7 @@ NODES = Resource("", "v1", "nodes", "Node", namespaced=False)
 NAMESPACES = Resource("", "v1", "namespaces", "Namespace", namespaced=False)
 CONFIG_MAPS = Resource("", "v1", "configmaps", "ConfigMap")
 SECRETS = Resource("", "v1", "secrets", "Secret")
+SERVICES = Resource("", "v1", "services", "Service")
 SERVICE_ACCOUNTS = Resource("", "v1", "serviceaccounts", "ServiceAccount")
 EVENTS = Resource("", "v1", "events", "Event")
 LEASES = Resource("coordination.k8s.io", "v1", "leases", "Lease")

@@ -11,9 +11,9 @@ import threading
 from collections.abc import Sequence
 from types import FrameType
 
+import kube
 from crds import log_output
 from devcluster.service_proxy import proxy
-from devcluster.simnode import kube_api
 
 __all__ = ["main"]
 
@@ -46,7 +46,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    api = kube_api.KubeApi.from_kubeconfig(args.kubeconfig, pool_size=8)
+    api = kube.connect(args.kubeconfig, field_manager="fma-service-proxy", pool_size=8)
     try:
         proxy.Proxy(api, apiserver=(host, int(port)), hosts_file=pathlib.Path(args.hosts_file), hosts_base=base).run(
             stop

@@ -27,9 +27,9 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+import kube
 from devcluster.service_proxy import routes
-from devcluster.simnode import errors as api_errors
-from devcluster.simnode import kube_api
+from kube import resources
 
 __all__ = ["Proxy", "Snapshot", "write_in_place"]
 
@@ -71,7 +71,7 @@ class Proxy:
 
     def __init__(
         self,
-        api: kube_api.KubeApi,
+        api: kube.Client,
         *,
         apiserver: routes.Address,
         hosts_file: pathlib.Path,
@@ -92,10 +92,12 @@ class Proxy:
 
     # -- watches (threads) -------------------------------------------------------------
 
-    def _watch(self, kind: str, path: str, parse: Callable[[dict[str, Any]], Any], store: dict[str, Any]) -> None:
+    def _watch(
+        self, kind: str, resource: resources.Resource, parse: Callable[[dict[str, Any]], Any], store: dict[str, Any]
+    ) -> None:
         while not self._stop.is_set():
             try:
-                listing = self._api.request("GET", path)
+                listing = self._api.request("GET", resource.path())
                 with self._snapshot.lock:
                     store.clear()
                     for item in listing.get("items") or []:
@@ -105,7 +107,7 @@ class Proxy:
                 self._synced[kind].set()
                 self._wake()
                 version = str((listing.get("metadata") or {}).get("resourceVersion") or "")
-                for event, obj in self._api.watch(path, query=None, resource_version=version, timeout_seconds=240):
+                for event, obj in self._api.watch(resource, resource_version=version, timeout_seconds=240):
                     if event == "BOOKMARK":
                         continue
                     uid = str((obj.get("metadata") or {}).get("uid") or "")
@@ -118,7 +120,7 @@ class Proxy:
                     self._wake()
                     if self._stop.is_set():
                         return
-            except api_errors.ApiError as exc:
+            except kube.errors.KubeError as exc:
                 if self._stop.is_set():
                     return
                 logger.warning("watch interrupted; listing again", extra={"kind": kind, "error": str(exc)})
@@ -231,13 +233,13 @@ class Proxy:
         threads = [
             threading.Thread(
                 target=self._watch,
-                args=("services", "/api/v1/services", routes.parse_service, self._snapshot.services),
+                args=("services", resources.SERVICES, routes.parse_service, self._snapshot.services),
                 name="watch-services",
                 daemon=True,
             ),
             threading.Thread(
                 target=self._watch,
-                args=("pods", "/api/v1/pods", routes.parse_pod, self._snapshot.pods),
+                args=("pods", resources.PODS, routes.parse_pod, self._snapshot.pods),
                 name="watch-pods",
                 daemon=True,
             ),

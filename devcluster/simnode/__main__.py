@@ -10,8 +10,9 @@ import threading
 from collections.abc import Sequence
 from types import FrameType
 
+import kube
 from crds import log_output
-from devcluster.simnode import kube_api, node_agent, options
+from devcluster.simnode import node_agent, options
 
 __all__ = ["main"]
 
@@ -31,7 +32,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    api = kube_api.KubeApi.from_kubeconfig(kubeconfig, pool_size=max(16, opts.heartbeat_workers + 8))
+    api = kube.connect(kubeconfig, field_manager="simnode", pool_size=max(16, opts.heartbeat_workers + 8))
     try:
         node_agent.Agent(api, opts, state_dir).run(stop)
     finally:

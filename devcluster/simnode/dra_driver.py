@@ -18,8 +18,9 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import kube
 from crds import gpu_claims
-from devcluster.simnode import errors, fleet, kube_api
+from devcluster.simnode import fleet
 
 __all__ = ["publish", "slice_body", "slice_name"]
 
@@ -77,12 +78,12 @@ def slice_body(
     }
 
 
-def _put(api: kube_api.KubeApi, collection: str, body: Mapping[str, Any]) -> None:
+def _put(api: kube.Client, collection: str, body: Mapping[str, Any]) -> None:
     name = str(body["metadata"]["name"])
     try:
         api.request("POST", collection, body=body)
         return
-    except errors.Conflict:
+    except kube.errors.Conflict:
         pass
     current = api.request("GET", f"{collection}/{name}")
     replaced = {**body, "metadata": {**body["metadata"], "resourceVersion": current["metadata"]["resourceVersion"]}}
@@ -90,7 +91,7 @@ def _put(api: kube_api.KubeApi, collection: str, body: Mapping[str, Any]) -> Non
 
 
 def publish(
-    api: kube_api.KubeApi,
+    api: kube.Client,
     nodes: Sequence[fleet.NodeIdentity],
     node_uids: Mapping[str, str],
     *,
@@ -104,7 +105,7 @@ def publish(
     dra_nodes = [n for n in nodes if n.dra]
     if not dra_nodes:
         return 0
-    with contextlib.suppress(errors.Conflict):
+    with contextlib.suppress(kube.errors.Conflict):
         api.request("POST", _CLASSES, body=gpu_claims.device_class_body(device_class, driver))
     for node in dra_nodes:
         _put(api, _SLICES, slice_body(node, node_uids.get(node.name), driver))

@@ -17,8 +17,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import kube
 from crds import gpu_claims
-from devcluster.simnode import errors, fleet, kube_api, pod
+from devcluster.simnode import errors, fleet, pod
 
 __all__ = ["container_gpus", "devices_for", "has_claims"]
 
@@ -81,7 +82,7 @@ def devices_for(
 
 
 def container_gpus(
-    api: kube_api.KubeApi, the_pod: pod.Pod, node: fleet.NodeIdentity, driver: str = gpu_claims.DRIVER_DEFAULT
+    api: kube.Client, the_pod: pod.Pod, node: fleet.NodeIdentity, driver: str = gpu_claims.DRIVER_DEFAULT
 ) -> dict[str, list[str]]:
     """Read the Pod's claims and return container → GPU UUIDs (empty for a Pod without claims).
 
@@ -100,8 +101,8 @@ def container_gpus(
             continue
         try:
             claims[pod_claim] = api.request("GET", gpu_claims.claim_path(the_pod.metadata.namespace, name))
-        except errors.NotFound as exc:
+        except kube.errors.NotFound as exc:
             raise errors.PodConfigError(_REASON, f"resourceclaim {name!r} not found") from exc
-        except errors.ApiError as exc:
+        except kube.errors.KubeError as exc:
             raise errors.PodConfigError(_REASON, f"resourceclaim {name!r} not readable: {exc}") from exc
     return devices_for(the_pod, claims, node, driver)

@@ -10,7 +10,8 @@ import datetime
 import logging
 import threading
 
-from devcluster.simnode import errors, fleet, kube_api, pod
+import kube
+from devcluster.simnode import fleet, pod
 
 __all__ = ["EventRecorder"]
 
@@ -20,7 +21,7 @@ logger = logging.getLogger(__name__)
 class EventRecorder:
     """Posts core/v1 Events on behalf of the simulated kubelets."""
 
-    def __init__(self, api: kube_api.KubeApi) -> None:
+    def __init__(self, api: kube.Client) -> None:
         self._api = api
         self._seen: set[tuple[str, str, str]] = set()
         self._lock = threading.Lock()
@@ -62,5 +63,5 @@ class EventRecorder:
         }
         try:
             self._api.request("POST", f"/api/v1/namespaces/{meta.namespace}/events", body=body)
-        except errors.ApiError as exc:
+        except kube.errors.KubeError as exc:
             logger.warning("event not recorded", extra={"pod": the_pod.key, "reason": reason, "error": str(exc)})

@@ -10,6 +10,7 @@ the interval and sent as tiny merge patches.
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import datetime
 import heapq
 import logging
@@ -18,7 +19,8 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 
-from devcluster.simnode import errors, fleet, kube_api
+import kube
+from devcluster.simnode import fleet
 
 __all__ = ["Heartbeat", "silence_file"]
 
@@ -39,7 +41,7 @@ class Heartbeat:
 
     def __init__(
         self,
-        api: kube_api.KubeApi,
+        api: kube.Client,
         nodes: Sequence[fleet.NodeIdentity],
         node_uids: dict[str, str],
         *,
@@ -76,6 +78,14 @@ class Heartbeat:
         with self._lock:
             self._gone.add(name)
 
+    def report_now(self, name: str) -> None:
+        """Report the Node's status now, as a transition to Ready (the API showed it otherwise)."""
+        with self._lock:
+            if name in self._gone:
+                return
+        with contextlib.suppress(RuntimeError):  # the pool has shut down: simnode is stopping
+            self._pool.submit(self.beat, 1, name, True)
+
     def run(self, stop: threading.Event) -> None:
         """Schedule heartbeats until ``stop`` is set."""
         try:
@@ -94,8 +104,11 @@ class Heartbeat:
         finally:
             self._pool.shutdown(wait=True, cancel_futures=True)
 
-    def beat(self, kind: int, name: str) -> None:
-        """Send one heartbeat now: kind 0 renews the Lease, kind 1 reports the Node status."""
+    def beat(self, kind: int, name: str, transition: bool = False) -> None:
+        """Send one heartbeat now: kind 0 renews the Lease, kind 1 reports the Node status.
+
+        ``transition``: the Ready condition changes (its ``lastTransitionTime`` is now).
+        """
         resumed = False
         if self._silenced is not None:
             silent = self._silenced(name)
@@ -117,11 +130,11 @@ class Heartbeat:
                 self._api.request(
                     "PATCH",
                     f"/api/v1/nodes/{name}/status",
-                    body=fleet.node_status_body(node, now, transition=resumed),
-                    content_type=kube_api.STRATEGIC_MERGE_PATCH,
+                    body=fleet.node_status_body(node, now, transition=resumed or transition),
+                    content_type=kube.client.PATCH_CONTENT_TYPES["strategic"],
                 )
             self.renewals += 1
-        except errors.ApiError as exc:
+        except kube.errors.KubeError as exc:
             self.failures += 1
             logger.warning("heartbeat failed", extra={"node": name, "error": str(exc)})
 
@@ -129,7 +142,7 @@ class Heartbeat:
         path = f"/apis/coordination.k8s.io/v1/namespaces/{fleet.LEASE_NAMESPACE}/leases/{node.name}"
         patch = {"spec": {"renewTime": fleet.micro_time(now), "holderIdentity": node.name}}
         try:
-            self._api.request("PATCH", path, body=patch, content_type=kube_api.MERGE_PATCH)
-        except errors.NotFound:
+            self._api.request("PATCH", path, body=patch, content_type=kube.client.PATCH_CONTENT_TYPES["merge"])
+        except kube.errors.NotFound:
             create = f"/apis/coordination.k8s.io/v1/namespaces/{fleet.LEASE_NAMESPACE}/leases"
             self._api.request("POST", create, body=fleet.lease_body(node, self._uids.get(node.name), now))

@@ -24,16 +24,16 @@ from typing import Any
 
 import pydantic
 
+import kube
+from crds import validation_paths
 from devcluster import binaries
 from devcluster.simnode import (
     container_process,
     dra_driver,
-    errors,
     event_recorder,
     fleet,
     heartbeat,
     image_rootfs,
-    kube_api,
     node_ledger,
     options,
     pod,
@@ -41,6 +41,7 @@ from devcluster.simnode import (
     runtime_record,
     status_only,
 )
+from kube import resources
 
 __all__ = ["Agent", "base_env", "service_env", "stop_recorded_processes"]
 
@@ -112,7 +113,7 @@ def stop_recorded_processes(state_dir: pathlib.Path, grace_seconds: float = 2.0)
 class Agent:
     """Plays the kubelet (and the NVIDIA device plugin) for a set of Nodes."""
 
-    def __init__(self, api: kube_api.KubeApi, opts: options.SimnodeOptions, state_dir: pathlib.Path) -> None:
+    def __init__(self, api: kube.Client, opts: options.SimnodeOptions, state_dir: pathlib.Path) -> None:
         self._api = api
         self._options = opts
         self._state_dir = state_dir
@@ -147,8 +148,8 @@ class Agent:
 
     def _kubernetes_service(self) -> dict[str, Any] | None:
         try:
-            return self._api.request("GET", "/api/v1/namespaces/default/services/kubernetes")
-        except errors.NotFound:
+            return self._api.get(resources.SERVICES, "kubernetes", "default")
+        except kube.errors.NotFound:
             return None
 
     # -- registration ---------------------------------------------------------------
@@ -159,18 +160,18 @@ class Agent:
         try:
             created = self._api.request("POST", "/api/v1/nodes", body=body)
             self._drop_not_ready_taint(node, created)
-        except errors.Conflict:
+        except kube.errors.Conflict:
             created = self._api.request(
                 "PATCH",
                 f"/api/v1/nodes/{node.name}",
                 body={"metadata": {"labels": body["metadata"]["labels"]}},
-                content_type=kube_api.MERGE_PATCH,
+                content_type=kube.client.PATCH_CONTENT_TYPES["merge"],
             )
             self._api.request(
                 "PATCH",
                 f"/api/v1/nodes/{node.name}/status",
                 body=fleet.node_status_body(node, now),
-                content_type=kube_api.STRATEGIC_MERGE_PATCH,
+                content_type=kube.client.PATCH_CONTENT_TYPES["strategic"],
             )
         uid = str(created["metadata"]["uid"])
         lease = fleet.lease_body(node, uid, now)
@@ -178,12 +179,12 @@ class Agent:
             self._api.request(
                 "POST", f"/apis/coordination.k8s.io/v1/namespaces/{fleet.LEASE_NAMESPACE}/leases", body=lease
             )
-        except errors.Conflict:
+        except kube.errors.Conflict:
             self._api.request(
                 "PATCH",
                 f"/apis/coordination.k8s.io/v1/namespaces/{fleet.LEASE_NAMESPACE}/leases/{node.name}",
                 body={"spec": lease["spec"]},
-                content_type=kube_api.MERGE_PATCH,
+                content_type=kube.client.PATCH_CONTENT_TYPES["merge"],
             )
         return uid
 
@@ -202,7 +203,7 @@ class Agent:
             "PATCH",
             f"/api/v1/nodes/{node.name}",
             body={"spec": {"taints": kept or None}},
-            content_type=kube_api.MERGE_PATCH,
+            content_type=kube.client.PATCH_CONTENT_TYPES["merge"],
         )
 
     def register(self) -> dict[str, str]:
@@ -220,17 +221,21 @@ class Agent:
         data = fleet.gpu_map_data(self._nodes)
         path = f"/api/v1/namespaces/{namespace}/configmaps"
         try:
-            self._api.request("PATCH", f"{path}/gpu-map", body={"data": data}, content_type=kube_api.MERGE_PATCH)
+            self._api.request(
+                "PATCH", f"{path}/gpu-map", body={"data": data}, content_type=kube.client.PATCH_CONTENT_TYPES["merge"]
+            )
             return
-        except errors.NotFound:
+        except kube.errors.NotFound:
             pass
-        with contextlib.suppress(errors.Conflict):
+        with contextlib.suppress(kube.errors.Conflict):
             self._api.request("POST", "/api/v1/namespaces", body={"metadata": {"name": namespace}})
         body = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "gpu-map"}, "data": data}
         try:
             self._api.request("POST", path, body=body)
-        except errors.Conflict:
-            self._api.request("PATCH", f"{path}/gpu-map", body={"data": data}, content_type=kube_api.MERGE_PATCH)
+        except kube.errors.Conflict:
+            self._api.request(
+                "PATCH", f"{path}/gpu-map", body={"data": data}, content_type=kube.client.PATCH_CONTENT_TYPES["merge"]
+            )
 
     # -- pods -----------------------------------------------------------------------
 
@@ -258,7 +263,7 @@ class Agent:
             return pod.Pod.model_validate(raw)
         except pydantic.ValidationError as exc:
             meta = raw.get("metadata") or {}
-            problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
+            problems = validation_paths.summary(exc)
             logger.warning(
                 "pod not understood",
                 extra={"pod": f"{meta.get('namespace')}/{meta.get('name')}", "problems": problems},
@@ -339,16 +344,19 @@ class Agent:
                     resource_version = str(listing["metadata"]["resourceVersion"])
                     self._sync(list(listing.get("items") or []))
                 for kind, obj in self._api.watch(
-                    "/api/v1/pods", query=query, resource_version=resource_version, timeout_seconds=_WATCH_SECONDS
+                    resources.PODS,
+                    field_selector=_POD_FIELD_SELECTOR,
+                    resource_version=resource_version,
+                    timeout_seconds=_WATCH_SECONDS,
                 ):
                     if stop.is_set():
                         return
                     resource_version = str((obj.get("metadata") or {}).get("resourceVersion", resource_version))
                     if kind in ("ADDED", "MODIFIED", "DELETED"):
                         self.dispatch(obj, deleted=kind == "DELETED")
-            except errors.Gone:
+            except kube.errors.Gone:
                 resource_version = None
-            except (errors.ApiError, ValueError) as exc:
+            except (kube.errors.KubeError, ValueError) as exc:
                 logger.warning("pod watch failed; retrying", extra={"error": repr(exc)})
                 stop.wait(1.0)
 
@@ -369,6 +377,21 @@ class Agent:
             with self._lock:
                 self._runners.pop(uid, None)
 
+    def _node_seen(self, node: Mapping[str, Any]) -> None:
+        """One of our Nodes that the API shows not Ready gets its status reported now.
+
+        The node lifecycle controller sets Ready to Unknown when it misses
+        heartbeats (e.g. while the apiserver was away); as the kubelet's next
+        status update would, the node puts it back at once instead of at the
+        next periodic report.
+        """
+        name = str((node.get("metadata") or {}).get("name"))
+        if name not in self._by_name or name in self._deleted_nodes or self._heartbeat is None:
+            return
+        ready = [c for c in (node.get("status") or {}).get("conditions") or [] if c.get("type") == "Ready"]
+        if ready and ready[0].get("status") != "True":
+            self._heartbeat.report_now(name)
+
     def _watch_nodes(self, stop: threading.Event) -> None:
         resource_version: str | None = None
         query = {"labelSelector": fleet.MANAGED_LABEL}
@@ -381,8 +404,13 @@ class Agent:
                     for name in self._by_name:
                         if name not in present:
                             self._node_gone(name)
+                    for item in listing.get("items") or []:
+                        self._node_seen(item)
                 for kind, obj in self._api.watch(
-                    "/api/v1/nodes", query=query, resource_version=resource_version, timeout_seconds=_WATCH_SECONDS
+                    resources.NODES,
+                    label_selector=fleet.MANAGED_LABEL,
+                    resource_version=resource_version,
+                    timeout_seconds=_WATCH_SECONDS,
                 ):
                     if stop.is_set():
                         return
@@ -390,9 +418,11 @@ class Agent:
                     resource_version = str(meta.get("resourceVersion", resource_version))
                     if kind == "DELETED" and meta.get("name") in self._by_name:
                         self._node_gone(str(meta["name"]))
-            except errors.Gone:
+                    elif kind in ("ADDED", "MODIFIED"):
+                        self._node_seen(obj)
+            except kube.errors.Gone:
                 resource_version = None
-            except (errors.ApiError, ValueError) as exc:
+            except (kube.errors.KubeError, ValueError) as exc:
                 logger.warning("node watch failed; retrying", extra={"error": repr(exc)})
                 stop.wait(1.0)
 

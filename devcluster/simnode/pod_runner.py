@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
+import kube
 from devcluster.simnode import (
     compatibility,
     container_process,
@@ -36,7 +37,6 @@ from devcluster.simnode import (
     gpu_allocation,
     heartbeat,
     image_rootfs,
-    kube_api,
     node_ledger,
     pod,
     pod_status,
@@ -70,7 +70,7 @@ class ShutdownMode:
 class RunnerContext:
     """What every runner of one node shares."""
 
-    api: kube_api.KubeApi
+    api: kube.Client
     state_dir: pathlib.Path
     node: fleet.NodeIdentity
     ledger: node_ledger.NodeLedger
@@ -337,7 +337,7 @@ class PodRunner:
             self._ctx.events.emit(the_pod, self._ctx.node.name, "Warning", "FailedMount", message)
             self._next_prepare = now + _RETRY_SECONDS
             return _RETRY_SECONDS
-        except (errors.PodConfigError, errors.ApiError) as exc:
+        except (errors.PodConfigError, kube.errors.KubeError) as exc:
             self._set_waiting("CreateContainerConfigError", str(exc))
             self._ctx.events.emit(the_pod, self._ctx.node.name, "Warning", "Failed", str(exc))
             self._next_prepare = now + _RETRY_SECONDS
@@ -368,7 +368,7 @@ class PodRunner:
         def lookup(name: str) -> Mapping[str, str] | None:
             try:
                 obj = self._ctx.api.request("GET", f"/api/v1/namespaces/{namespace}/configmaps/{name}")
-            except errors.NotFound:
+            except kube.errors.NotFound:
                 return None
             data = dict(obj.get("data") or {})
             for key, value in (obj.get("binaryData") or {}).items():
@@ -381,7 +381,7 @@ class PodRunner:
         def lookup(name: str) -> Mapping[str, str] | None:
             try:
                 obj = self._ctx.api.request("GET", f"/api/v1/namespaces/{namespace}/secrets/{name}")
-            except errors.NotFound:
+            except kube.errors.NotFound:
                 return None
             data = volume.decode_secret(obj.get("data") or {})
             data.update(obj.get("stringData") or {})
@@ -403,7 +403,7 @@ class PodRunner:
             path = f"/api/v1/namespaces/{meta.namespace}/serviceaccounts/{service_account}/token"
             try:
                 result = self._ctx.api.request("POST", path, body=body)
-            except errors.NotFound as exc:
+            except kube.errors.NotFound as exc:
                 raise errors.VolumeNotReady(f"serviceaccount {service_account!r} not found") from exc
             status = result.get("status") or {}
             expires = _parse_time(str(status["expirationTimestamp"]))
@@ -436,7 +436,7 @@ class PodRunner:
             try:
                 if volume.resync(the_pod, vol, self._volume_dir(vol.name), sources, scratch):
                     self._log.info("volume updated", extra={"volume": vol.name})
-            except (errors.VolumeNotReady, errors.PodConfigError, errors.ApiError) as exc:
+            except (errors.VolumeNotReady, errors.PodConfigError, kube.errors.KubeError) as exc:
                 self._log.warning("volume not updated", extra={"volume": vol.name, "error": str(exc)})
 
     def _refresh_tokens(self, the_pod: pod.Pod) -> None:
@@ -446,7 +446,7 @@ class PodRunner:
                 continue
             try:
                 volume.refresh_token(token, self._sources(the_pod), now)
-            except (errors.ApiError, errors.VolumeNotReady) as exc:
+            except (kube.errors.KubeError, errors.VolumeNotReady) as exc:
                 self._log.warning("token refresh failed", extra={"error": str(exc)})
                 token.refresh_at = now + 30.0
 
@@ -727,7 +727,7 @@ class PodRunner:
                 "gracePeriodSeconds": 0,
                 "preconditions": {"uid": meta.uid},
             }
-            with contextlib.suppress(errors.NotFound, errors.Conflict):
+            with contextlib.suppress(kube.errors.NotFound, kube.errors.Conflict):
                 self._ctx.api.request("DELETE", f"/api/v1/namespaces/{meta.namespace}/pods/{meta.name}", body=body)
             self._delete_sent = True
             self._log.info("pod stopped and deleted")
@@ -786,10 +786,10 @@ class PodRunner:
                     "PATCH",
                     f"/api/v1/namespaces/{meta.namespace}/pods/{meta.name}/status",
                     body={"status": status},
-                    content_type=kube_api.STRATEGIC_MERGE_PATCH,
+                    content_type=kube.client.PATCH_CONTENT_TYPES["strategic"],
                 )
                 self._last_sent = comparable
-            except errors.NotFound:
+            except kube.errors.NotFound:
                 pass
         return str(status["phase"])
 

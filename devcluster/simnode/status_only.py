@@ -15,7 +15,8 @@ import threading
 from collections.abc import Callable, Collection
 from typing import Any
 
-from devcluster.simnode import errors, fleet, kube_api, node_ledger, pod, pod_status
+import kube
+from devcluster.simnode import fleet, node_ledger, pod, pod_status
 
 __all__ = ["StatusOnlyWorker", "view_of"]
 
@@ -47,7 +48,7 @@ class StatusOnlyWorker:
 
     def __init__(
         self,
-        api: kube_api.KubeApi,
+        api: kube.Client,
         nodes: dict[str, fleet.NodeIdentity],
         ledgers: dict[str, node_ledger.NodeLedger],
         foreign_ips: Callable[[str], Collection[str]] = lambda uid: (),
@@ -88,7 +89,7 @@ class StatusOnlyWorker:
                 return
             try:
                 self._reconcile(uid)
-            except errors.ApiError as exc:
+            except kube.errors.KubeError as exc:
                 logger.warning("status-only pod not reconciled", extra={"uid": uid, "error": repr(exc)})
             except Exception:  # supervising code: one bad Pod must not stop the worker
                 logger.exception("status-only pod reconcile crashed", extra={"uid": uid})
@@ -105,7 +106,7 @@ class StatusOnlyWorker:
         meta = the_pod.metadata
         if meta.deletion_timestamp:
             body = {"apiVersion": "v1", "kind": "DeleteOptions", "gracePeriodSeconds": 0, "preconditions": {"uid": uid}}
-            with contextlib.suppress(errors.NotFound, errors.Conflict):
+            with contextlib.suppress(kube.errors.NotFound, kube.errors.Conflict):
                 self._api.request("DELETE", f"/api/v1/namespaces/{meta.namespace}/pods/{meta.name}", body=body)
             return
         node = self._nodes[the_pod.spec.node_name]
@@ -122,11 +123,11 @@ class StatusOnlyWorker:
         }
         if self._sent.get(uid) == comparable:
             return
-        with contextlib.suppress(errors.NotFound):
+        with contextlib.suppress(kube.errors.NotFound):
             self._api.request(
                 "PATCH",
                 f"/api/v1/namespaces/{meta.namespace}/pods/{meta.name}/status",
                 body={"status": status},
-                content_type=kube_api.STRATEGIC_MERGE_PATCH,
+                content_type=kube.client.PATCH_CONTENT_TYPES["strategic"],
             )
         self._sent[uid] = comparable

@@ -5,8 +5,9 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+import kube
 from devcluster import waiting
-from devcluster.simnode import errors, fleet, heartbeat, node_ledger, pod, status_only
+from devcluster.simnode import fleet, heartbeat, node_ledger, pod, status_only
 
 
 class FakeApi:
@@ -24,7 +25,7 @@ class FakeApi:
             self.calls.append((method, path, body))
             if path in self.missing:
                 self.missing.discard(path)
-                raise errors.NotFound(404, f"{path} not found")
+                raise kube.errors.NotFound(404, "NotFound", f"{path} not found")
         return {}
 
 
