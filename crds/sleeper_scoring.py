@@ -148,6 +148,9 @@ class Demand:
     launcher_config: str | None = None
     port: int | None = None
     launcher_config_summary: sleeper_config.LauncherConfigSummary | None = None
+    claims: bool = False
+    """DRA: the requester's own ResourceClaim puts a free matching sleeper's GPUs first
+    (``crds.gpu_claims``), so on a node with such a sleeper the hot start is certain."""
 
 
 def demand(
@@ -160,18 +163,20 @@ def demand(
     config_key: str | None,
     isc: Callable[[str, str], sleeper_config.ServerConfigSummary | None],
     lc: Callable[[str, str], sleeper_config.LauncherConfigSummary | None],
+    claims: bool = False,
 ) -> Demand | None:
     """The demand of a requester, or None for a Pod that is not one (pure given the lookups).
 
     ``isc_name``: its ``inference-server-config`` annotation (launcher mode);
     ``direct``: whether it is a direct-mode requester (``server-patch``);
     ``config_key``: its ``config-key`` annotation (direct mode), if any;
-    ``isc(namespace, name)`` and ``lc(namespace, name)`` look summaries up.
+    ``isc(namespace, name)`` and ``lc(namespace, name)`` look summaries up;
+    ``claims``: it gets its GPUs through a DRA claim (``Demand.claims``).
     """
     if isc_name:
         summary = isc(namespace, isc_name)
         if summary is None:
-            return Demand(namespace=namespace, pod=pod, mode=Mode.LAUNCHER, gpus=gpus, config_key=None)
+            return Demand(namespace=namespace, pod=pod, mode=Mode.LAUNCHER, gpus=gpus, config_key=None, claims=claims)
         return Demand(
             namespace=namespace,
             pod=pod,
@@ -181,9 +186,12 @@ def demand(
             launcher_config=summary.launcher_config_name,
             port=summary.port,
             launcher_config_summary=lc(namespace, summary.launcher_config_name),
+            claims=claims,
         )
     if direct:
-        return Demand(namespace=namespace, pod=pod, mode=Mode.DIRECT, gpus=gpus, config_key=config_key or None)
+        return Demand(
+            namespace=namespace, pod=pod, mode=Mode.DIRECT, gpus=gpus, config_key=config_key or None, claims=claims
+        )
     return None
 
 
@@ -232,7 +240,8 @@ def hot_chance(want: Demand, node: sleeper_view.NodeView, allocation: Allocation
     free-looking GPUs of which u are taken by Pods whose GPUs are unknown,
     m = f - u really free and n wanted, each distinct sleeper GPU set is still
     free with probability C(f-n, u)/C(f, u) and is then picked with
-    probability 1/C(m, n).
+    probability 1/C(m, n).  A DRA requester (``want.claims``) gets a free
+    matching set whenever there is one: 1.
     """
     n = want.gpus
     if want.config_key is None or n <= 0:
@@ -244,6 +253,8 @@ def hot_chance(want: Demand, node: sleeper_view.NodeView, allocation: Allocation
     sets = [gpus for gpus in candidates if len(gpus) == n and gpus <= free]
     if not sets:
         return 0.0
+    if want.claims:
+        return 1.0
     if allocation is Allocation.LOWEST_INDEX:
         pick = lowest_index_pick(node, n)
         if pick is not None:

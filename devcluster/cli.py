@@ -23,6 +23,7 @@ import yaml
 
 from devcluster import binaries, control_plane, demo, errors, processes, waiting
 from devcluster import simnode as simnode_mod
+from devcluster.simnode import options as simnode_options
 
 __all__ = ["main"]
 
@@ -78,6 +79,7 @@ def _cmd_up(args: argparse.Namespace) -> int:
             gpu_allocation=args.gpu_allocation,
             status_only_nodes=args.status_only_nodes,
             gpu_map_namespace=args.gpu_map_namespace,
+            gpu_mode=args.gpu_mode,
         )
         _say(f"starting simnode: {args.nodes} nodes x {args.gpus_per_node} GPUs, {args.status_only_nodes} status-only")
         record = simnode_mod.spawn(state, opts, state_dir / "logs" / "simnode.log")
@@ -257,6 +259,12 @@ def _parser() -> argparse.ArgumentParser:
     up.add_argument("--gpus-per-node", type=int, default=4, help="GPUs per simulated node (default 4)")
     up.add_argument("--gpu-product", default="NVIDIA-A100-SXM4-80GB", help="nvidia.com/gpu.product label")
     up.add_argument("--gpu-allocation", default="lowest", choices=["lowest", "random"], help="device-plugin order")
+    up.add_argument(
+        "--gpu-mode",
+        choices=simnode_options.GPU_MODES,
+        default="device-plugin",
+        help="how the nodes offer GPUs: nvidia.com/gpu, DRA ResourceSlices, or both (default device-plugin)",
+    )
     up.add_argument("--status-only-nodes", type=int, default=0, help="extra nodes that only report Pods Running")
     up.add_argument("--gpu-map-namespace", default="default", help="namespace of the gpu-map ConfigMap")
     up.set_defaults(func=_cmd_up)

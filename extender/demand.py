@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from crds import keys, pod_view, sleeper_config, sleeper_scoring, sleeper_view
+from crds import gpu_claims, keys, pod_view, sleeper_config, sleeper_scoring, sleeper_view
 from extender import protocol
 
 __all__ = ["of_pod"]
@@ -48,6 +48,13 @@ def of_pod(
             "initContainers": [_resources(c) for c in pod.spec.init_containers or []],
         }
     )
+    # DRA requesters ask for no nvidia.com/gpu: their claim's plan holds the count.
+    claimed = {
+        "metadata": {"annotations": annotations},
+        "spec": {"resourceClaims": (pod.spec.model_extra or {}).get("resourceClaims") or []},
+    }
+    claims = gpus == 0 and gpu_claims.pod_gpu_count(claimed, 0) > 0
+    gpus = gpu_claims.pod_gpu_count(claimed, gpus)
     return sleeper_scoring.demand(
         namespace=pod.metadata.namespace,
         pod=pod.metadata.name or pod.metadata.generate_name or "",
@@ -57,4 +64,5 @@ def of_pod(
         config_key=annotations.get(keys.CONFIG_KEY_ANNOTATION),
         isc=isc,
         lc=lc,
+        claims=claims,
     )

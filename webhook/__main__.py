@@ -57,6 +57,13 @@ def _serve_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--sleeper-limit", type=int, help="the controller's direct-mode sleeper limit (2)")
     p.add_argument("--max-hinted-nodes", type=int, help="most nodes named in one requester's hints (16)")
+    p.add_argument(
+        "--gpu-claims",
+        choices=["device-plugin", "dra"],
+        help="requesters' GPUs: nvidia.com/gpu or a ResourceClaim each (device-plugin)",
+    )
+    p.add_argument("--dra-device-class", help="DeviceClass of the requesters' claims (fma-gpu)")
+    p.add_argument("--dra-driver", help="DRA driver whose uuid attribute names a sleeper's GPUs (gpu.nvidia.com)")
     return p
 
 

@@ -29,7 +29,7 @@ from kube import cache as kube_cache
 from kube import client as kube_client
 from kube import errors as kube_errors
 from kube import resources, sleeper_cache
-from webhook import gpu_claim, placement_hints, pod_view
+from webhook import errors, gpu_claim, placement_hints, pod_view
 
 __all__ = ["ClusterLookups", "FactSource", "Facts", "NoLookups", "SleeperHints", "selector_keys"]
 
@@ -98,18 +98,18 @@ class SleeperHints:
         self._policy = policy
         self._limit = limit
 
-    def hints(self, namespace: str, pod: pod_view.PodView) -> placement_hints.Hints | None:
+    def hints(self, namespace: str, pod: pod_view.PodView, *, claims: bool = False) -> placement_hints.Hints | None:
         """The hints for ``pod`` being admitted into ``namespace``; None for a non-requester or before the
         cache has synced.  Never raises: a failure to hint must not fail the admission."""
         if not self.cache.synced:
             return None
         try:
-            return self._compute(namespace, pod)
+            return self._compute(namespace, pod, claims=claims)
         except Exception:  # supervising: hints are best-effort, the admission goes on without them
             logger.exception("placement hint failed", extra={"pod": f"{namespace}/{pod.metadata.name}"})
             return None
 
-    def _compute(self, namespace: str, pod: pod_view.PodView) -> placement_hints.Hints | None:
+    def _compute(self, namespace: str, pod: pod_view.PodView, *, claims: bool) -> placement_hints.Hints | None:
         annotations = pod.metadata.annotations
         direct = crds_pod_view.has_server_patch(annotations) or keys.ACTUATION_ANNOTATION in annotations
         containers = [
@@ -125,6 +125,7 @@ class SleeperHints:
             config_key=annotations.get(keys.CONFIG_KEY_ANNOTATION),
             isc=self.cache.server_config,
             lc=self.cache.launcher_config,
+            claims=claims,
         )
         if want is None:
             return None
@@ -184,7 +185,7 @@ class ClusterLookups:
         owner_keys: frozenset[str] | None = None
         if self.blocks(pod):
             owner_name, owner_keys = self._owner_selector(namespace, pod)
-        hints = self._hints.hints(namespace, pod) if self._hints is not None else None
+        hints = self._hints.hints(namespace, pod, claims=self._claims(pod)) if self._hints is not None else None
         return Facts(
             isc_exists=isc_exists,
             owner=owner_name,
@@ -192,6 +193,15 @@ class ClusterLookups:
             hints=hints,
             claim_preference=self._claim_preference(namespace, pod),
         )
+
+    def _claims(self, pod: pod_view.PodView) -> bool:
+        """Whether the Pod will get its GPUs through a claim (its hints then count a free sleeper as hot)."""
+        if self._gpu_claims is None:
+            return False
+        try:
+            return gpu_claim.wanted(pod.metadata.annotations, self._gpu_claims)
+        except errors.Denial:
+            return False
 
     def _claim_preference(self, namespace: str, pod: pod_view.PodView) -> gpu_claim.Preference | None:
         if self._gpu_claims is None or self._hints is None:

@@ -160,6 +160,7 @@ def preference(
         config_key=annotations.get(keys.CONFIG_KEY_ANNOTATION),
         isc=cache.server_config,
         lc=cache.launcher_config,
+        claims=True,
     )
     if want is None:
         return None

@@ -37,8 +37,14 @@ from webhook import cluster_facts, configuration, gpu_claim, metrics, server, se
 @pytest.fixture(scope="module")
 def dra_simnode(devcluster: control_plane.ClusterState) -> Iterator[simnode_fixtures.RunningSimnode]:
     """One DRA-mode node with 4 GPUs, for this module."""
+    # A state directory of its own: stopping this simnode stops every process recorded there.
     opts = simnode_mod.SimnodeOptions(
-        nodes=1, gpus_per_node=4, gpu_mode="dra", gpu_map_namespace="default", node_prefix=f"dra{os.getpid()}"
+        nodes=1,
+        gpus_per_node=4,
+        gpu_mode="dra",
+        gpu_map_namespace="default",
+        node_prefix=f"dra{os.getpid()}",
+        state_dir=devcluster.state_dir / "simnode-dra",
     )
     state_dir = simnode_mod.state_dir_of(devcluster, opts)
     record = simnode_mod.spawn(devcluster, opts, devcluster.state_dir / "logs" / "simnode-dra.log")

@@ -100,3 +100,16 @@ def test_claim_names_are_valid(uid: str, name: str) -> None:
     view = view.model_copy(update={"metadata": view.metadata.model_copy(update={"name": name})})
     claim = gpu_claim.claim_name(view, uid)
     gpu_claims.claim_body(claim, "ns", gpu_claims.ClaimPlan(count=1), owner=None)
+
+
+def test_a_claim_makes_a_free_sleeper_certain_where_lowest_index_would_miss_it() -> None:
+    node = _node("n1", frozenset(), ("GPU-2",))
+    lowest = sleeper_scoring.Allocation.LOWEST_INDEX
+    assert sleeper_scoring.hot_chance(WANT, node, lowest) == 0.0
+    assert sleeper_scoring.hot_chance(dataclasses.replace(WANT, claims=True), node, lowest) == 1.0
+    assert (
+        sleeper_scoring.hot_chance(
+            dataclasses.replace(WANT, claims=True), _node("n1", frozenset({"GPU-2"}), ("GPU-2",)), lowest
+        )
+        == 0.0
+    )
