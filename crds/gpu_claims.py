@@ -39,7 +39,7 @@ from typing import Any, Final
 
 import pydantic
 
-from crds import errors
+from crds import errors, validation_paths
 
 __all__ = [
     "API_VERSION",
@@ -121,8 +121,7 @@ def parse_plan(value: str | None) -> ClaimPlan | None:
     try:
         return ClaimPlan.model_validate_json(value)
     except pydantic.ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
-        raise errors.InvalidAnnotation(CLAIM_ANNOTATION, value, problems) from exc
+        raise errors.InvalidAnnotation(CLAIM_ANNOTATION, value, validation_paths.summary(exc)) from exc
 
 
 def plan_of(pod: Mapping[str, Any]) -> ClaimPlan | None:
