@@ -524,9 +524,8 @@ def _path_of(delta: Series) -> str | None:
     return paths[0] if len(paths) == 1 else None
 
 
-def run_rounds(phase: Phase, rounds: int) -> list[dict[str, Any]]:
-    """``rounds`` x (cold isc-a, warm isc-b, hot isc-a), each released before the next."""
-    samples_: list[dict[str, Any]] = []
+def run_rounds(phase: Phase, rounds: int, samples_: list[dict[str, Any]]) -> None:
+    """``rounds`` x (cold isc-a, warm isc-b, hot isc-a), each released before the next; appends to ``samples_``."""
     for number in range(rounds):
         phase.keep_launchers(False)
         phase.delete_launchers()  # cold: no launcher exists
@@ -542,7 +541,6 @@ def run_rounds(phase: Phase, rounds: int) -> list[dict[str, Any]]:
             if path == "cold":
                 phase.keep_launchers(True)
             phase.release(app)
-    return samples_
 
 
 # -- summarising -------------------------------------------------------------------
@@ -831,13 +829,17 @@ def through_chart(
         if "token" in (secret.get("data") or {}):
             token = base64.b64decode(secret["data"]["token"]).decode()
 
+    def leader() -> dict[str, Any]:
+        """The controllers replica holding the Lease (the other one neither acts nor counts)."""
+        lease = api.get(resources.LEASES, "fma-controllers", ns)
+        holder = (lease.get("spec") or {}).get("holderIdentity")
+        return api.get(resources.PODS, str(holder), ns)
+
     def metrics_url() -> str:
-        pods = [p for p in chart.pods("app.kubernetes.io/component=controllers") if helm_release.pod_ready(p)]
-        return f"http://{pods[0]['status']['podIP']}:8002/metrics"
+        return f"http://{leader()['status']['podIP']}:8002/metrics"
 
     def controller_log() -> str:
-        pods = chart.pods("app.kubernetes.io/component=controllers")
-        return chart.log_of(pods[0]["metadata"]["name"]) if pods else ""
+        return chart.log_of(leader()["metadata"]["name"])
 
     return Phase(
         "chart", api, ns, node, metrics_url, token, state, simnode_log, controller_log, ("one-launcher", "sim")
@@ -857,6 +859,7 @@ def main() -> int:
     bins = binaries.ensure_all()
     results: dict[str, list[dict[str, Any]]] = {}
     loads: dict[str, list[float]] = {}
+    failures: dict[str, str] = {}
     with tempfile.TemporaryDirectory(prefix="fma-bench-actuation-") as tmp:
         root = pathlib.Path(tmp)
         state = control_plane.up(
@@ -884,7 +887,11 @@ def main() -> int:
                 phase.simnode_state = simnode_mod.state_dir_of(state, opts)
                 phase.watch.start()
                 start_load = _load()
-                results["hand-wired"] = run_rounds(phase, args.rounds)
+                results["hand-wired"] = []
+                try:
+                    run_rounds(phase, args.rounds, results["hand-wired"])
+                except Exception as exc:  # noqa: BLE001 - keep what was measured, record why the phase stopped
+                    failures["hand-wired"] = repr(exc)
                 loads["hand-wired"] = start_load + _load()
                 phase.delete_launchers()
                 phase.watch.stop()
@@ -896,7 +903,11 @@ def main() -> int:
                 phase.simnode_state = simnode_mod.state_dir_of(state, opts)
                 phase.watch.start()
                 start_load = _load()
-                results["chart"] = run_rounds(phase, args.rounds)
+                results["chart"] = []
+                try:
+                    run_rounds(phase, args.rounds, results["chart"])
+                except Exception as exc:  # noqa: BLE001 - keep what was measured, record why the phase stopped
+                    failures["chart"] = repr(exc)
                 loads["chart"] = start_load + _load()
         finally:
             if phase is not None:
@@ -910,12 +921,15 @@ def main() -> int:
     rows = {name: summarise(samples_, modelled) for name, samples_ in results.items()}
     ratios = compare(rows)
     print_tables(rows, ratios)
+    for name, failure in failures.items():
+        print(f"phase {name} stopped early: {failure}")
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(
         json.dumps(
             {
                 "benchmark": "actuation",
                 "label": args.label,
+                "failures": failures,
                 "run": run,
                 "load_average_per_phase": {k: {"start_1_5_15": v[:3], "end_1_5_15": v[3:]} for k, v in loads.items()},
                 "engine": {

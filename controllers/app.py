@@ -33,9 +33,7 @@ logger = logging.getLogger(__name__)
 class Controllers:
     """Both controllers of one namespace, with their caches; started by ``start``, stopped by ``stop``."""
 
-    def __init__(
-        self, settings: settings_mod.ControllersSettings, registry: prometheus_client.CollectorRegistry
-    ) -> None:
+    def __init__(self, settings: settings_mod.Settings, registry: prometheus_client.CollectorRegistry) -> None:
         self.settings = settings
         self.registry = registry
         self.api = kube.connect(settings.kubeconfig, field_manager=names.DPC_FIELD_MANAGER)
@@ -161,7 +159,7 @@ class Controllers:
         self.api.close()
 
 
-def launcher_token(api: kube.Client, settings: settings_mod.ControllersSettings) -> str | None:
+def launcher_token(api: kube.Client, settings: settings_mod.Settings) -> str | None:
     """The bearer token the controllers send to launchers (CONTRACT.md §12.4), or None when auth is off.
 
     ``--launcher-token-file`` wins.  Otherwise, with ``--launcher-token-secret``,
@@ -199,7 +197,7 @@ def launcher_token(api: kube.Client, settings: settings_mod.ControllersSettings)
     return base64.b64decode(encoded).decode().strip() or None
 
 
-def run(settings: settings_mod.ControllersSettings, stop: threading.Event | None = None) -> int:
+def run(settings: settings_mod.Settings, stop: threading.Event | None = None) -> int:
     """Run until SIGTERM/SIGINT (or ``stop``); returns the exit code."""
     stop = stop or threading.Event()
     lost = threading.Event()

@@ -51,6 +51,7 @@ from controllers import (
     population_target,
     work_queue,
 )
+from controllers import settings as settings_mod
 from controllers import workers as worker_pool
 from crds import keys, kinds, names
 
@@ -104,11 +105,11 @@ POD_INDEXERS: Mapping[str, kube.cache.Indexer] = {
 class PopulatorSettings:
     """The populator's flags (``fma-controllers`` builds this from its settings)."""
 
-    expectation_timeout: float = 5.0
+    expectation_timeout: float = settings_mod.EXPECTATION_TIMEOUT_DEFAULT
     """``--expectation-timeout`` seconds: how long to wait for the cache to show our writes."""
-    stuck_starting_threshold: float = 450.0
+    stuck_starting_threshold: float = settings_mod.STUCK_STARTING_THRESHOLD_DEFAULT
     """``--stuck-starting-threshold`` seconds (7 m 30 s): scheduled but not Ready."""
-    stuck_scheduling_threshold: float = 120.0
+    stuck_scheduling_threshold: float = settings_mod.STUCK_SCHEDULING_THRESHOLD_DEFAULT
     """``--stuck-scheduling-threshold`` seconds (2 m): not scheduled."""
     auth_token_secret: str | None = None
     """The Secret holding the launcher token (§12.4); None when launcher auth is off."""
