@@ -4,7 +4,7 @@ Flags win over ``FMA_*`` environment variables (``FMA_NAMESPACE``,
 ``FMA_LAUNCHER_TOKEN_FILE``, ...), which win over the defaults.  Each default
 and each help text is written once, on its field: the command line is derived
 from the fields, so a flag cannot drift from the setting it sets.  The defaults
-the dual-pods controller and the populator share with their own settings
+the dual-pods controller and the populator repeat on their own settings
 objects are the ``*_DEFAULT`` constants below.  Nothing here runs at import
 time beyond building the parser when asked.
 """
@@ -25,7 +25,11 @@ import pydantic_settings
 from crds import validation_paths
 
 __all__ = [
+    "DEBUG_ACCELERATOR_MEMORY_DEFAULT",
     "EXPECTATION_TIMEOUT_DEFAULT",
+    "NUM_WORKERS_DEFAULT",
+    "SLEEPER_LIMIT_DEFAULT",
+    "START_DEADLINE_DEFAULT",
     "STUCK_SCHEDULING_THRESHOLD_DEFAULT",
     "STUCK_STARTING_THRESHOLD_DEFAULT",
     "LogFormat",
@@ -38,6 +42,14 @@ __all__ = [
 LogFormat = Literal["json", "text"]
 LogLevel = Literal["debug", "info", "warning", "error"]
 
+SLEEPER_LIMIT_DEFAULT: Final = 1
+"""Sleeping direct providers kept per GPU."""
+NUM_WORKERS_DEFAULT: Final = 2
+"""Nodes reconciled in parallel."""
+DEBUG_ACCELERATOR_MEMORY_DEFAULT: Final = True
+"""Whether GPU memory is checked before a wake."""
+START_DEADLINE_DEFAULT: Final = 1800.0
+"""Seconds before an engine that never answers is reported."""
 EXPECTATION_TIMEOUT_DEFAULT: Final = 5.0
 """Seconds the populator waits for its cache to show its own writes (CONTRACT.md §8.2 step 7)."""
 STUCK_STARTING_THRESHOLD_DEFAULT: Final = 450.0
@@ -60,8 +72,12 @@ class Settings(pydantic_settings.BaseSettings):
     gpu_map_namespace: str | None = pydantic.Field(
         default=None, description="namespace of the gpu-map ConfigMap (default: --namespace)"
     )
-    sleeper_limit: int = pydantic.Field(default=1, ge=0, description="sleeping direct providers per GPU")
-    num_workers: int = pydantic.Field(default=2, ge=1, le=64, description="nodes reconciled in parallel")
+    sleeper_limit: int = pydantic.Field(
+        default=SLEEPER_LIMIT_DEFAULT, ge=0, description="sleeping direct providers per GPU"
+    )
+    num_workers: int = pydantic.Field(
+        default=NUM_WORKERS_DEFAULT, ge=1, le=64, description="nodes reconciled in parallel"
+    )
     metrics_port: int = pydantic.Field(default=8002, ge=0, le=65535, description="/metrics, /healthz, /readyz port")
     metrics_host: str = pydantic.Field(
         default="0.0.0.0",  # noqa: S104 - Prometheus scrapes the Pod IP
@@ -79,9 +95,11 @@ class Settings(pydantic_settings.BaseSettings):
     enable_gpu_claims: bool = pydantic.Field(
         default=False, description="create the ResourceClaims of DRA-mode requesters (needs RBAC on resourceclaims)"
     )
-    debug_accelerator_memory: bool = pydantic.Field(default=True, description="check GPU memory before a wake")
+    debug_accelerator_memory: bool = pydantic.Field(
+        default=DEBUG_ACCELERATOR_MEMORY_DEFAULT, description="check GPU memory before a wake"
+    )
     start_deadline: float = pydantic.Field(
-        default=1800.0, gt=0, description="seconds before a silent engine is reported"
+        default=START_DEADLINE_DEFAULT, gt=0, description="seconds before a silent engine is reported"
     )
     launcher_token_file: str | None = pydantic.Field(
         default=None,
