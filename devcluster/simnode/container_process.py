@@ -139,6 +139,12 @@ def launch_argv(
             bind = f"mount --no-canonicalize --bind {held} {shlex.quote(path)}"
             lines.append(f"mkdir -p {shlex.quote(path)} && {bind} || exit {_MOUNT_FAILED}")
             lines.append(f'kill "$keep_{index}"')
+    if root is not None and root.read_only:
+        # readOnlyRootFilesystem: the working directory exists first, then the image's root turns read-only
+        # (this mount only: the volumes bound inside stay as they are).
+        workdir = shlex.quote(prefix + image_rootfs.resolve_in_root(root.rootfs, root.workdir))
+        lines.append(f"mkdir -p {workdir}")
+        lines.append(f"mount -o remount,bind,ro {shlex.quote(prefix)} || exit {_MOUNT_FAILED}")
     lines.append('PATH="$container_path"')
     if root is not None:
         groups = ",".join(str(group) for group in root.groups)

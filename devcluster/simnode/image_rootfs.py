@@ -27,6 +27,8 @@ entry's group, else group 0 (containerd's rule).  The Pod's
 groups (volume ownership is not changed).  ``runAsNonRoot`` is checked as the
 kubelet does: a container that would run as root, or whose image names a
 user that is not numeric, does not start (``CreateContainerConfigError``).
+A container's ``readOnlyRootFilesystem`` makes the image's root read-only
+(its volumes stay writable).
 """
 
 from __future__ import annotations
@@ -94,6 +96,8 @@ class Root:
     workdir: str
     groups: tuple[int, ...] = ()
     """Supplementary groups (the Pod's ``supplementalGroups`` and ``fsGroup``)."""
+    read_only: bool = False
+    """``readOnlyRootFilesystem``: the image's root is read-only (volumes keep their own mode)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -354,7 +358,8 @@ def container_root(
 ) -> Root:
     """The ``Root`` the container runs in: the image, its user as the security context says, its working directory."""
     uid, gid, groups = run_as(the_pod, container, config, rootfs / "etc" / "passwd")
-    return Root(rootfs, scratch, uid, gid, container.working_dir or config.cwd, groups)
+    read_only = _security_context(container).get("readOnlyRootFilesystem") is True
+    return Root(rootfs, scratch, uid, gid, container.working_dir or config.cwd, groups, read_only)
 
 
 def merged_env(

@@ -155,8 +155,18 @@ def test_a_launcher_from_the_image_serves_and_the_controller_actuates_hot_throug
 
 
 def _ids_pod(name: str, node: str, image: str, pod_context: dict[str, Any], own: dict[str, Any]) -> dict[str, Any]:
-    """A Pod whose two containers print the uid, gid, supplementary groups and HOME they run with."""
-    show = "import os; print(os.getuid(), os.getgid(), sorted(os.getgroups()), os.environ['HOME'])"
+    """A Pod whose two containers print the uid, gid, supplementary groups and HOME they run with.
+
+    And whether the image's ``/tmp`` is writable (``rw``) or read-only (``ro``, EROFS).
+    """
+    show = (
+        "import errno, os\n"
+        "try:\n"
+        "    open('/tmp/probe', 'w').close(); root = 'rw'\n"
+        "except OSError as e:\n"
+        "    root = 'ro' if e.errno == errno.EROFS else e.strerror\n"
+        "print(os.getuid(), os.getgid(), sorted(os.getgroups()), os.environ['HOME'], root)"
+    )
     return {
         "metadata": {"name": name},
         "spec": {
@@ -180,7 +190,8 @@ def test_the_security_context_sets_the_user_a_container_runs_as_in_its_image(
 ) -> None:
     image = image_node.images.fma.name
     pod_context = {"runAsUser": 1234, "runAsGroup": 2345, "supplementalGroups": [3456], "runAsNonRoot": True}
-    harness.create(resources.PODS, _ids_pod("ids", image_node.name, image, pod_context, {"runAsUser": 65532}))
+    own = {"runAsUser": 65532, "readOnlyRootFilesystem": True}
+    harness.create(resources.PODS, _ids_pod("ids", image_node.name, image, pod_context, own))
     waiting.wait_for(lambda: _phase(harness, "ids") == "Succeeded", timeout=120, what="the Pod to succeed")
     printed = {}
     for container in ("pod-level", "own"):
@@ -188,8 +199,9 @@ def test_the_security_context_sets_the_user_a_container_runs_as_in_its_image(
         assert log is not None
         printed[container] = log.read_text().strip().splitlines()[-1]
     # The Pod's user and group (1234 is not in the image's passwd: HOME is /); the container's own runAsUser
-    # wins over the Pod's and its group stays the Pod's runAsGroup; HOME comes from the image's passwd.
-    assert printed == {"pod-level": "1234 2345 [3456] /", "own": "65532 2345 [3456] /home/fma"}
+    # wins over the Pod's and its group stays the Pod's runAsGroup; HOME comes from the image's passwd; its
+    # readOnlyRootFilesystem makes the image's root read-only, the other container's stays writable.
+    assert printed == {"pod-level": "1234 2345 [3456] / rw", "own": "65532 2345 [3456] /home/fma ro"}
 
     # runAsNonRoot with runAsUser 0: the container does not start, as the kubelet refuses it.
     harness.create(resources.PODS, _ids_pod("as-root", image_node.name, image, pod_context, {"runAsUser": 0}))

@@ -194,3 +194,18 @@ def test_the_store_keeps_an_archive_when_its_build_is_pruned(tmp_path: pathlib.P
     assert store.lookup("r/other:1") is None  # a name it does not know: the build directory is scanned again
     assert store.lookup("r/fma:1") == kept
     assert kept.is_file()
+
+
+def test_a_read_only_root_is_remounted_read_only_after_the_volumes(tmp_path: pathlib.Path) -> None:
+    (tmp_path / "rootfs").mkdir()
+    root = image_rootfs.Root(tmp_path / "rootfs", tmp_path / "scratch", 65532, 65532, "/app", read_only=True)
+    mounts = [container_process.Mount("/state/tmp", "/tmp")]
+    lines = container_process.launch_argv(["x"], mounts, "unshare", root)[7].splitlines()
+    merged = f"{tmp_path}/scratch/merged"
+    volume = lines.index(f"mount --bind /state/tmp {merged}/tmp || exit 121")
+    remount = lines.index(f"mount -o remount,bind,ro {merged} || exit 121")
+    assert volume < lines.index(f"mkdir -p {merged}/app") < remount
+    writable = image_rootfs.Root(tmp_path / "rootfs", tmp_path / "scratch", 65532, 65532, "/app")
+    assert "remount,bind,ro" not in container_process.launch_argv(["x"], [], "unshare", writable)[7]
+    the_pod = a_pod(None, {"readOnlyRootFilesystem": True})
+    assert image_rootfs.container_root(the_pod, the_pod.spec.containers[0], tmp_path, CONFIG, tmp_path / "s").read_only
