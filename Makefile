@@ -10,7 +10,7 @@ STAMP := $(VENV)/.fma-installed
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help venv binaries vllm-env images demo test test-fast lint format cluster-up cluster-down cluster-status lock clean
+.PHONY: help venv binaries vllm-env images image-archives demo test test-fast lint format cluster-up cluster-down cluster-status lock clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 18
@@ -34,10 +34,14 @@ vllm-env:  ## create/update the real-vLLM (CPU) virtualenv of the vllm-marked te
 images: $(STAMP)  ## build the FMA and launcher images: docker, podman or buildah, else OCI archives (docs/install.md#images)
 	@PYTHON_BIN=$(PY) scripts/images.sh
 
+image-archives: $(STAMP)  ## build (once per source tree) the OCI archives the image-mode tests run, engine or not
+	@scripts/image-tools.sh
+	@$(PY) -m devcluster.image_build
+
 demo: binaries  ## start the local cluster and show it working
 	@$(BIN)/fma-dev demo
 
-test: lint binaries vllm-env  ## lint, then the whole test suite (cluster and real-vLLM tests included)
+test: lint binaries vllm-env image-archives  ## lint, then the whole test suite (cluster, image-mode and real-vLLM tests)
 	@echo "==> running the test suite"
 	@$(BIN)/pytest $(PYTEST_ARGS)
 

@@ -9,6 +9,15 @@ simulator with a fast timing model (``manifests.engine_options``).  It yields
 a ``system.E2ESystem``; scenario files (``test_launcher_mode.py``,
 ``test_direct_mode.py``, ``test_faults_*.py``) need nothing else.
 
+Images: by default simnode runs in image mode with the OCI archives of
+``devcluster.image_build`` (what ``make images`` builds without an engine;
+built here when the cache lacks them): the chart's Pods, the requester agents
+and the launchers start from the built images, so a missing file, a wrong
+entrypoint or a missing dependency in an image fails the session.
+``FMA_E2E_IMAGES=0`` runs every container on the host instead (the faster
+path while iterating).  After each passing scenario the guard below also
+checks that no container of ours ran on the host.
+
 Every scenario ends with the common checks (``invariants.check_all``): a
 test calls it itself where it wants the checks at a given point, and the
 autouse guard below runs it after any test that passed without doing so.
@@ -65,6 +74,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def e2e(tmp_path_factory: pytest.TempPathFactory) -> Iterator[system.E2ESystem]:
     """The dev cluster (3 simulated GPU nodes x 4 GPUs) with the FMA chart installed by helm."""
     workdir = pathlib.Path(tmp_path_factory.mktemp("e2e"))
+    images = image_build.build() if os.environ.get("FMA_E2E_IMAGES", "1") != "0" else None
     cluster = control_plane.up(control_plane.ClusterOptions(state_dir=workdir / "cluster", apiserver_port=None))
     logs = cluster.state_dir / "logs"
     opts = simnode_mod.SimnodeOptions(
@@ -74,8 +84,8 @@ def e2e(tmp_path_factory: pytest.TempPathFactory) -> Iterator[system.E2ESystem]:
         node_prefix=f"e2e{os.getpid()}",
         state_dir=workdir / "simnode",
         leave_pods_running=True,  # so that a restarted simnode adopts them (restart_simnode)
-        # FMA_E2E_IMAGES=1: the chart's Pods and the launchers run from the images `make images` builds.
-        image_archives=image_build.build().directory if os.environ.get("FMA_E2E_IMAGES") == "1" else None,
+        # The chart's Pods, the requester agents and the launchers run from the built images (FMA_E2E_IMAGES=0: host).
+        image_archives=images.directory if images is not None else None,
     )
     record = None
     api = None
@@ -97,9 +107,16 @@ def e2e(tmp_path_factory: pytest.TempPathFactory) -> Iterator[system.E2ESystem]:
         watch = cluster_watch.ClusterWatch(api, helm_release.NAMESPACE)
         watch.start()
         the_system = system.E2ESystem(
-            chart=chart, watch=watch, simnode_options=opts, simnode_record=record, run_token=uuid.uuid4().hex, logs=logs
+            chart=chart,
+            watch=watch,
+            simnode_options=opts,
+            simnode_record=record,
+            run_token=uuid.uuid4().hex,
+            logs=logs,
+            images=images,
         )
         the_system.wait(chart.all_available, timeout=60, what="every Deployment of the release Available")
+        assert the_system.containers_on_the_host() == [], "the chart's containers should run from their images"
         yield the_system
     finally:
         if watch is not None:
@@ -115,15 +132,19 @@ def e2e(tmp_path_factory: pytest.TempPathFactory) -> Iterator[system.E2ESystem]:
 
 @pytest.fixture(autouse=True)
 def _common_checks(request: pytest.FixtureRequest) -> Iterator[None]:
-    """After a passing scenario (a test using ``e2e``) that did not run them itself, run the common checks."""
+    """After a passing scenario (a test using ``e2e``): the common checks unless it ran them, and image mode held."""
     started = time.monotonic()
     yield
     if "e2e" not in request.fixturenames:
         return
     e2e: system.E2ESystem = request.getfixturevalue("e2e")
     report = getattr(request.node, "rep_call", None)
-    if report is not None and report.passed and e2e.last_check < started:
+    if report is None or not report.passed:
+        return
+    if e2e.last_check < started:
         invariants.check_all(e2e)
+    on_host = e2e.containers_on_the_host()
+    assert on_host == [], f"containers whose image simnode has ran on the host: {on_host}"
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)

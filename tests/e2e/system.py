@@ -3,7 +3,8 @@
 ``E2ESystem`` is what the session fixture (``conftest.e2e``) yields.  It holds
 the installed release (``devcluster.helm_release.InstalledChart``, the same
 install path as the chart's cluster tests), simnode (3 GPU nodes x 4 GPUs),
-the watch-fed view of the release namespace (``cluster_watch``), and the
+the watch-fed view of the release namespace (``cluster_watch``), the images
+our containers run from (``images``; None when they run on the host), and the
 actions and reads every scenario needs: create and scale Deployments, read
 requesters and their providers, talk to a launcher's API with the chart's
 token, restart the controllers or simnode, and find this session's engine
@@ -27,7 +28,7 @@ from typing import Any, TypeVar
 import httpx
 
 import kube
-from devcluster import control_plane, helm_release, processes
+from devcluster import control_plane, helm_release, image_build, processes
 from devcluster import simnode as simnode_mod
 from devcluster.simnode import runtime_record
 from kube import resources
@@ -68,6 +69,8 @@ class E2ESystem:
     logs: pathlib.Path
     last_check: float = 0.0
     """``time.monotonic()`` of the last passing ``invariants.check_all`` (the autouse guard reads it)."""
+    images: image_build.BuildResult | None = None
+    """The images simnode runs our containers from (image mode); None: every container runs on the host."""
 
     # --- identity -----------------------------------------------------------------------------
 
@@ -301,6 +304,31 @@ class E2ESystem:
         record = runtime_record.load(self.chart.simnode_state_dir, str(pod["metadata"]["uid"]))
         entry = record.containers.get(container) if record is not None else None
         return entry.process.pid if entry is not None and entry.process is not None else None
+
+    def containers_on_the_host(self) -> list[str]:
+        """``pod/container`` of each running container whose image is one of ``images`` but which runs on the host.
+
+        In image mode such a container's process sees its image's root file system (``/proc/PID/root`` is
+        the overlay simnode mounted); one that sees the host's ``/`` did not start from its image.
+        """
+        if self.images is None:
+            return []
+        ours = {image.name for image in self.images.images}
+        found = []
+        for pod in self.watch.all_pods():
+            record = runtime_record.load(self.chart.simnode_state_dir, str(pod["metadata"]["uid"]))
+            for container in pod["spec"]["containers"]:
+                entry = record.containers.get(container["name"]) if record is not None else None
+                if container.get("image") not in ours or entry is None or entry.process is None:
+                    continue
+                pid = entry.process.pid
+                try:
+                    root = os.readlink(f"/proc/{pid}/root")
+                except OSError:
+                    continue  # it has just exited
+                if root == "/" and processes.process_start_time(pid) == entry.process.start_time:
+                    found.append(f"{pod['metadata']['name']}/{container['name']}")
+        return found
 
     def gpu_map(self) -> dict[str, dict[str, int]]:
         """The ``gpu-map`` ConfigMap: node → GPU UUID → index."""
