@@ -1,18 +1,28 @@
 """Actuation latency of the dual-pods controller, hand-wired and through the installed chart.
 
 One run, one development cluster (control plane + simnode, 2 nodes x 2
-GPUs), two phases one after the other, each on a node of its own:
+GPUs), two setups side by side, each on a node of its own, measured in
+alternating rounds (so that both meet the same load):
 
-* ``hand-wired`` -- the real ``fma-controllers`` process started by this
-  script as the cluster's admin (namespace ``bench``, populator off), as the
-  cluster tests wire it;
 * ``chart`` -- ``helm install`` of ``charts/fma`` with the dev-cluster values
   (``devcluster.helm_release``, as ``tests/e2e`` installs it): the chart's
-  controllers, webhook, policies and scheduler; requesters are Deployments
-  of ordinary vLLM-style Pods that the webhook converts.
+  controllers (two replicas; the Lease holder acts), webhook, policies,
+  populator and scheduler, in ``fma-system``; requesters are Deployments of
+  ordinary vLLM-style Pods that the webhook converts;
+* ``hand-wired`` -- the real ``fma-controllers`` process started by this
+  script (namespace ``bench``, populator off), as the cluster tests wire it.
+  It runs as a ServiceAccount named ``bench-fma-controllers`` bound to
+  cluster-admin: the chart's admission policies, which act on every
+  namespace, let only ``*-fma-controllers`` accounts write FMA's Pod
+  metadata.
 
-The chart phase runs second because its admission policies act on every
-namespace (they would refuse the hand-wired controller's writes).
+Every requester takes both GPUs of its node, so that the next one lands on
+the idle launcher's GPUs (the chart's placement steers a one-GPU requester
+away from a sleeper's GPU, which would turn warm into cold).  The chart's
+populator deletes an unbound launcher unless a LauncherPopulationPolicy
+keeps it, and a policy's idle launcher would make cold impossible: each
+chart round runs its cold actuation without a policy and the rest with one
+launcher on the node.
 
 Launchers run the engine simulator with a 3 s initialisation and a 21 GiB
 model at 21 GiB/s: start 4.0 s, level-1 wake 1.0 s by the simulator's model
@@ -46,7 +56,7 @@ managers whose ``managedFields`` entry changed.
 The chart-vs-hand-wired ratio of the hot path's p50 (spi -> ready, and
 container -> ready) is issue #14's check (target <= 1.10).
 
-Bounded: ``--rounds`` rounds per path and phase (default 5).  Prints the
+Bounded: ``--rounds`` rounds per path and setup (default 5).  Prints the
 tables and writes ``--output`` (default ``benchmarks/results/actuation.json``)
 with the run's record (UTC times, commit, load average; see ``run_record``)
 and every sample.
@@ -524,23 +534,23 @@ def _path_of(delta: Series) -> str | None:
     return paths[0] if len(paths) == 1 else None
 
 
-def run_rounds(phase: Phase, rounds: int, samples_: list[dict[str, Any]]) -> None:
-    """``rounds`` x (cold isc-a, warm isc-b, hot isc-a), each released before the next; appends to ``samples_``."""
-    for number in range(rounds):
-        phase.keep_launchers(False)
-        phase.delete_launchers()  # cold: no launcher exists
-        for app, isc, path in (("a", "isc-a", "cold"), ("b", "isc-b", "warm"), ("a", "isc-a", "hot")):
-            try:
-                sample = phase.actuate(app, isc, path)
-            except (AssertionError, TimeoutError, kube.errors.KubeError, httpx.HTTPError):
-                phase.diagnose()
-                raise
-            sample["round"] = number
-            samples_.append(sample)
-            print(f"  {phase.name} round {number} {path}: {sample['t_ready'] - sample['t_spi']:.3f} s", flush=True)
-            if path == "cold":
-                phase.keep_launchers(True)
-            phase.release(app)
+def run_round(phase: Phase, number: int, samples_: list[dict[str, Any]]) -> None:
+    """One round (cold isc-a, warm isc-b, hot isc-a), each released before the next; appends to ``samples_``."""
+    phase.keep_launchers(False)
+    phase.delete_launchers()  # cold: no launcher exists
+    for app, isc, path in (("a", "isc-a", "cold"), ("b", "isc-b", "warm"), ("a", "isc-a", "hot")):
+        try:
+            sample = phase.actuate(app, isc, path)
+        except (AssertionError, TimeoutError, kube.errors.KubeError, httpx.HTTPError):
+            phase.diagnose()
+            raise
+        sample["round"] = number
+        sample["load_average_1m"] = _load()[0]
+        samples_.append(sample)
+        print(f"  {phase.name} round {number} {path}: {sample['t_ready'] - sample['t_spi']:.3f} s", flush=True)
+        if path == "cold":
+            phase.keep_launchers(True)
+        phase.release(app)
 
 
 # -- summarising -------------------------------------------------------------------
@@ -741,7 +751,15 @@ def hand_wired(
         template = samples.requester_template(isc, app, node=node, gpus=GPUS)
         api.create(DEPLOYMENTS, samples.deployment(app, template, replicas=0), ns)
     port = processes.free_port()
-    argv = [sys.executable, "-m", "controllers", "--namespace", ns, "--kubeconfig", str(state.kubeconfig)]
+    argv = [
+        sys.executable,
+        "-m",
+        "controllers",
+        "--namespace",
+        ns,
+        "--kubeconfig",
+        str(_controller_kubeconfig(api, state, ns, root)),
+    ]
     argv += ["--gpu-map-namespace", helm_release.NAMESPACE, "--leader-elect", "false", "--enable-populator", "false"]
     argv += ["--debug-accelerator-memory", "false", "--metrics-host", "127.0.0.1", "--metrics-port", str(port)]
     controller = processes.spawn("fma-controllers", argv, root / "controller.log")
@@ -763,6 +781,44 @@ def hand_wired(
         simnode_log,
         lambda: (root / "controller.log").read_text(errors="replace"),
     ), controller
+
+
+def _controller_kubeconfig(
+    api: kube.Client, state: control_plane.ClusterState, namespace: str, root: pathlib.Path
+) -> pathlib.Path:
+    """A kubeconfig for the hand-wired controller as ServiceAccount ``bench-fma-controllers`` (cluster-admin).
+
+    The chart's admission policies let only ServiceAccounts named ``*-fma-controllers`` write FMA's
+    Pod metadata, in every namespace; with this identity the hand-wired controller runs beside the
+    installed chart, so that the two are measured in alternation under the same load.
+    """
+    name = "bench-fma-controllers"
+    api.create(resources.SERVICE_ACCOUNTS, {"metadata": {"name": name}}, namespace)
+    binding = {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "ClusterRoleBinding",
+        "metadata": {"name": name},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "cluster-admin"},
+        "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": namespace}],
+    }
+    api.request("POST", "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings", body=binding)
+    request = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": {"expirationSeconds": 86400}}
+    token = api.request("POST", f"/api/v1/namespaces/{namespace}/serviceaccounts/{name}/token", body=request)["status"][
+        "token"
+    ]
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [
+            {"name": "bench", "cluster": {"server": state.server, "certificate-authority": str(state.ca_cert)}}
+        ],
+        "users": [{"name": name, "user": {"token": token}}],
+        "contexts": [{"name": "bench", "context": {"cluster": "bench", "user": name}}],
+        "current-context": "bench",
+    }
+    path = root / "controller.kubeconfig"
+    path.write_text(yaml.safe_dump(config))
+    return path
 
 
 def _chart_launcher_config(name: str) -> dict[str, Any]:
@@ -859,6 +915,7 @@ def main() -> int:
     bins = binaries.ensure_all()
     results: dict[str, list[dict[str, Any]]] = {}
     loads: dict[str, list[float]] = {}
+    phases: list[Phase]
     failures: dict[str, str] = {}
     with tempfile.TemporaryDirectory(prefix="fma-bench-actuation-") as tmp:
         root = pathlib.Path(tmp)
@@ -873,7 +930,7 @@ def main() -> int:
         api = kube.connect(str(state.kubeconfig), field_manager="bench-actuation")
         nodes = simnode_mod.node_names(opts)
         controller = None
-        phase: Phase | None = None
+        phases = []
         try:
             simnode_mod.wait_ready(state, opts, simnode, timeout=120)
             waiting.wait_for(
@@ -881,36 +938,32 @@ def main() -> int:
                 timeout=60,
                 what="gpu-map",
             )
-            if "hand-wired" in wanted:
-                _install_crds(api)
-                phase, controller = hand_wired(api, state, root, nodes[0], simnode_log)
-                phase.simnode_state = simnode_mod.state_dir_of(state, opts)
-                phase.watch.start()
-                start_load = _load()
-                results["hand-wired"] = []
-                try:
-                    run_rounds(phase, args.rounds, results["hand-wired"])
-                except Exception as exc:  # noqa: BLE001 - keep what was measured, record why the phase stopped
-                    failures["hand-wired"] = repr(exc)
-                loads["hand-wired"] = start_load + _load()
-                phase.delete_launchers()
-                phase.watch.stop()
-                phase = None
-                processes.stop(controller, grace_seconds=5)
-                controller = None
+            phases: list[Phase] = []
             if "chart" in wanted:
-                phase = through_chart(api, state, root, opts, nodes[1], simnode_log)
+                chart = through_chart(api, state, root, opts, nodes[1], simnode_log)
+                phases.append(chart)
+            if "hand-wired" in wanted:
+                if "chart" not in wanted:
+                    _install_crds(api)
+                hand, controller = hand_wired(api, state, root, nodes[0], simnode_log)
+                phases.insert(0, hand)
+            for phase in phases:
                 phase.simnode_state = simnode_mod.state_dir_of(state, opts)
                 phase.watch.start()
-                start_load = _load()
-                results["chart"] = []
-                try:
-                    run_rounds(phase, args.rounds, results["chart"])
-                except Exception as exc:  # noqa: BLE001 - keep what was measured, record why the phase stopped
-                    failures["chart"] = repr(exc)
-                loads["chart"] = start_load + _load()
+                results[phase.name] = []
+            loads["start"] = _load()
+            for number in range(args.rounds):
+                # Alternate which goes first, so that neither always follows the other's clean-up.
+                for phase in phases if number % 2 == 0 else phases[::-1]:
+                    if phase.name in failures:
+                        continue
+                    try:
+                        run_round(phase, number, results[phase.name])
+                    except Exception as exc:  # noqa: BLE001 - keep what was measured, record why it stopped
+                        failures[phase.name] = repr(exc)
+            loads["end"] = _load()
         finally:
-            if phase is not None:
+            for phase in phases:
                 phase.watch.stop()
             if controller is not None:
                 processes.stop(controller, grace_seconds=5)
@@ -931,7 +984,7 @@ def main() -> int:
                 "label": args.label,
                 "failures": failures,
                 "run": run,
-                "load_average_per_phase": {k: {"start_1_5_15": v[:3], "end_1_5_15": v[3:]} for k, v in loads.items()},
+                "load_average_rounds": loads,
                 "engine": {
                     "options": ENGINE_OPTIONS,
                     "modelled_by_sim_model_s": {path: round(value, 3) for path, value in modelled.items()},
