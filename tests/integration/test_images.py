@@ -17,11 +17,13 @@ import re
 import shutil
 import subprocess
 import tarfile
+from typing import Any
 
 import pytest
+import yaml
 from packaging.requirements import Requirement
 
-from devcluster import image_build
+from devcluster import binaries, image_build
 from devcluster.simnode import container_process, image_rootfs
 
 # The integration tier: the first test pays the build (about 8 minutes from an empty cache on a loaded
@@ -189,3 +191,49 @@ def test_the_python_packages_are_the_lock_files_runtime_part(
     assert installed.pop("fast-model-actuation") == "0.1.0"
     lock = _lock()
     assert installed == {name: lock[name] for name in _runtime_closure()}
+
+
+def _pod_specs(node: object) -> list[dict[str, Any]]:
+    """Every Pod spec (a mapping with ``containers``) inside a rendered object, at any depth."""
+    if isinstance(node, list):
+        return [spec for item in node for spec in _pod_specs(item)]
+    if not isinstance(node, dict):
+        return []
+    found = [node] if isinstance(node.get("containers"), list) else []
+    return found + [spec for key, value in node.items() if key != "containers" for spec in _pod_specs(value)]
+
+
+def test_the_users_the_chart_runs_our_images_as_exist_in_them(
+    built_images: image_build.BuildResult, store: image_rootfs.Store
+) -> None:
+    chart = str(ROOT / "charts" / "fma")
+    kube_version = binaries.KUBERNETES_VERSION.lstrip("v")
+    rendered = subprocess.run(
+        [str(binaries.locate().helm), "template", "fma", chart, "-n", "fma-system", "--kube-version", kube_version],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    ).stdout
+    ours = {image.name: image for image in built_images.images}
+    seen: set[tuple[str, int, int]] = set()
+    for spec in _pod_specs([doc for doc in yaml.safe_load_all(rendered) if doc]):
+        pod_context = spec.get("securityContext") or {}
+        for box in spec["containers"]:
+            if box["image"] not in ours:
+                continue
+            context = {**pod_context, **(box.get("securityContext") or {})}
+            assert context.get("runAsNonRoot") is True, box["name"]
+            seen.add((box["image"], context["runAsUser"], context["runAsGroup"]))
+    assert {image for image, _, _ in seen} == {built_images.fma.name}, "the chart's Pods run the FMA image"
+    for image, uid, gid in seen:
+        rootfs, config = store.prepare(image)
+        users = [line.split(":") for line in (rootfs / "etc" / "passwd").read_text().splitlines()]
+        groups = [line.split(":") for line in (rootfs / "etc" / "group").read_text().splitlines()]
+        # The chart's user is the image's own, with a passwd entry (a home, no login shell) and its group.
+        assert (uid, gid) == (config.uid, config.gid) != (0, 0)
+        (entry,) = [u for u in users if u[2] == str(uid)]
+        assert entry[3] == str(gid)
+        assert (rootfs / entry[5].lstrip("/")).is_dir()
+        assert entry[6] == "/usr/sbin/nologin"
+        assert [g[0] for g in groups if g[2] == str(gid)] == [entry[0]]
