@@ -43,39 +43,34 @@ __all__ = [
 PodKind = Literal["requester", "bound-provider", "unbound-launcher", "other"]
 
 
-def _meta(pod: Mapping[str, Any]) -> Mapping[str, Any]:
-    meta = pod.get("metadata")
-    return meta if isinstance(meta, Mapping) else {}
-
-
 def name(pod: Mapping[str, Any]) -> str:
     """The Pod's name."""
-    return str(_meta(pod).get("name", ""))
+    return crds_pod_view.PodView(pod).name
 
 
 def uid(pod: Mapping[str, Any]) -> str:
     """The Pod's UID."""
-    return str(_meta(pod).get("uid", ""))
+    return crds_pod_view.PodView(pod).uid
 
 
 def annotations_of(pod: Mapping[str, Any]) -> dict[str, str]:
-    """The Pod's annotations (a copy; empty when none)."""
-    return dict(_meta(pod).get("annotations") or {})
+    """The Pod's annotations (a copy the caller may change; empty when none)."""
+    return dict(crds_pod_view.PodView(pod).annotations)
 
 
 def labels_of(pod: Mapping[str, Any]) -> dict[str, str]:
-    """The Pod's labels (a copy; empty when none)."""
-    return dict(_meta(pod).get("labels") or {})
+    """The Pod's labels (a copy the caller may change; empty when none)."""
+    return dict(crds_pod_view.PodView(pod).labels)
 
 
 def finalizers(pod: Mapping[str, Any]) -> list[str]:
-    """The Pod's finalizers (a copy)."""
-    return list(_meta(pod).get("finalizers") or [])
+    """The Pod's finalizers (a copy the caller may change)."""
+    return list(crds_pod_view.PodView(pod).finalizers)
 
 
 def is_deleting(pod: Mapping[str, Any]) -> bool:
     """Whether the Pod has a deletionTimestamp."""
-    return bool(_meta(pod).get("deletionTimestamp"))
+    return crds_pod_view.PodView(pod).deleting
 
 
 is_requester = crds_pod_view.is_requester

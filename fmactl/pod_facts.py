@@ -60,36 +60,29 @@ class Role(enum.StrEnum):
     OTHER = "other"
 
 
-def _meta(obj: Mapping[str, Any]) -> Mapping[str, Any]:
-    meta = obj.get("metadata")
-    return meta if isinstance(meta, Mapping) else {}
-
-
 def name(obj: Mapping[str, Any]) -> str:
     """``metadata.name``."""
-    return str(_meta(obj).get("name") or "")
+    return pod_view.PodView(obj).name
 
 
 def uid(obj: Mapping[str, Any]) -> str:
     """``metadata.uid``."""
-    return str(_meta(obj).get("uid") or "")
+    return pod_view.PodView(obj).uid
 
 
 def annotations_of(obj: Mapping[str, Any]) -> Mapping[str, str]:
     """``metadata.annotations`` (empty when absent)."""
-    value = _meta(obj).get("annotations")
-    return value if isinstance(value, Mapping) else {}
+    return pod_view.PodView(obj).annotations
 
 
 def labels_of(obj: Mapping[str, Any]) -> Mapping[str, str]:
     """``metadata.labels`` (empty when absent)."""
-    value = _meta(obj).get("labels")
-    return value if isinstance(value, Mapping) else {}
+    return pod_view.PodView(obj).labels
 
 
 def is_deleting(obj: Mapping[str, Any]) -> bool:
     """Whether ``metadata.deletionTimestamp`` is set."""
-    return bool(_meta(obj).get("deletionTimestamp"))
+    return pod_view.PodView(obj).deleting
 
 
 def role(pod: Mapping[str, Any]) -> Role:
@@ -169,7 +162,7 @@ def parse_time(value: object) -> datetime.datetime | None:
 def dpc_last_write(pod: Mapping[str, Any]) -> datetime.datetime | None:
     """When the dual-pods controller last updated the Pod's metadata (its managedFields entry), or None."""
     latest: datetime.datetime | None = None
-    for entry in _meta(pod).get("managedFields") or []:
+    for entry in pod_view.PodView(pod).metadata.get("managedFields") or []:
         if not isinstance(entry, Mapping) or entry.get("manager") != names.DPC_FIELD_MANAGER:
             continue
         if entry.get("subresource"):
