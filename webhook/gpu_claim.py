@@ -32,6 +32,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Final, Literal
 
 from crds import gpu_claims, keys, names, sleeper_scoring, sleeper_view
+from crds import pod_view as crds_pod_view
 from kube import sleeper_cache
 from webhook import errors, json_patch, pod_view
 
@@ -150,7 +151,7 @@ def preference(
     if not cache.synced or count <= 0:
         return None
     annotations = pod.metadata.annotations
-    direct = bool(annotations.get(keys.SERVER_PATCH_ANNOTATION, "").strip()) or keys.ACTUATION_ANNOTATION in annotations
+    direct = crds_pod_view.has_server_patch(annotations) or keys.ACTUATION_ANNOTATION in annotations
     want = sleeper_scoring.demand(
         namespace=namespace,
         pod=pod.metadata.name or pod.metadata.generate_name,
