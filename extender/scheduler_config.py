@@ -37,6 +37,7 @@ from extender import errors, protocol
 __all__ = [
     "CONFIG_RESOURCE",
     "DEFAULT_SCORE_PLUGIN_WEIGHTS",
+    "FULL_SCORING",
     "MAX_NODE_SCORE",
     "PLACEMENTS",
     "SCHEDULER_NAME",
@@ -55,6 +56,8 @@ __all__ = [
 CONFIG_RESOURCE: Final = "scheduler-config.yaml"
 URL_PLACEHOLDER: Final = "{{ .ExtenderURL }}"
 SCHEDULER_NAME: Final = "fma-scheduler"
+FULL_SCORING: Final = 100
+"""``percentageOfNodesToScore`` of the packaged file: every feasible node is scored."""
 MAX_NODE_SCORE: Final = 100
 """``framework.MaxNodeScore``: each score plugin gives 0..100, times its weight."""
 
@@ -134,6 +137,16 @@ def extender_entry(config: Mapping[str, Any]) -> dict[str, Any]:
     return extenders[0]
 
 
+def _set_sampling(config: dict[str, Any], percentage: int) -> None:
+    """Set ``percentageOfNodesToScore`` (0: drop it, leaving kube-scheduler's adaptive sampling)."""
+    if not 0 <= percentage <= FULL_SCORING:
+        raise ValueError(f"percentage_of_nodes_to_score must be 0-100, got {percentage!r}")
+    if percentage:
+        config["percentageOfNodesToScore"] = percentage
+    else:
+        config.pop("percentageOfNodesToScore", None)
+
+
 def render(
     extender_url: str | None,
     *,
@@ -141,17 +154,22 @@ def render(
     leader_election: bool = True,
     ca_file: str | None = None,
     placement: Placement = "extender",
+    percentage_of_nodes_to_score: int = FULL_SCORING,
 ) -> dict[str, Any]:
     """Return the configuration for ``placement``, with the extender at ``extender_url`` (``http://`` or
     ``https://``; unused, and may be None, for ``hints``).
 
     ``kubeconfig`` sets ``clientConnection.kubeconfig`` (omit it in a Pod);
     ``leader_election=False`` is for a single scheduler, as in the dev cluster;
-    ``ca_file`` (HTTPS only) is the CA bundle the scheduler trusts for the extender.
+    ``ca_file`` (HTTPS only) is the CA bundle the scheduler trusts for the extender;
+    ``percentage_of_nodes_to_score`` (1-100, or 0 for kube-scheduler's adaptive sampling) replaces the
+    packaged 100 (docs/extender.md, "Where the hints' cost goes": sampling runs near the stock rate but a
+    sleeper's node outside the sample cannot win).
     """
     if placement not in PLACEMENTS:
         raise ValueError(f"placement must be one of {list(PLACEMENTS)!r}, got {placement!r}")
     config = copy.deepcopy(template())
+    _set_sampling(config, percentage_of_nodes_to_score)
     entry = extender_entry(config)
     if entry.get("urlPrefix") != URL_PLACEHOLDER:
         raise errors.BadSchedulerConfig(f"urlPrefix is {entry.get('urlPrefix')!r}, expected {URL_PLACEHOLDER!r}")
@@ -185,9 +203,15 @@ def render_yaml(
     leader_election: bool = True,
     ca_file: str | None = None,
     placement: Placement = "extender",
+    percentage_of_nodes_to_score: int = FULL_SCORING,
 ) -> str:
     """``render`` as YAML text, ready for ``kube-scheduler --config``."""
     config = render(
-        extender_url, kubeconfig=kubeconfig, leader_election=leader_election, ca_file=ca_file, placement=placement
+        extender_url,
+        kubeconfig=kubeconfig,
+        leader_election=leader_election,
+        ca_file=ca_file,
+        placement=placement,
+        percentage_of_nodes_to_score=percentage_of_nodes_to_score,
     )
     return yaml.safe_dump(config, sort_keys=False)

@@ -104,3 +104,25 @@ def test_bad_placement_and_missing_url_are_refused() -> None:
     with pytest.raises(ValueError, match="extender URL"):
         scheduler_config.render(None, placement="hints+extender")
     assert scheduler_config.PLACEMENTS == ("extender", "hints", "hints+extender")
+
+
+@pytest.mark.parametrize("placement", list(scheduler_config.PLACEMENTS))
+def test_every_node_is_scored_unless_sampling_is_asked_for(placement: str) -> None:
+    url = "http://127.0.0.1:8890"
+    assert scheduler_config.render(url, placement=placement)["percentageOfNodesToScore"] == 100  # type: ignore[arg-type]
+    sampled = scheduler_config.render(url, placement=placement, percentage_of_nodes_to_score=0)  # type: ignore[arg-type]
+    assert "percentageOfNodesToScore" not in sampled
+    assert (
+        yaml.safe_load(scheduler_config.render_yaml(url, percentage_of_nodes_to_score=30))["percentageOfNodesToScore"]
+        == 30
+    )
+    # Nothing else changes with the sampling.
+    full = scheduler_config.render(url, placement=placement)  # type: ignore[arg-type]
+    del full["percentageOfNodesToScore"]
+    assert sampled == full
+
+
+@pytest.mark.parametrize("bad", [-1, 101])
+def test_a_percentage_outside_0_to_100_is_refused(bad: int) -> None:
+    with pytest.raises(ValueError, match="percentage_of_nodes_to_score"):
+        scheduler_config.render("http://127.0.0.1:8890", percentage_of_nodes_to_score=bad)
