@@ -37,6 +37,28 @@ benchmark measures what that costs, side by side in one run on one cluster:
   ``hints`` runs it with no extender at all, after the extender is stopped,
   and ``hints-sampled`` (with the sampled phase) the same without
   ``percentageOfNodesToScore: 100``;
+- ``default-full`` (skip with ``--no-default-full``): the stock configuration
+  with ``percentageOfNodesToScore: 100``: what scoring every node costs the
+  stock scheduler without any hint, so ``hints``/``default-full`` is the price
+  of the hints themselves and ``default-full``/``default`` that of full scoring;
+- ``honour-full`` and ``honour-sampled`` (skip with ``--no-honour``): the
+  hot-hit cost of node sampling.  ``--honour-pods`` Pods, each with one
+  preferred term (weight 10, a certain-hot hint written by
+  ``webhook.placement_hints.operations``) naming its own node, a distinct node
+  per Pod with every GPU free, so the hinted node stays feasible: with one
+  sleeper of a model that is the one node where the Pod is hot.  Scheduled by
+  the ``hints`` configuration scoring every node, then with default sampling;
+  reported: the fraction of Pods that landed on their hinted node (an upper
+  bound of the hot-hit rate for a model with one sleeper; with s equally good
+  hinted nodes a miss needs all s outside the sample);
+- ``nominated`` and ``honour-nominated`` (skip with ``--no-nominated``): an
+  experiment, not a shipped mode.  The same one-node hints, and each Pod's
+  ``status.nominatedNodeName`` set to its hinted node (a status patch, after
+  creation, before the scheduler starts), scheduled with default sampling.
+  kube-scheduler tries a Pod's nominated node first and, when it passes the
+  filters, binds it there without looking at other nodes.  ``nominated`` runs
+  ``--pods`` Pods (node i mod nodes, so every nominated node stays feasible)
+  for throughput, ``honour-nominated`` the honour phase's Pods;
 - after the ``fma`` phase, with its Pods still in place: ``--calls`` direct filter and
   prioritize calls to the extender with all node names (client-side latency,
   loopback HTTP included), and the server-side histogram of the run.
@@ -283,19 +305,29 @@ def _phase(
     pods: int,
     timeout: float,
     hints: cluster_facts.SleeperHints | None = None,
+    targets: list[str] | None = None,
+    nominate: bool = False,
 ) -> tuple[dict[str, Any], processes.ProcessRecord]:
+    """One scheduler's run over ``pods`` Pods; with ``targets`` (one node per Pod) each Pod is hinted at
+    its own node alone and the result says how many landed there."""
     isc_annotation = {keys.INFERENCE_SERVER_CONFIG_ANNOTATION: ISC}
+    if targets is not None:
+        pods = len(targets)
     bodies = [
         _pod(f"{phase}-{i}", {"bench/phase": phase}, isc_annotation, 1, schedulerName=profile) for i in range(pods)
     ]
     hinted = 0
     if hints is not None:
         hinted = _add_hints(bodies, hints)
+    if targets is not None:
+        _hint_one_node_each(bodies, targets)
     watch = BindWatch(api, phase)
     watch.cache.start()
     watch.cache.wait_synced(60)
     started = time.monotonic()
     _create_all(api, bodies)
+    if nominate and targets is not None:
+        _nominate_all(api, bodies, targets)
     _log(f"{phase}: created {pods} pods in {time.monotonic() - started:.1f}s; starting its scheduler")
     load_start = [round(x, 2) for x in os.getloadavg()]
     record, _ = _spawn_scheduler(cluster, workdir, f"scheduler-{phase}", config)
@@ -312,7 +344,7 @@ def _phase(
     times = sorted(watch.bound.values())
     scheduled = len(times)
     span = times[-1] - times[0] if scheduled > 1 else 0.0
-    result = {
+    result: dict[str, Any] = {
         "pods": pods,
         "scheduled": scheduled,
         "timed_out": scheduled < pods,
@@ -324,6 +356,8 @@ def _phase(
     if hints is not None:
         result["pods_with_a_preferred_node"] = hinted
         result["hints"] = _hint_outcome(bodies, watch.nodes)
+    if targets is not None:
+        result["honoured"] = _honoured(bodies, targets, watch.nodes)
     _log(f"{phase}: {result}")
     return result, record
 
@@ -342,6 +376,44 @@ def _add_hints(bodies: list[dict[str, Any]], hints: cluster_facts.SleeperHints) 
             body["spec"]["affinity"] = op["value"]
         preferred += bool(found.preferred)
     return preferred
+
+
+def _hint_one_node_each(bodies: list[dict[str, Any]], targets: list[str]) -> None:
+    """Write into body i the affinity the webhook writes for one certain-hot node, ``targets[i]``."""
+    for body, node in zip(bodies, targets, strict=True):
+        hints = placement_hints.Hints(preferred=((node, sleeper_scoring.CERTAIN_HOT_SCORE),))
+        for op in placement_hints.operations(body, hints):
+            if op["op"] != "add" or op["path"] != "/spec/affinity":
+                raise RuntimeError(f"unexpected hint operation {op!r}")
+            body["spec"]["affinity"] = op["value"]
+
+
+def _nominate_all(api: kube.Client, bodies: list[dict[str, Any]], targets: list[str], workers: int = 8) -> None:
+    """Set each created Pod's ``status.nominatedNodeName`` to its target node."""
+
+    def nominate(pair: tuple[dict[str, Any], str]) -> None:
+        body, node = pair
+        patch = {"status": {"nominatedNodeName": node}}
+        api.patch(kube.resources.PODS, body["metadata"]["name"], patch, NAMESPACE, subresource="status")
+
+    with concurrent.futures.ThreadPoolExecutor(workers) as pool:
+        list(pool.map(nominate, zip(bodies, targets, strict=True)))
+
+
+def _honoured(bodies: list[dict[str, Any]], targets: list[str], bound: Mapping[str, str]) -> dict[str, Any]:
+    """How many Pods landed on the one node they were hinted at (always feasible in this phase)."""
+    on_target = placed = 0
+    for body, node in zip(bodies, targets, strict=True):
+        got = bound.get(f"{NAMESPACE}/{body['metadata']['name']}")
+        if got is None:
+            continue
+        placed += 1
+        on_target += got == node
+    return {
+        "bound": placed,
+        "on_hinted_node": on_target,
+        "fraction_on_hinted_node": round(on_target / placed, 3) if placed else None,
+    }
 
 
 def _hinted_nodes(body: Mapping[str, Any]) -> list[str]:
@@ -504,6 +576,25 @@ def main(argv: list[str] | None = None) -> int:
         action="store_false",
         help="skip the placement-hints phases (hints+extender, then hints without an extender)",
     )
+    parser.add_argument(
+        "--no-default-full",
+        dest="default_full",
+        action="store_false",
+        help="skip the stock configuration with percentageOfNodesToScore: 100",
+    )
+    parser.add_argument(
+        "--no-honour",
+        dest="honour",
+        action="store_false",
+        help="skip the phases measuring whether a one-node hint is honoured, scoring every node and sampled",
+    )
+    parser.add_argument(
+        "--no-nominated",
+        dest="nominated",
+        action="store_false",
+        help="skip the experiment with status.nominatedNodeName set to the hinted node",
+    )
+    parser.add_argument("--honour-pods", type=int, default=200, help="Pods (distinct hinted nodes) per honour phase")
     parser.add_argument("--serve-trivial", type=int, metavar="PORT", help=argparse.SUPPRESS)
     parser.add_argument(
         "--no-sampled",
@@ -551,6 +642,20 @@ def main(argv: list[str] | None = None) -> int:
             )
             processes.stop(default_record, grace_seconds=5)
             _delete_phase(api, "default")
+            if args.default_full:
+                full, full_record = _phase(
+                    api,
+                    cluster,
+                    workdir,
+                    phase="default-full",
+                    profile=DEFAULT_PROFILE,
+                    config=control_plane.merge_config(default_config, {"percentageOfNodesToScore": 100}),
+                    pods=args.pods,
+                    timeout=args.phase_timeout,
+                )
+                processes.stop(full_record, grace_seconds=5)
+                _delete_phase(api, "default-full")
+                results["default_full"] = full
 
             port = processes.free_port()
             url = f"http://127.0.0.1:{port}"
@@ -690,6 +795,50 @@ def main(argv: list[str] | None = None) -> int:
                         processes.stop(sampled_hints_record, grace_seconds=5)
                         _delete_phase(api, "hints-sampled")
                         results["hints_sampled"] = sampled_hints
+                    if args.honour:
+                        targets = rng.sample(nodes, min(args.honour_pods, len(nodes)))
+                        sampled_hints_config = dict(hints_config)
+                        sampled_hints_config.pop("percentageOfNodesToScore", None)
+                        for phase, config in (("honour-full", hints_config), ("honour-sampled", sampled_hints_config)):
+                            honour, honour_record = _phase(
+                                api,
+                                cluster,
+                                workdir,
+                                phase=phase,
+                                profile=scheduler_config.SCHEDULER_NAME,
+                                config=config,
+                                pods=len(targets),
+                                timeout=args.phase_timeout,
+                                targets=targets,
+                            )
+                            processes.stop(honour_record, grace_seconds=5)
+                            _delete_phase(api, phase)
+                            results[phase.replace("-", "_")] = honour
+                    if args.nominated:
+                        spread = rng.sample(nodes, len(nodes))
+                        honour_targets = rng.sample(nodes, min(args.honour_pods, len(nodes)))
+                        nominated_targets = [spread[i % len(spread)] for i in range(args.pods)]
+                        sampled_hints_config = dict(hints_config)
+                        sampled_hints_config.pop("percentageOfNodesToScore", None)
+                        for phase, phase_targets in (
+                            ("nominated", nominated_targets),
+                            ("honour-nominated", honour_targets),
+                        ):
+                            nominated, nominated_record = _phase(
+                                api,
+                                cluster,
+                                workdir,
+                                phase=phase,
+                                profile=scheduler_config.SCHEDULER_NAME,
+                                config=sampled_hints_config,
+                                pods=len(phase_targets),
+                                timeout=args.phase_timeout,
+                                targets=phase_targets,
+                                nominate=True,
+                            )
+                            processes.stop(nominated_record, grace_seconds=5)
+                            _delete_phase(api, phase)
+                            results[phase.replace("-", "_")] = nominated
                 finally:
                     hint_source.cache.stop()
             if args.trivial:
@@ -746,10 +895,23 @@ def main(argv: list[str] | None = None) -> int:
         else None
     )
     results["ratio_fma_to_default"] = round(ratio, 3) if ratio is not None else None
-    for name in ("fma_sampled", "fma_no_filter", "trivial_extender", "hints_extender", "hints", "hints_sampled"):
+    for name in (
+        "default_full",
+        "fma_sampled",
+        "fma_no_filter",
+        "trivial_extender",
+        "hints_extender",
+        "hints",
+        "hints_sampled",
+        "nominated",
+    ):
         row = results.get(name)
         if row and row["pods_per_second"] and default["pods_per_second"]:
             results[f"ratio_{name}_to_default"] = round(row["pods_per_second"] / default["pods_per_second"], 3)
+    full = results.get("default_full") or {}
+    if full.get("pods_per_second") and (results.get("hints") or {}).get("pods_per_second"):
+        # The hints' own cost: hints against the stock scheduler scoring every node as the hints profile does.
+        results["ratio_hints_to_default_full"] = round(results["hints"]["pods_per_second"] / full["pods_per_second"], 3)
     trivial = results.get("trivial_extender") or {}
     if trivial.get("pods_per_second") and fma["pods_per_second"]:
         # The extender's own cost: FMA against the do-nothing extender (target >= 0.9).
@@ -771,6 +933,7 @@ def _print_table(results: Mapping[str, Any]) -> None:
     print(f"{'scheduler':<34}{'scheduled':>10}{'seconds':>10}{'pods/s':>10}")
     rows = (
         ("default", "default (stock kube-scheduler)"),
+        ("default_full", "  same, every node scored"),
         ("fma", "fma-scheduler + fma-extender"),
         ("fma_sampled", "  same, default node sampling"),
         ("fma_no_filter", "  same, prioritize only"),
@@ -778,6 +941,7 @@ def _print_table(results: Mapping[str, Any]) -> None:
         ("hints_extender", "hints + fma-extender"),
         ("hints", "hints, no extender"),
         ("hints_sampled", "  same, default node sampling"),
+        ("nominated", "one-node hints + nominatedNodeName"),
     )
     for name, label in rows:
         if name not in results:
@@ -795,6 +959,12 @@ def _print_table(results: Mapping[str, Any]) -> None:
         print(f"ratio hints/default: {results['ratio_hints_to_default']} (target >= 0.9)")
     if "ratio_hints_extender_to_default" in results:
         print(f"ratio hints+extender/default: {results['ratio_hints_extender_to_default']}")
+    if "ratio_hints_to_default_full" in results:
+        print(f"ratio hints/default, both scoring every node: {results['ratio_hints_to_default_full']}")
+    for name in ("honour_full", "honour_sampled", "honour_nominated"):
+        if name in results:
+            honoured = results[name]["honoured"]
+            print(f"{name}: {honoured['on_hinted_node']}/{honoured['bound']} Pods on their one hinted node")
     trivial = results.get("trivial_extender") or {}
     if trivial.get("pods_per_second") and results["fma"]["pods_per_second"]:
         print(f"ratio fma/trivial extender: {round(results['fma']['pods_per_second'] / trivial['pods_per_second'], 3)}")
