@@ -144,7 +144,8 @@ class Notifier:
             logger.warning("publishing on the Pod failed", extra={"pod": self._pod_path, "error": str(exc)})
             return self._backoff_seconds
         except (errors.LauncherError, pydantic.ValidationError) as exc:
-            logger.warning("reading the launcher or the Pod failed", extra={"pod": self._pod_path, "error": str(exc)})
+            problem = validation_paths.summary(exc) if isinstance(exc, pydantic.ValidationError) else str(exc)
+            logger.warning("reading the launcher or the Pod failed", extra={"pod": self._pod_path, "error": problem})
             return self._backoff_seconds
         self.patches += 1
         logger.info("instances published on the Pod", extra={"pod": self._pod_path, "patches": self.patches})

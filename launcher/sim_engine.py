@@ -12,7 +12,7 @@ import logging
 
 import pydantic
 
-from crds import log_output
+from crds import log_output, validation_paths
 from launcher import engine_sim, sim_cli, tensor_engine
 
 __all__ = ["ENGINE", "SimEngineRunner"]
@@ -36,7 +36,8 @@ class SimEngineRunner:
             sim, unknown = sim_cli.parse(argv)
         except (ValueError, pydantic.ValidationError) as exc:
             log_output.configure("info")
-            logger.error("invalid engine options", extra={"error": str(exc)})
+            problem = validation_paths.summary(exc) if isinstance(exc, pydantic.ValidationError) else str(exc)
+            logger.error("invalid engine options", extra={"error": problem})
             return 2
         log_output.configure(sim.log_level)
         if unknown:
