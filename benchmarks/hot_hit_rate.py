@@ -44,6 +44,23 @@ was hot (score >= 6) but that did not end hot means the hinted sleeper was
 gone, its GPUs taken or the pick different by scheduling time (ending hot on
 another node, where another sleeper of the model waited, is counted apart).
 
+DRA (``--dra``, on by default): a second simnode of the same size whose
+nodes offer their GPUs only as DRA devices (``--gpu-mode dra``), and a
+``dra`` phase per scenario: the requesters are written as users write them
+(``nvidia.com/gpu: 1`` and the ISC annotation) and go through the real
+webhook (``gpu_claims: dra``, ``placement: hints``, in-process, registered
+for the DRA phases' namespaces only), which gives each one a ResourceClaim
+whose ``firstAvailable`` alternatives put the best free sleeper's GPUs first;
+the phase's controller runs the claim keeper (``--enable-gpu-claims``) and the
+hints kube-scheduler (with its DRA plugin) allocates the claim.  Just before
+each scale-up the benchmark waits (at most 10 s) until the webhook's sleeper
+cache agrees that a sleeper is free when the Pods say so, so that a cache
+still catching up is not counted against the claim.
+
+Per phase the row also reports throughput beside the hot-hit rate: actuations
+per minute of scale-to-actuated time and the mean and maximum seconds from a
+scale-up to the controller's observed actuation.
+
 Per actuation the path is the one whose ``fma_actuation_seconds_count{path}``
 (the controller's /metrics) went up by one.  Just before each scale-up the
 benchmark also judges, from the Pods alone (independently of the extender's
@@ -55,12 +72,13 @@ free GPUs the device plugin could hand out is a matching sleeper's (e.g. the
 only free GPU, or two free GPUs each holding a sleeper of the model).
 
 Bounded: every wait has a timeout and the whole run stops after
-``--time-limit`` seconds.  Everything started here (control plane, simnode
-and its Pods, controllers, extender, scheduler) is stopped on the way out,
-also on failure or SIGTERM.  Prints a table and writes
-``benchmarks/results/hot_hit_rate.json``.
+``--time-limit`` seconds.  Everything started here (control plane, simnodes
+and their Pods, controllers, extender, schedulers, webhook) is stopped on the
+way out, also on failure or SIGTERM.  Prints a table and writes ``--out``
+(default ``benchmarks/results/hot_hit_rate.json``; the DRA results are
+committed as ``hot_hit_rate_dra.json``).
 
-Usage: ``.venv/bin/python benchmarks/hot_hit_rate.py [--rounds 6] [--models 3 5] [--nodes 4]``
+Usage: ``.venv/bin/python benchmarks/hot_hit_rate.py [--rounds 6] [--models 3 5] [--nodes 4] [--no-dra]``
 """
 
 from __future__ import annotations
@@ -68,6 +86,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import datetime
 import itertools
 import json
 import os
@@ -92,12 +111,24 @@ import httpx  # noqa: E402
 import yaml  # noqa: E402
 
 import kube  # noqa: E402
-from crds import accelerators, binding_record, keys, launcher_inventory, manifests, sleeper_scoring  # noqa: E402
+from certs import issuer, reloading_context, renewal, rotation_plan, store  # noqa: E402
+from crds import (  # noqa: E402
+    accelerators,
+    binding_record,
+    gpu_claims,
+    keys,
+    launcher_inventory,
+    manifests,
+    sleeper_scoring,
+)
 from devcluster import binaries, control_plane, processes, samples, waiting  # noqa: E402
 from devcluster import simnode as simnode_mod  # noqa: E402
 from extender import scheduler_config  # noqa: E402
 from kube import resources, sleeper_cache  # noqa: E402
-from webhook import cluster_facts, pod_view  # noqa: E402
+from webhook import app as webhook_app  # noqa: E402
+from webhook import cluster_facts, configuration, gpu_claim, pod_view, server  # noqa: E402
+from webhook import metrics as webhook_metrics  # noqa: E402
+from webhook import settings as webhook_settings  # noqa: E402
 
 sys.path.append(str(_HERE))
 import run_record  # noqa: E402
@@ -105,6 +136,7 @@ import run_record  # noqa: E402
 RESULT = pathlib.Path(__file__).resolve().parent / "results" / "hot_hit_rate.json"
 DEPLOYMENTS = resources.Resource("apps", "v1", "deployments", "Deployment")
 ROLES = resources.Resource("rbac.authorization.k8s.io", "v1", "roles", "Role")
+RESOURCE_CLAIMS = resources.Resource("resource.k8s.io", "v1", "resourceclaims", "ResourceClaim")
 ROLE_BINDINGS = resources.Resource("rbac.authorization.k8s.io", "v1", "rolebindings", "RoleBinding")
 LAUNCHER_SELECTOR = f"{keys.COMPONENT_LABEL}={keys.COMPONENT_LAUNCHER}"
 LC = "lc"
@@ -113,6 +145,9 @@ PATHS = ("hot", "warm", "cold")
 PHASES = (("default", "default-scheduler"), ("fma", scheduler_config.SCHEDULER_NAME))
 HINT_PHASES = {"hints": "fma-hints", "hints+extender": "fma-hints-extender"}
 """Placement -> the profile name of the kube-scheduler rendered for it."""
+DRA_PHASE = "dra"
+DRA_LABEL = "fma-bench/dra"
+"""Namespaces of DRA phases carry it; the benchmark's webhook registration selects them."""
 PREFERRED = "preferredDuringSchedulingIgnoredDuringExecution"
 _DONE_PHASES = ("Succeeded", "Failed")
 
@@ -212,7 +247,29 @@ def summarise(scheduler: str, actuations: list[dict[str, Any]]) -> dict[str, Any
         "hot_fraction_sleeper_certain": fraction(certain),
         "with_sleeper_likely_only": len(likely),
         "hot_fraction_sleeper_likely_only": fraction(likely),
+        **_throughput(actuations),
+        **_claims(actuations),
         **_staleness(actuations),
+    }
+
+
+def _claims(actuations: list[dict[str, Any]]) -> dict[str, Any]:
+    """DRA phases (pure): how many claims got the sleeper's GPUs and how many any GPU."""
+    chosen = [r.get("claim_alternative") for r in actuations if r.get("claim_alternative")]
+    if not chosen:
+        return {}
+    return {"claims_sleeper": chosen.count("sleeper"), "claims_any": chosen.count("any")}
+
+
+def _throughput(actuations: list[dict[str, Any]]) -> dict[str, Any]:
+    """Scale-up to observed actuation: actuations per minute of that time, mean and max seconds (pure)."""
+    seconds = [float(r["seconds_scale_to_actuated"]) for r in actuations]
+    if not seconds:
+        return {}
+    return {
+        "actuations_per_minute": round(60 * len(seconds) / sum(seconds), 1) if sum(seconds) > 0 else None,
+        "mean_seconds_scale_to_actuated": round(sum(seconds) / len(seconds), 2),
+        "max_seconds_scale_to_actuated": round(max(seconds), 2),
     }
 
 
@@ -254,8 +311,11 @@ class Phase:
         gpus_by_node: Mapping[str, frozenset[str]],
         extender_decisions: Callable[[], dict[str, float]],
         hints: cluster_facts.SleeperHints | None = None,
+        dra: cluster_facts.SleeperHints | None = None,
     ) -> None:
         self.hints = hints
+        self.dra = dra
+        """DRA phase: the webhook's own sleeper cache (the webhook converts the requesters)."""
         self.api = api
         self.cluster = cluster
         self.workdir = workdir / name
@@ -272,7 +332,8 @@ class Phase:
     def setup(self) -> None:
         """Namespace, launcher RBAC, LauncherConfig, ISCs, controller (ready), Deployments at 0."""
         ns = self.namespace
-        self.api.create(resources.NAMESPACES, {"metadata": {"name": ns}})
+        labels = {DRA_LABEL: "true"} if self.dra is not None else {}
+        self.api.create(resources.NAMESPACES, {"metadata": {"name": ns, "labels": labels}})
         waiting.wait_for(
             lambda: self.api.get_or_none(resources.SERVICE_ACCOUNTS, "default", ns), timeout=60, what=f"{ns} SA"
         )
@@ -310,7 +371,7 @@ class Phase:
             )
         self.start_controller()
         for app in self.apps:
-            template = samples.requester_template(app, app)
+            template = samples.requester_template(app, app) if self.dra is None else _user_template(app)
             template["spec"]["schedulerName"] = self.scheduler
             self.api.create(DEPLOYMENTS, samples.deployment(app, template, replicas=0), ns)
 
@@ -325,6 +386,7 @@ class Phase:
             "--gpu-map-namespace=default",
             "--leader-elect=false",
             "--enable-populator=false",
+            f"--enable-gpu-claims={'true' if self.dra is not None else 'false'}",
             "--debug-accelerator-memory=false",
             "--metrics-host=127.0.0.1",
             f"--metrics-port={self.metrics_port}",
@@ -377,10 +439,25 @@ class Phase:
         self.api.patch(DEPLOYMENTS, app, {"spec": {"template": {"spec": {"affinity": affinity}}}}, self.namespace)
         return (found.preferred[0][0], found.preferred[0][1]) if found.preferred else (None, None)
 
+    def _await_webhook_view(self, app: str) -> None:
+        """Wait (at most 10 s, never failing) until the webhook's cache also sees a free sleeper of ``app``."""
+        assert self.dra is not None
+        cache = self.dra.cache
+        template = self.api.get(DEPLOYMENTS, app, self.namespace)["spec"]["template"]
+        view = pod_view.parse({"metadata": {**template["metadata"], "name": app}, "spec": template["spec"]})
+        with contextlib.suppress(waiting.WaitTimeout):
+            waiting.wait_for(
+                lambda: gpu_claim.preference(cache, self.namespace, view, 1) is not None,
+                timeout=10,
+                what=f"{self.name}: the webhook's view of {app}'s sleeper",
+            )
+
     def actuate(self, round_index: int, app: str) -> dict[str, Any]:
         """Judge the sleepers, scale ``app`` to 1 and wait until the controller observes its actuation."""
         state = sleeper_state(self.pods(), app, self.gpus_by_node)
         hint_node, hint_score = self.hint(app)
+        if self.dra is not None and state.available:
+            self._await_webhook_view(app)
         before = self.counts()
         decided = self.extender_decisions()
         started = time.monotonic()
@@ -399,10 +476,12 @@ class Phase:
             raise RuntimeError(f"{self.name}: expected one actuation of {app}, metrics went {before!r} -> {after!r}")
         live = [p for p in self.pods(f"app={app}") if not p["metadata"].get("deletionTimestamp")]
         notes = (live[0]["metadata"].get("annotations") or {}) if live else {}
+        claim = _claim_choice(self.api, self.namespace, live[0]) if live and self.dra is not None else None
         return {
             "round": round_index,
             "app": app,
             "path": grown[0],
+            "claim_alternative": claim,
             "instances_deleted": int(after["evicting"] - before["evicting"]),
             "node": (live[0].get("spec") or {}).get("nodeName") if live else None,
             "gpus": accelerators.parse(notes.get(keys.ACCELERATORS_ANNOTATION)),
@@ -449,6 +528,29 @@ class Phase:
         waiting.wait_for(
             lambda: not self.pods(LAUNCHER_SELECTOR), timeout=120, what=f"{self.name}: launchers gone", interval=0.5
         )
+
+
+def _user_template(app: str) -> dict[str, Any]:
+    """A requester as a user writes it, with ``gpu-request: dra`` (the webhook converts it)."""
+    container = {
+        "name": "inference-server",
+        "image": "vllm/vllm-openai",
+        "command": ["vllm", "serve", app],
+        "resources": {"limits": {"nvidia.com/gpu": "1"}},
+    }
+    annotations = {keys.INFERENCE_SERVER_CONFIG_ANNOTATION: app, gpu_claim.GPU_REQUEST_ANNOTATION: "dra"}
+    return {
+        "metadata": {"labels": {"app": app}, "annotations": annotations},
+        "spec": {"terminationGracePeriodSeconds": 5, "containers": [container]},
+    }
+
+
+def _claim_choice(api: kube.Client, namespace: str, pod: Mapping[str, Any]) -> str | None:
+    """Which ``firstAvailable`` alternative the requester's claim got (``sleeper`` or ``any``)."""
+    name = gpu_claims.claim_name_of(pod)
+    claim = api.get_or_none(RESOURCE_CLAIMS, name, namespace) if name else None
+    devices = gpu_claims.allocated_devices(claim) if claim else []
+    return devices[0].subrequest if devices else None
 
 
 # --- the cluster and the FMA scheduler ------------------------------------------------------------
@@ -546,6 +648,54 @@ def _start_fma_scheduler(
     _healthy(f"https://127.0.0.1:{port}", record, name, verify=False)
 
 
+def _start_webhook(
+    stack: contextlib.ExitStack, cluster: control_plane.ClusterState, workdir: pathlib.Path
+) -> cluster_facts.SleeperHints:
+    """The real webhook in-process (``gpu_claims: dra``, ``placement: hints``), registered by URL for the
+    DRA phases' namespaces; returns its sleeper source once its caches have synced."""
+    cert_dir = workdir / "webhook-certs"
+    cert_dir.mkdir()
+    identity = issuer.ServingIdentity("fma-webhook", ip_addresses=("127.0.0.1",))
+    policy = rotation_plan.Policy(identity=identity, overlap=datetime.timedelta(0))
+    renewal.run(store.FileStore(cert_dir), policy, datetime.datetime.now(datetime.UTC))
+    context = reloading_context.ReloadingContext(cert_dir / store.TLS_CERT, cert_dir / store.TLS_KEY)
+    context.start(5.0)
+    stack.callback(context.stop)
+    configured = webhook_settings.Settings(
+        kubeconfig=str(cluster.kubeconfig),
+        scheduler_name=HINT_PHASES["hints"],
+        placement="hints",
+        gpu_claims="dra",
+        gpu_map_namespace="default",
+        gpu_allocation="lowest-index",
+    )
+    exposition = webhook_metrics.Metrics()
+    lookups_api = kube.connect(str(cluster.kubeconfig), field_manager="fma-webhook")
+    hints = server.sleeper_hints(configured, lookups_api, exposition)
+    lookups = cluster_facts.ClusterLookups(
+        lookups_api, timeout=1.0, hints=hints, gpu_claims=server.gpu_claims_options(configured)
+    )
+    lookups.start()
+    stack.callback(lookups.stop)
+    waiting.wait_for(lambda: lookups.synced and hints.cache.synced, timeout=60, what="the webhook's caches")
+    threaded = server.ThreadedServer.start(
+        webhook_app.create_app(server.build_state(configured, lookups, exposition)), context.context
+    )
+    stack.callback(threaded.stop)
+    api = kube.connect(str(cluster.kubeconfig), field_manager="fma-bench")
+    stack.callback(api.close)
+    api.create(
+        resources.MUTATING_WEBHOOK_CONFIGURATIONS,
+        configuration.render(
+            (cert_dir / store.BUNDLE).read_bytes(),
+            url=f"https://127.0.0.1:{threaded.port}/mutate",
+            name="fma-bench-dra",
+            namespace_selector={"matchLabels": {DRA_LABEL: "true"}},
+        ),
+    )
+    return hints
+
+
 def _extender_decisions(url: str) -> dict[str, float]:
     decisions: dict[str, float] = {}
     for line in httpx.get(f"{url}/metrics", timeout=5).text.splitlines():
@@ -565,11 +715,26 @@ def _run(args: argparse.Namespace, root: pathlib.Path) -> dict[str, Any]:
         )
         stack.callback(control_plane.down, cluster.state_dir, grace_seconds=5)
         options = simnode_mod.SimnodeOptions(
-            nodes=args.nodes, gpus_per_node=args.gpus_per_node, gpu_map_namespace="default", node_prefix="hot"
+            nodes=args.nodes,
+            gpus_per_node=args.gpus_per_node,
+            gpu_map_namespace="default",
+            # A prefix of its own: the node's loopback blocks follow from it, and another run on this machine
+            # (another benchmark, a test session) must not hand out the same Pod IPs.
+            node_prefix=f"hot{os.getpid()}",
         )
         simnode = simnode_mod.spawn(cluster, options, root / "simnode.log")
         stack.callback(simnode_mod.stop, simnode, simnode_mod.state_dir_of(cluster, options), grace_seconds=10)
         simnode_mod.wait_ready(cluster, options, simnode, timeout=120)
+        if args.dra:
+            # A state directory of its own: stopping a simnode stops every process recorded in its directory.
+            dra_options = dataclasses.replace(
+                options, node_prefix=f"hotdra{os.getpid()}", gpu_mode="dra", state_dir=root / "simnode-dra"
+            )
+            dra_simnode = simnode_mod.spawn(cluster, dra_options, root / "simnode-dra.log")
+            stack.callback(
+                simnode_mod.stop, dra_simnode, simnode_mod.state_dir_of(cluster, dra_options), grace_seconds=10
+            )
+            simnode_mod.wait_ready(cluster, dra_options, dra_simnode, timeout=120)
         api = kube.connect(str(cluster.kubeconfig), field_manager="fma-bench")
         stack.callback(api.close)
         _install_crds(api)
@@ -592,6 +757,12 @@ def _run(args: argparse.Namespace, root: pathlib.Path) -> dict[str, Any]:
             for placement in args.placements:
                 _start_fma_scheduler(stack, cluster, root, extender_url, placement)
                 phases.append((placement, HINT_PHASES[placement]))
+        dra_hints: cluster_facts.SleeperHints | None = None
+        if args.dra:
+            if "hints" not in args.placements:
+                _start_fma_scheduler(stack, cluster, root, extender_url, "hints")
+            dra_hints = _start_webhook(stack, cluster, root)
+            phases.append((DRA_PHASE, HINT_PHASES["hints"]))
         results: dict[str, Any] = {}
         for models, (label, scheduler) in itertools.product(args.models, phases):
             name = f"{label.replace('+', '-')}-{models}m"
@@ -606,6 +777,7 @@ def _run(args: argparse.Namespace, root: pathlib.Path) -> dict[str, Any]:
                 gpus_by_node=gpus_by_node,
                 extender_decisions=lambda: _extender_decisions(extender_url),
                 hints=hints if label in HINT_PHASES else None,
+                dra=dra_hints if label == DRA_PHASE else None,
             )
             stack.callback(phase.stop_controller)
             _log(f"phase {name}: scheduler {scheduler}, namespace {phase.namespace}")
@@ -616,7 +788,7 @@ def _run(args: argparse.Namespace, root: pathlib.Path) -> dict[str, Any]:
             phase.release_launchers()
             phase.stop_controller()
             results[name] = {
-                "row": {"models": models, **summarise(scheduler, records)},
+                "row": {"models": models, "phase": label, **summarise(scheduler, records)},
                 "extender_decisions": growth(decisions_before, decisions_after),
                 "actuations": records,
             }
@@ -628,18 +800,20 @@ def _print_table(rows: list[dict[str, Any]]) -> None:
         return "-" if value is None else f"{value:.2f}"
 
     print(
-        f"{'models':>6}  {'scheduler':<19}{'actuations':>11}{'hot':>5}{'warm':>6}{'cold':>6}{'hot frac':>10}"
-        f"{'sleeper free':>14}{'hot frac there':>16}{'certain':>9}{'hot frac there':>16}{'hot hints not hot':>19}"
+        f"{'models':>6}  {'phase':<16}{'scheduler':<19}{'actuations':>11}{'hot':>5}{'warm':>6}{'cold':>6}"
+        f"{'hot frac':>10}{'sleeper free':>14}{'hot frac there':>16}{'certain':>9}{'hot frac there':>16}"
+        f"{'hot hints not hot':>19}{'act/min':>9}{'mean s':>8}"
     )
     for row in rows:
         stale = f"{row['hot_hint_not_hot']}/{row['with_a_hot_hint']}" if "with_a_hint" in row else "-"
         print(
-            f"{row['models']:>6}  {row['scheduler']:<19}{row['actuations']:>11}"
+            f"{row['models']:>6}  {row.get('phase', '-'):<16}{row['scheduler']:<19}{row['actuations']:>11}"
             f"{row['hot']:>5}{row['warm']:>6}{row['cold']:>6}"
             f"{show(row['hot_fraction']):>10}{row['with_sleeper_free']:>14}"
             f"{show(row['hot_fraction_sleeper_free']):>16}{row['with_sleeper_certain']:>9}"
             f"{show(row['hot_fraction_sleeper_certain']):>16}"
-            f"{stale:>19}"
+            f"{stale:>19}{show(row.get('actuations_per_minute')):>9}"
+            f"{show(row.get('mean_seconds_scale_to_actuated')):>8}"
         )
 
 
@@ -666,6 +840,12 @@ def main(argv: list[str] | None = None) -> int:
         default=sorted(HINT_PHASES),
         help="hinted phases after default and fma (none: --placements with no value)",
     )
+    parser.add_argument(
+        "--dra",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="add a DRA simnode and a dra phase per scenario (claims through the real webhook)",
+    )
     parser.add_argument("--seed", type=int, default=1, help="draws the scale-up order of each round")
     parser.add_argument("--time-limit", type=float, default=1500.0, help="seconds for the whole run")
     parser.add_argument("--out", type=pathlib.Path, default=RESULT)
@@ -689,6 +869,13 @@ def main(argv: list[str] | None = None) -> int:
                     "gpus_per_node": args.gpus_per_node,
                     "gpu_allocation": "lowest free index first (simnode default)",
                     "placements": ["extender", *args.placements],
+                    "dra": (
+                        f"{args.nodes} more nodes x {args.gpus_per_node} GPUs as DRA devices only; requesters"
+                        " converted by the real webhook (gpu_claims: dra, placement: hints), claims kept by"
+                        " the controllers, allocated by the hints kube-scheduler's DRA plugin"
+                        if args.dra
+                        else None
+                    ),
                     "models_per_scenario": args.models,
                     "gpus_per_requester": 1,
                     "max_instances": 2,
