@@ -118,6 +118,10 @@ def _deindividualised(requester: Mapping[str, Any]) -> dict[str, Any]:
     spec = copy.deepcopy(dict(requester.get("spec") or {}))
     spec.pop("ephemeralContainers", None)
     spec.pop("nodeName", None)
+    # A DRA requester's ResourceClaim is its own (crds.gpu_claims); the provider gets its GPUs from the binding.
+    spec.pop("resourceClaims", None)
+    for container in [*(spec.get("containers") or []), *(spec.get("initContainers") or [])]:
+        (container.get("resources") or {}).pop("claims", None)
     dropped = {v["name"] for v in spec.get("volumes") or [] if _KUBE_API_ACCESS.match(str(v.get("name", "")))}
     if dropped:
         spec["volumes"] = [v for v in spec["volumes"] if v.get("name") not in dropped]
