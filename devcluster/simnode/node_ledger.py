@@ -12,7 +12,7 @@ import random
 import threading
 from collections.abc import Collection, Mapping, Sequence
 
-from devcluster.simnode import fleet, gpu_allocation, loopback_address, pod
+from devcluster.simnode import errors, fleet, gpu_allocation, loopback_address, pod
 
 __all__ = ["NodeLedger"]
 
@@ -65,6 +65,12 @@ class NodeLedger:
                 gpus = {}
             if gpus is None:
                 in_use = {g for other, held in self._gpus.items() if other != uid for gs in held.values() for g in gs}
+                clash = sorted(in_use.intersection(g for gs in (claimed or {}).values() for g in gs))
+                if clash:
+                    # A "both" node: the scheduler does not know that a device-plugin GPU and a DRA device are one.
+                    raise errors.InsufficientGpus(
+                        "UnexpectedAdmissionError", f"claimed GPUs {clash} are held by another Pod of this node"
+                    )
                 in_use.update(g for gs in (claimed or {}).values() for g in gs)
                 gpus = gpu_allocation.allocate(
                     the_pod, self.node.gpu_uuids, in_use, strategy=self._strategy, rng=self._rng

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from devcluster.simnode import dra_driver, dra_prepare, errors, fleet, options, pod
+from devcluster.simnode import dra_driver, dra_prepare, errors, fleet, node_ledger, options, pod
 
 
 def _node(mode: str = "dra") -> fleet.NodeIdentity:
@@ -64,3 +64,20 @@ def test_allocated_devices_reach_the_containers_that_list_the_claim() -> None:
         dra_prepare.devices_for(_pod("u2"), {"fma-gpus": _claim("t-0", "gpu-1")}, node, "gpu.nvidia.com")
     with pytest.raises(errors.PodConfigError, match="not a GPU of"):
         dra_prepare.devices_for(_pod(), {"fma-gpus": _claim("other", "gpu-1")}, node, "gpu.nvidia.com")
+
+
+def test_a_claimed_gpu_held_by_another_pod_is_refused_on_a_both_node() -> None:
+    node = _node("both")
+    ledger = node_ledger.NodeLedger(node)
+    plugin_pod = pod.Pod.model_validate(
+        {
+            "metadata": {"name": "d", "namespace": "ns", "uid": "u0"},
+            "spec": {"containers": [{"name": "a", "resources": {"limits": {"nvidia.com/gpu": "1"}}}]},
+        }
+    )
+    _, held = ledger.assign(plugin_pod, None)
+    assert held == {"a": [node.gpu_uuids[0]]}
+    with pytest.raises(errors.InsufficientGpus, match="held by another Pod"):
+        ledger.assign(_pod(), None, claimed={"a": [node.gpu_uuids[0]]})
+    _, got = ledger.assign(_pod(), None, claimed={"a": [node.gpu_uuids[1]]})
+    assert got == {"a": [node.gpu_uuids[1]]}
