@@ -5,6 +5,8 @@ extender learn about creations, crashes and deletions from their Pod watch,
 without polling every launcher.  The launcher writes it; everybody else only
 reads it.  Sleep state is deliberately *not* published: it follows from the
 binding (see ``asleep``), and publishing it would race with the controller.
+Readiness is: ``ready`` turns true once, when the engine first answers, so
+the controller learns it from its Pod watch instead of polling the engine.
 
 Pure; no I/O.
 """
@@ -40,6 +42,8 @@ class InventoryInstance(pydantic.BaseModel):
     """The ``inference-port`` create annotation; absent when it was missing or unparsable."""
     status: Literal["running", "stopped"]
     """Whether the instance's process is alive."""
+    ready: bool | None = None
+    """True once the engine answered its health check (absent before, and for launchers that do not check)."""
 
 
 class LauncherInventory(pydantic.BaseModel):

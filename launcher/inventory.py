@@ -87,6 +87,7 @@ def inventory(snapshot: Snapshot) -> launcher_inventory.LauncherInventory:
                 gpus=list(instance.gpu_uuids or []),
                 port=_port(instance),
                 status=instance.status,
+                ready=instance.ready,
             )
         )
     return launcher_inventory.LauncherInventory(revision=snapshot.revision, instances=entries)

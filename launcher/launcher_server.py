@@ -16,11 +16,13 @@ import socket
 from collections.abc import Callable
 from types import FrameType
 
+import httpx
 import uvicorn
 
 from crds import log_output
 from launcher import engine as engine_mod
 from launcher import (
+    engine_readiness,
     event_log,
     gpu_table,
     inventory,
@@ -108,6 +110,7 @@ def run(
     metrics = launcher_metrics.LauncherMetrics()
     base_env = {k: v for k, v in os.environ.items() if k not in _SECRET_ENV}
     publisher = pod_publisher.from_settings(settings) if observer is None else None
+    health_http = httpx.AsyncClient(trust_env=False)  # the engines' /health, on this Pod's own addresses
     table = process_table.ProcessTable(
         spawn=spawn,
         engine=engine,
@@ -121,6 +124,7 @@ def run(
         launcher_host=settings.host,
         max_instances=settings.max_instances,
         allowed_env=frozenset(settings.allow_env),
+        health=engine_readiness.HealthCheck(health_http),
     )
 
     async def startup() -> None:
@@ -132,6 +136,7 @@ def run(
 
     async def shutdown() -> None:
         await table.close()
+        await health_http.aclose()
         if publisher is not None:
             await publisher.close()
         await spawn.close()

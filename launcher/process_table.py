@@ -26,6 +26,7 @@ import time
 
 from launcher import engine as engine_mod
 from launcher import (
+    engine_readiness,
     env_policy,
     errors,
     event_log,
@@ -57,6 +58,9 @@ class _Instance:
     stopping: bool = False
     exited: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
     deletion: asyncio.Future[schemas.InstanceState] | None = None
+    ready: bool = False
+    """The engine answered its health check (``engine_readiness``)."""
+    readiness: asyncio.Task[None] | None = None
 
     def state(self) -> schemas.InstanceState:
         return schemas.InstanceState(
@@ -68,6 +72,7 @@ class _Instance:
             env_vars=self.config.env_vars,
             annotations=self.config.annotations,
             exit_code=self.exit_code,
+            ready=True if self.ready and self.status == "running" else None,
         )
 
 
@@ -89,12 +94,15 @@ class ProcessTable:
         launcher_host: str = "0.0.0.0",  # noqa: S104 - every interface: instances keep their own default
         max_instances: int | None = None,
         allowed_env: frozenset[str] = frozenset(),
+        health: engine_readiness.HealthCheck | None = None,
     ) -> None:
         """``launcher_host``: the launcher's listen address; a specific one is passed on (``instance_argv``).
 
         ``max_instances`` caps the instances held at once (running or stopped,
         None for no cap); ``allowed_env`` names the code-loading environment
-        variables (``env_policy``) callers may set anyway.
+        variables (``env_policy``) callers may set anyway.  With ``health``,
+        each instance's engine is checked until it answers, and its state
+        then says ``ready`` (published like any other change).
         """
         self._spawn = spawn
         self._engine = engine
@@ -108,6 +116,7 @@ class ProcessTable:
         self._launcher_host = launcher_host
         self._max_instances = max_instances
         self._allowed_env = allowed_env
+        self._health = health
         self._instances: dict[str, _Instance] = {}
         self._by_pid: dict[int, _Instance] = {}
         self._reserved: set[str] = set()
@@ -158,11 +167,26 @@ class ProcessTable:
         self.events.append(schemas.WatchEvent(type=kind, object=state))
         running = sum(1 for i in self._instances.values() if i.status == "running")
         self._metrics.set_counts(running, len(self._instances) - running)
+        self._tell_observer(instance)
+        return state
+
+    def _tell_observer(self, instance: _Instance) -> None:
         try:
             self._observer.inventory_changed(self.snapshot())
-        except Exception:
+        except Exception:  # supervising code: an observer bug must not break the instance's life
             logger.exception("inventory observer failed", extra={"instance_id": instance.instance_id})
-        return state
+
+    async def _await_ready(self, instance: _Instance, argv: list[str]) -> None:
+        """Check the engine until it answers, then publish ``ready`` (no revision: not a watch event)."""
+        assert self._health is not None
+        where = engine_readiness.target(argv)
+        if where is None:
+            return
+        if await self._health.wait(where[0], where[1], instance.exited) and instance.status == "running":
+            instance.ready = True
+            logger.info("instance engine ready", extra={"instance_id": instance.instance_id})
+            if self._instances.get(instance.instance_id) is instance:
+                self._tell_observer(instance)
 
     def on_exit(self, pid: int, code: int) -> None:
         """An instance's main process exited (called by the spawner on the event loop)."""
@@ -226,6 +250,8 @@ class ProcessTable:
         early = self._early_exits.pop(pid, None)
         if early is not None:
             self.on_exit(pid, early)
+        elif self._health is not None:
+            instance.readiness = asyncio.create_task(self._await_ready(instance, argv), name=f"ready-{instance_id}")
         return state
 
     # ----- delete
@@ -240,6 +266,10 @@ class ProcessTable:
     async def _delete(self, instance: _Instance) -> schemas.InstanceState:
         started = time.monotonic()
         instance.stopping = True
+        if instance.readiness is not None:
+            instance.readiness.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await instance.readiness
         if not instance.exited.is_set():
             with contextlib.suppress(ProcessLookupError):
                 os.kill(instance.pid, signal.SIGTERM)

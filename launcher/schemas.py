@@ -138,6 +138,8 @@ class InstanceState(pydantic.BaseModel):
     env_vars: dict[str, str] | None = None
     annotations: dict[str, str] | None = None
     exit_code: int | None = None
+    ready: bool | None = None
+    """True once the engine answered ``GET /health`` (ours; absent before, so the upstream shape is unchanged)."""
 
     def wire(self) -> dict[str, object]:
         """The JSON object on the wire: unset optional fields are left out, as upstream does."""
