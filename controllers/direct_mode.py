@@ -14,12 +14,12 @@ import copy
 import json
 import re
 from collections.abc import Mapping, Sequence
-from typing import Any, Protocol
+from typing import Any
 
 import yaml
 
 import kube
-from controllers import dpc_metrics, dpc_state, errors, node_agents, pod_view, strategic_merge
+from controllers import dpc_indexes, dpc_state, errors, pod_view, requester_side, strategic_merge
 from crds import accelerators, binding_record, hashes, keys, names
 from kube import resources
 
@@ -27,7 +27,6 @@ __all__ = [
     "DIRECT_NODE_INDEX",
     "NOMINAL_INDEX",
     "DirectMode",
-    "Host",
     "expand_template",
     "gpu_indices",
     "last_used",
@@ -41,65 +40,10 @@ _TEMPLATE_FIELD = re.compile(r"\{\{\s*\.(NodeName|LocalVolume)\s*\}\}")
 _KUBE_API_ACCESS = re.compile(r"^kube-api-access-[a-z0-9]+$")
 _INVALID_POD = re.compile(r'^Pod "[a-z0-9.-]*" is invalid')
 
-NOMINAL_INDEX = "nominal"
+NOMINAL_INDEX = dpc_indexes.NOMINAL
 """The Pod-cache index of providers by their ``nominal`` hash."""
-DIRECT_NODE_INDEX = "direct-provider-node"
+DIRECT_NODE_INDEX = dpc_indexes.DIRECT_NODE
 """The Pod-cache index of direct providers by node."""
-
-
-class Host(Protocol):
-    """What direct mode uses of the dual-pods controller."""
-
-    api: kube.Client
-    pods: kube.WatchCache
-    gpu_maps: kube.WatchCache
-    agents: node_agents.NodeAgents
-    events: kube.EventRecorder
-    metrics: dpc_metrics.DPCMetrics
-    state: dpc_state.DPCState
-
-    @property
-    def namespace(self) -> str:
-        """The controllers' namespace."""
-
-    @property
-    def gpu_map_namespace(self) -> str:
-        """Where ``gpu-map`` lives."""
-
-    @property
-    def sleeper_limit(self) -> int:
-        """Sleepers allowed per GPU."""
-
-    def requester_write(
-        self,
-        requester: Mapping[str, Any],
-        *,
-        dual: str | None,
-        instance: str | None,
-        gpus: list[str] | None,
-        problems: list[str],
-        finalizer: bool,
-    ) -> dict[str, Any]:
-        """The requester-side write."""
-
-    def report(self, requester: Mapping[str, Any], problem: str, *, gpus: list[str] | None = None) -> dict[str, Any]:
-        """Show a problem on the requester."""
-
-    def delete_pod(self, pod: Mapping[str, Any]) -> None:
-        """Delete with preconditions."""
-
-    def relay(
-        self, requester: Mapping[str, Any], *, ready: bool, memo: dpc_state.RequesterMemo, isc_name: str
-    ) -> float | None:
-        """Relay readiness and observe the actuation."""
-
-    def monotonic(self) -> float:
-        """Now, on the controller's monotonic clock."""
-
-    def set_duality(
-        self, requester: Mapping[str, Any], provider: Mapping[str, Any], instance_id: str, gpus: list[str], value: int
-    ) -> None:
-        """Set ``fma_duality``."""
 
 
 # --- pure parts --------------------------------------------------------------------------------------
@@ -304,8 +248,20 @@ def provider_body(
 class DirectMode:
     """Direct-mode reconcile steps for the dual-pods controller."""
 
-    def __init__(self, host: Host) -> None:
-        self._host = host
+    def __init__(
+        self,
+        side: requester_side.RequesterSide,
+        *,
+        pods: kube.WatchCache,
+        gpu_maps: kube.WatchCache,
+        gpu_map_namespace: str,
+        sleeper_limit: int,
+    ) -> None:
+        self._side = side
+        self._pods = pods
+        self._gpu_maps = gpu_maps
+        self._gpu_map_namespace = gpu_map_namespace
+        self._sleeper_limit = sleeper_limit
 
     def reconcile(
         self,
@@ -315,11 +271,11 @@ class DirectMode:
         memo: dpc_state.RequesterMemo,
     ) -> float | None:
         """Bind (reuse a sleeper or create a provider) or drive the bound pair."""
-        host = self._host
+        side = self._side
         node = str(requester["spec"]["nodeName"])
         if provider is not None:
             return self._bound(requester, provider, gpus, memo)
-        gpu_map = host.gpu_maps.get_by_name(names.GPU_MAP_CONFIGMAP, host.gpu_map_namespace)
+        gpu_map = self._gpu_maps.get_by_name(names.GPU_MAP_CONFIGMAP, self._gpu_map_namespace)
         try:
             indices = gpu_indices(gpu_map, node, gpus)
             nominal = nominal_pod(requester, node)
@@ -327,13 +283,13 @@ class DirectMode:
             message = str(exc)
             if not message.startswith(("GPU map", "UUID")):
                 message = f"failed to construct the nominal server-providing Pod: {message}"
-            host.report(requester, message, gpus=gpus)
+            side.report(requester, message, gpus=gpus)
             return None
         body = provider_body(nominal, requester=requester, node=node, indices=indices, gpus=gpus)
         nominal_hash = body["metadata"]["annotations"][keys.NOMINAL_ANNOTATION]
         sleepers = [
             p
-            for p in host.pods.by_index(NOMINAL_INDEX, nominal_hash)
+            for p in self._pods.by_index(NOMINAL_INDEX, nominal_hash)
             if not pod_view.is_deleting(p)
             and not pod_view.is_failed(p)
             and binding_record.from_annotations(pod_view.annotations_of(p)) is None
@@ -343,31 +299,31 @@ class DirectMode:
             chosen = max(sleepers, key=last_used)
             self._bind_sleeper(requester, chosen)
             memo.path = "hot"
-            memo.pending_provider, memo.pending_since = pod_view.name(chosen), self._host.monotonic()
+            memo.pending_provider, memo.pending_since = pod_view.name(chosen), side.monotonic()
             return None
-        on_node = host.pods.by_index(DIRECT_NODE_INDEX, node)
-        victims = sleepers_to_evict(on_node, indices, host.sleeper_limit)
+        on_node = self._pods.by_index(DIRECT_NODE_INDEX, node)
+        victims = sleepers_to_evict(on_node, indices, self._sleeper_limit)
         if victims:
             for victim in victims:
-                host.delete_pod(victim)
+                side.delete_pod(victim)
             return 0.5  # created once the deletions show in the cache
         try:
-            created = host.api.create(resources.PODS, body, host.namespace)
+            created = side.api.create(resources.PODS, body, side.namespace)
         except kube.errors.Invalid as exc:
             if _INVALID_POD.match(exc.message):
-                host.report(requester, f"the nominal server-providing {exc.message}", gpus=gpus)
+                side.report(requester, f"the nominal server-providing {exc.message}", gpus=gpus)
                 return None
             raise
         memo.path = "cold"
         memo.provider = pod_view.name(created)
-        memo.pending_provider, memo.pending_since = pod_view.name(created), host.monotonic()
+        memo.pending_provider, memo.pending_since = pod_view.name(created), side.monotonic()
         return None
 
     def _bind_sleeper(self, requester: Mapping[str, Any], sleeper: Mapping[str, Any]) -> None:
-        host = self._host
+        side = self._side
         fins = pod_view.finalizers(sleeper)
         try:
-            host.api.patch(
+            side.api.patch(
                 resources.PODS,
                 pod_view.name(sleeper),
                 {
@@ -382,7 +338,7 @@ class DirectMode:
                         "finalizers": fins if keys.PROVIDER_FINALIZER in fins else [*fins, keys.PROVIDER_FINALIZER],
                     }
                 },
-                host.namespace,
+                side.namespace,
             )
         except kube.errors.Conflict as exc:
             raise errors.RetryableError(f"binding sleeper {pod_view.name(sleeper)!r} conflicted") from exc
@@ -394,10 +350,10 @@ class DirectMode:
         gpus: list[str],
         memo: dpc_state.RequesterMemo,
     ) -> float | None:
-        host = self._host
+        side = self._side
         memo.provider = pod_view.name(provider)
-        host.set_duality(requester, provider, "", gpus, 1)
-        requester = host.requester_write(
+        side.set_duality(requester, provider, "", gpus, 1)
+        requester = side.write(
             requester, dual=pod_view.name(provider), instance=None, gpus=gpus, problems=[], finalizer=True
         )
         if pod_view.labels_of(provider).get(keys.SLEEPING_LABEL) == keys.SLEEPING_TRUE:
@@ -407,13 +363,13 @@ class DirectMode:
             try:
                 port = server_port(provider)
             except ValueError as exc:
-                host.report(requester, str(exc), gpus=gpus)
+                side.report(requester, str(exc), gpus=gpus)
                 return None
-            host.agents.wake(ip, port)
-            if host.agents.is_sleeping(ip, port):
+            side.agents.wake(ip, port)
+            if side.agents.is_sleeping(ip, port):
                 return 0.25
             try:
-                host.api.patch(
+                side.api.patch(
                     resources.PODS,
                     pod_view.name(provider),
                     {
@@ -422,7 +378,7 @@ class DirectMode:
                             "labels": {keys.SLEEPING_LABEL: keys.SLEEPING_FALSE},
                         }
                     },
-                    host.namespace,
+                    side.namespace,
                 )
             except kube.errors.Conflict as exc:
                 raise errors.RetryableError("marking the provider awake conflicted") from exc
@@ -431,7 +387,7 @@ class DirectMode:
             return None
         if memo.path is None:
             memo.path = "hot"
-        return host.relay(requester, ready=pod_view.is_ready(provider), memo=memo, isc_name="")
+        return side.relay(requester, ready=pod_view.is_ready(provider), memo=memo, isc_name="")
 
     def unbind(self, provider: Mapping[str, Any], memo: dpc_state.RequesterMemo | None) -> None:
         """Sleep the engine and release the provider, keeping it as a sleeper (§7.8).
@@ -441,18 +397,18 @@ class DirectMode:
         the sleep confirmed) whatever its ``sleeping`` label says, because a
         wake may have happened without the label write.
         """
-        host = self._host
+        side = self._side
         ip = pod_view.pod_ip(provider)
         if not pod_view.is_deleting(provider) and not pod_view.server_running(provider):
-            host.delete_pod(provider)
+            side.delete_pod(provider)
         elif ip is not None and not pod_view.is_deleting(provider) and not pod_view.is_failed(provider):
             try:
                 port: int | None = server_port(provider)
             except ValueError:
                 port = None
             if port is not None:
-                host.agents.sleep(ip, port)
-                if not host.agents.is_sleeping(ip, port):
+                side.agents.sleep(ip, port)
+                if not side.agents.is_sleeping(ip, port):
                     raise errors.RetryableError("the engine does not report sleeping yet")
         notes = pod_view.annotations_of(provider)
         fins = pod_view.finalizers(provider)
@@ -464,7 +420,7 @@ class DirectMode:
         if keys.PROVIDER_FINALIZER in fins:
             release["finalizers"] = [f for f in fins if f != keys.PROVIDER_FINALIZER]
         try:
-            host.api.patch(resources.PODS, pod_view.name(provider), {"metadata": release}, host.namespace)
+            side.api.patch(resources.PODS, pod_view.name(provider), {"metadata": release}, side.namespace)
         except kube.errors.NotFound:
             pass
         except kube.errors.Conflict as exc:

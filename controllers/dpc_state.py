@@ -40,6 +40,10 @@ class RequesterMemo:
     """The bound instance stopped or vanished: unbind must not try to sleep it."""
     relayed_ready: bool = False
     """The first positive readiness relay happened (the metric was observed)."""
+    last_relay: Literal["become-ready", "become-unready"] | None = None
+    """The last relay call made to the requester agent (not repeated until it shows or its grace passes)."""
+    last_relay_at: float | None = None
+    """When ``last_relay`` was made (monotonic)."""
     poll_delay: float = 0.25
     """The next delay of the ``/is_sleeping`` poll while the engine loads."""
     spi_poll: float = 0.05
