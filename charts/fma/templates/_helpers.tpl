@@ -143,3 +143,13 @@ tolerations:
   {{- toYaml . | nindent 2 }}
 {{- end }}
 {{- end -}}
+
+{{/* Non-empty when the webhook runs the sleeper cache: placement hints or DRA claims by default. */}}
+{{- define "fma.readsSleepers" -}}
+{{- if or (ne .Values.placement "extender") (eq .Values.gpuClaims "dra") }}true{{ end }}
+{{- end }}
+
+{{/* Non-empty when fma-controllers runs the claim keeper (DRA requesters' ResourceClaims). */}}
+{{- define "fma.keepsClaims" -}}
+{{- if or (eq .Values.gpuClaims "dra") .Values.controllers.enableGpuClaims }}true{{ end }}
+{{- end }}

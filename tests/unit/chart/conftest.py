@@ -28,6 +28,7 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
     "policies-off": {"policies": {"enabled": False}},
     "cert-manager": {"certs": {"mode": "cert-manager"}},
     "auth-off": {"launcherAuth": {"enabled": False}},
+    "dra": {"gpuClaims": "dra", "dra": {"deviceClass": {"create": True}}},
 }
 """The value sets every structural test runs with."""
 
