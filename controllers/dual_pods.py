@@ -58,6 +58,7 @@ from controllers import (
 )
 from crds import binding_record, keys, ports
 from crds import errors as crds_errors
+from crds import pod_view as crds_pod_view
 
 __all__ = ["POD_INDEXERS", "DPCSettings", "DualPodsController", "Item"]
 
@@ -395,7 +396,7 @@ class DualPodsController:
         memo: dpc_state.RequesterMemo,
     ) -> float | None:
         """Hand the requester to its mode: bind one, or drive the bound pair."""
-        if keys.INFERENCE_SERVER_CONFIG_ANNOTATION not in pod_view.annotations_of(requester):
+        if crds_pod_view.PodView(requester).mode == crds_pod_view.DIRECT:
             return self.direct.reconcile(requester, provider, gpus, memo)
         if provider is None:
             return self.binding.bind(requester, gpus, memo)

@@ -39,19 +39,15 @@ from crds import (
     names,
     ports,
     routing_metadata,
+    validation_paths,
     vllm_config_annotation,
 )
 from crds import errors as crds_errors
 from kube import resources
 
-__all__ = ["Desired", "LauncherBinding", "desired", "validation_summary"]
+__all__ = ["Desired", "LauncherBinding", "desired"]
 
 logger = logging.getLogger(__name__)
-
-
-def validation_summary(exc: pydantic.ValidationError) -> str:
-    """``loc: msg`` items of a validation error, for a requester's status."""
-    return "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
 
 
 @dataclasses.dataclass(frozen=True)
@@ -123,7 +119,7 @@ class LauncherBinding:
             isc = inference_server_config.InferenceServerConfig.model_validate(raw_isc)
         except pydantic.ValidationError as exc:
             raise errors.UserError(
-                f'failed to get InferenceServerConfig "{isc_name}": invalid: {validation_summary(exc)}'
+                f'failed to get InferenceServerConfig "{isc_name}": invalid: {validation_paths.summary(exc)}'
             ) from exc
         lc_name = isc.spec.launcher_config_name
         raw_lc = self._lcs.get_by_name(lc_name, namespace)
@@ -134,7 +130,7 @@ class LauncherBinding:
         try:
             lc = launcher_config.LauncherConfig.model_validate(raw_lc)
         except pydantic.ValidationError as exc:
-            raise errors.UserError(f'LauncherConfig "{lc_name}" is malformed: {validation_summary(exc)}') from exc
+            raise errors.UserError(f'LauncherConfig "{lc_name}" is malformed: {validation_paths.summary(exc)}') from exc
         malformed = launcher_template.malformation(raw_lc)
         if malformed:
             raise errors.UserError(f'LauncherConfig "{lc_name}" is malformed: {malformed}')
