@@ -1,0 +1,157 @@
+"""``helm install`` with ``gpuClaims: dra`` on a cluster whose GPUs are DRA devices gives working requesters.
+
+A cluster of its own (not the session's shared release: the chart's webhook
+and scheduler act cluster-wide), whose simnode offers its GPUs only as DRA
+devices (ResourceSlices of ``gpu.nvidia.com``, no ``nvidia.com/gpu``).  The
+chart is installed exactly as an operator would, with ``gpuClaims=dra`` and
+its own DeviceClass (``dra.deviceClass.create``; another name than the one
+simnode publishes).  An ordinary annotated vLLM-style Deployment then
+becomes a Ready requester bound to a launcher, through the claim the
+webhook planned and the chart's controllers created with the RBAC the chart
+granted: the claim is owned by the requester, asks for the chart's
+DeviceClass and is allocated GPUs of the requester's node.
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+import kube
+from controllers import claim_keeper
+from crds import gpu_claims
+from devcluster import control_plane, helm_release, samples, waiting
+from devcluster import simnode as simnode_mod
+from kube import resources
+from tests.integration.chart.test_install import bound_requester
+
+pytestmark = [pytest.mark.cluster, pytest.mark.timeout(900)]
+
+VALUES = pathlib.Path(__file__).resolve().with_name("devcluster-values.yaml")
+DEVICE_CLASS = "fma-chart-gpu"
+DEVICE_CLASSES = resources.Resource("resource.k8s.io", "v1", "deviceclasses", "DeviceClass", namespaced=False)
+
+
+def _launcher_config(name: str, service_account: str) -> dict[str, Any]:
+    """Launchers of the engine simulator, reading gpu-map from their namespace, as the chart's launcher account."""
+    env = [
+        {"name": var, "valueFrom": {"fieldRef": {"fieldPath": path}}}
+        for var, path in (
+            ("POD_IP", "status.podIP"),
+            ("POD_NAME", "metadata.name"),
+            ("NAMESPACE", "metadata.namespace"),
+            ("NODE_NAME", "spec.nodeName"),
+        )
+    ]
+    box = {
+        "name": "inference-server",
+        "image": "ghcr.io/llm-d/fma-launcher:dev",
+        "command": ["fma-launcher"],
+        "args": ["--engine", "sim", "--host", "$(POD_IP)", "--no-nvml", "--stop-grace-seconds", "3"],
+        "env": env,
+    }
+    spec = {"serviceAccountName": service_account, "terminationGracePeriodSeconds": 5, "containers": [box]}
+    return {
+        "apiVersion": "fma.llm-d.ai/v1alpha1",
+        "kind": "LauncherConfig",
+        "metadata": {"name": name},
+        "spec": {"maxInstances": 2, "podTemplate": {"spec": spec}},
+    }
+
+
+def _print_state(chart: helm_release.InstalledChart) -> None:
+    """What a failed wait needs: the Pods' status and annotations, the claims, the controllers' log tail."""
+    for pod in chart.pods("app.kubernetes.io/component!=none"):
+        meta = pod["metadata"]
+        print(meta["name"], meta.get("annotations"), pod.get("status", {}).get("conditions"))
+    for claim in chart.api.list_all(claim_keeper.RESOURCE_CLAIMS, helm_release.NAMESPACE)[0]:
+        print("claim", claim["metadata"]["name"], claim.get("status"))
+    for pod in chart.pods("app.kubernetes.io/component in (controllers, webhook)"):
+        print(pod["metadata"]["name"], chart.log_of(pod["metadata"]["name"])[-3000:])
+
+
+@pytest.fixture(scope="module")
+def dra_chart(tmp_path_factory: pytest.TempPathFactory) -> Iterator[helm_release.InstalledChart]:
+    """A dev cluster with 2 DRA-only nodes of 2 GPUs and the chart installed with ``gpuClaims=dra``."""
+    workdir = pathlib.Path(tmp_path_factory.mktemp("chart-dra"))
+    cluster = control_plane.up(control_plane.ClusterOptions(state_dir=workdir / "cluster", apiserver_port=None))
+    record = None
+    api = None
+    opts = simnode_mod.SimnodeOptions(
+        nodes=2,
+        gpus_per_node=2,
+        gpu_mode="dra",
+        gpu_map_namespace=helm_release.NAMESPACE,
+        node_prefix=f"chartdra{os.getpid()}",
+    )
+    simnode_state = simnode_mod.state_dir_of(cluster, opts)
+    try:
+        record = simnode_mod.spawn(cluster, opts, cluster.state_dir / "logs" / "simnode.log")
+        simnode_mod.wait_ready(cluster, opts, record, timeout=60.0)
+        api = kube.connect(str(cluster.kubeconfig), field_manager="chart-tests")
+        chart = helm_release.InstalledChart(
+            cluster=cluster,
+            api=api,
+            simnode_state_dir=simnode_state,
+            workdir=workdir,
+            node_names=simnode_mod.node_names(opts),
+            values=VALUES,
+        )
+        dra_values = ("gpuClaims=dra", "dra.deviceClass.create=true", f"dra.deviceClass.name={DEVICE_CLASS}")
+        extra = [arg for value in dra_values for arg in ("--set", value)]
+        chart.helm("install", *chart.install_args("--create-namespace", *extra), timeout=360.0)
+        waiting.wait_for(chart.all_available, timeout=60, what="every Deployment of the release Available")
+        yield chart
+    finally:
+        if api is not None:
+            api.close()
+        if record is not None:
+            simnode_mod.stop(record, simnode_state)
+        control_plane.down(cluster.state_dir, grace_seconds=5.0)
+
+
+def test_a_requester_gets_its_claim_and_is_bound(dra_chart: helm_release.InstalledChart) -> None:
+    api, ns = dra_chart.api, helm_release.NAMESPACE
+    # The chart's DeviceClass is there, labelled as the release's.
+    made = api.get(DEVICE_CLASSES, DEVICE_CLASS)
+    assert made["metadata"]["labels"]["app.kubernetes.io/instance"] == helm_release.RELEASE
+    assert made["spec"] == gpu_claims.device_class_body(DEVICE_CLASS)["spec"]
+
+    api.create(resources.LAUNCHER_CONFIGS, _launcher_config("sim", f"{helm_release.RELEASE}-fma-launcher"), ns)
+    isc = samples.inference_server_config("tiny", launcher_config_name="sim", options=samples.engine_sim_options())
+    api.create(resources.INFERENCE_SERVER_CONFIGS, isc, ns)
+    api.create(
+        helm_release.DEPLOYMENTS, samples.deployment("dra-model", samples.vllm_template("tiny", "dra-model")), ns
+    )
+    try:
+        found = waiting.wait_for(
+            lambda: bound_requester(dra_chart, "dra-model"),
+            timeout=180,
+            what="the Deployment's Pod a Ready requester with a bound launcher",
+        )
+    except waiting.WaitTimeout:
+        _print_state(dra_chart)
+        raise
+    assert found is not None
+    requester, launcher = found
+    meta = requester["metadata"]
+    # The webhook planned a claim instead of nvidia.com/gpu ...
+    plan = gpu_claims.plan_of(requester)
+    assert plan is not None, meta.get("annotations")
+    assert (plan.count, plan.device_class, plan.driver) == (1, DEVICE_CLASS, gpu_claims.DRIVER_DEFAULT)
+    for box in requester["spec"]["containers"]:
+        assert "nvidia.com/gpu" not in (box.get("resources") or {}).get("limits", {}), box
+    # ... and the chart's controllers created it, owned by the requester, allocated on its node.
+    name = gpu_claims.claim_name_of(requester)
+    assert name is not None
+    claim = api.get(claim_keeper.RESOURCE_CLAIMS, name, ns)
+    assert [o["uid"] for o in claim["metadata"]["ownerReferences"]] == [meta["uid"]]
+    devices = gpu_claims.allocated_devices(claim)
+    assert len(devices) == 1, claim.get("status")
+    node = requester["spec"]["nodeName"]
+    assert devices[0].pool == node, (devices, node)
+    assert api.get(resources.PODS, launcher, ns)["spec"]["nodeName"] == node
