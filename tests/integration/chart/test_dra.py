@@ -9,7 +9,11 @@ simnode publishes).  An ordinary annotated vLLM-style Deployment then
 becomes a Ready requester bound to a launcher, through the claim the
 webhook planned and the chart's controllers created with the RBAC the chart
 granted: the claim is owned by the requester, asks for the chart's
-DeviceClass and is allocated GPUs of the requester's node.
+DeviceClass and is allocated GPUs of the requester's node.  The
+controllers' and the webhook's accounts may then do exactly what the
+default install grants them plus what DRA needs (the claim keeper's four
+verbs on ResourceClaims; the sleeper cache's reads), asked of the apiserver
+with their own tokens as in test_rbac.py, and neither logged a refusal.
 """
 
 from __future__ import annotations
@@ -27,12 +31,23 @@ from crds import gpu_claims
 from devcluster import control_plane, helm_release, samples, waiting
 from devcluster import simnode as simnode_mod
 from kube import resources
+from tests.integration.chart import identities
+from tests.integration.chart import test_rbac as rbac
 from tests.integration.chart.test_install import bound_requester
 
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(900)]
 
 VALUES = pathlib.Path(__file__).resolve().with_name("devcluster-values.yaml")
 DEVICE_CLASS = "fma-chart-gpu"
+NS = helm_release.NAMESPACE
+FMA = "fma.llm-d.ai"
+DRA_EXTRAS: dict[str, set[rbac.Rule]] = {
+    "controllers": rbac.rules(
+        groups=("resource.k8s.io",), resources_=("resourceclaims",), verbs=("get", "list", "watch", "create")
+    ),
+    "webhook": rbac.rules(groups=("",), resources_=("pods", "nodes", "configmaps"), verbs=("list", "watch"))
+    | rbac.rules(groups=(FMA,), resources_=("launcherconfigs",), verbs=("list", "watch")),
+}
 DEVICE_CLASSES = resources.Resource("resource.k8s.io", "v1", "deviceclasses", "DeviceClass", namespaced=False)
 
 
@@ -61,6 +76,18 @@ def _launcher_config(name: str, service_account: str) -> dict[str, Any]:
         "metadata": {"name": name},
         "spec": {"maxInstances": 2, "podTemplate": {"spec": spec}},
     }
+
+
+def _granted(chart: helm_release.InstalledChart, account: str) -> set[rbac.Rule]:
+    """The account's rules in the release namespace, asked with its own token (SelfSubjectRulesReview)."""
+    bearer = identities.token(chart.cluster, NS, account)
+    body = {"apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectRulesReview", "spec": {"namespace": NS}}
+    with identities.client(chart.cluster, bearer) as http:
+        response = http.post("/apis/authorization.k8s.io/v1/selfsubjectrulesreviews", json=body)
+    response.raise_for_status()
+    status = response.json()["status"]
+    assert not status.get("incomplete"), status.get("evaluationError")
+    return rbac.flatten(status.get("resourceRules") or [])
 
 
 def _print_state(chart: helm_release.InstalledChart) -> None:
@@ -155,3 +182,19 @@ def test_a_requester_gets_its_claim_and_is_bound(dra_chart: helm_release.Install
     node = requester["spec"]["nodeName"]
     assert devices[0].pool == node, (devices, node)
     assert api.get(resources.PODS, launcher, ns)["spec"]["nodeName"] == node
+
+    # Exactly the default install's rights plus DRA's, with nothing refused on the way.
+    api.create(resources.SERVICE_ACCOUNTS, {"metadata": {"name": rbac.BASELINE}}, ns)
+    baseline = _granted(dra_chart, rbac.BASELINE)
+    for component, extra in DRA_EXTRAS.items():
+        granted = _granted(dra_chart, f"{rbac.P}-{component}") - baseline
+        expected = rbac.EXPECTED_IN_RELEASE_NAMESPACE[component] | extra
+        assert granted == expected, (component, sorted(granted - expected), sorted(expected - granted))
+        logs = {
+            p["metadata"]["name"]: dra_chart.log_of(p["metadata"]["name"])
+            for p in dra_chart.pods(f"app.kubernetes.io/component={component}")
+        }
+        assert any(log.strip() for log in logs.values()), f"no {component} Pod logged: the check would prove nothing"
+        for pod_name, log in logs.items():
+            refused = [line for line in log.splitlines() if rbac.REFUSED.search(line)]
+            assert not refused, (pod_name, refused[:5])
