@@ -334,7 +334,8 @@ class Client:
             except (urllib3.exceptions.HTTPError, OSError) as exc:
                 raise errors.TransportError(f"watch of {resource.plural} broke: {exc}") from exc
             if buffer.strip():
-                yield _decode_event(buffer)
+                # The apiserver ends every event with a newline: the stream was cut inside one.
+                raise errors.TransportError(f"watch of {resource.plural} ended inside an event")
         finally:
             raw.release_conn()
 
