@@ -334,11 +334,7 @@ class BoundLauncher:
             return False
         if not label_patch and not note_patch:
             return True
-        meta: dict[str, Any] = {"resourceVersion": launcher["metadata"]["resourceVersion"]}
-        if label_patch:
-            meta["labels"] = label_patch
-        if note_patch:
-            meta["annotations"] = note_patch
+        meta = _metadata_patch(launcher, label_patch, note_patch)
         try:
             self._side.api.patch(resources.PODS, pod_view.name(launcher), {"metadata": meta}, self._settings.namespace)
         except kube.errors.Conflict as exc:
@@ -391,11 +387,7 @@ class BoundLauncher:
         route_notes = {k: None for k, v in committed.annotations.items() if notes.get(k) == v}
         if not route_labels and not route_notes:
             return provider
-        meta: dict[str, Any] = {"resourceVersion": provider["metadata"]["resourceVersion"]}
-        if route_labels:
-            meta["labels"] = route_labels
-        if route_notes:
-            meta["annotations"] = route_notes
+        meta = _metadata_patch(provider, route_labels, route_notes)
         try:
             return self._side.api.patch(
                 resources.PODS, pod_view.name(provider), {"metadata": meta}, self._settings.namespace
@@ -449,3 +441,15 @@ _DELETE_REASONS: dict[str, str] = {
     "delete-requester-instance-vanished": "its bound instance vanished",
     "delete-requester-instance-stopped": "its bound instance stopped",
 }
+
+
+def _metadata_patch(
+    pod: Mapping[str, Any], labels: Mapping[str, str | None], annotations: Mapping[str, str | None]
+) -> dict[str, Any]:
+    """A metadata patch of these label and annotation changes, conditional on the Pod's resourceVersion."""
+    meta: dict[str, Any] = {"resourceVersion": pod["metadata"]["resourceVersion"]}
+    if labels:
+        meta["labels"] = dict(labels)
+    if annotations:
+        meta["annotations"] = dict(annotations)
+    return meta

@@ -40,7 +40,7 @@ def _pod(name: str, claim: str, node: str) -> dict[str, Any]:
                 {
                     "name": "main",
                     "image": "ignored",
-                    "command": ["python", "-c", "import time; time.sleep(600)"],
+                    "command": ["python", "-c", "import time; time.sleep(600)"],  # noqa: sleep-ok -- the container's workload, not a wait
                     "resources": {"claims": [{"name": gpu_claims.POD_CLAIM_NAME}]},
                 }
             ],

@@ -42,7 +42,7 @@ def _holder(stack: Stack, name: str, plan: gpu_claims.ClaimPlan) -> None:
                 {
                     "name": "main",
                     "image": "ignored",
-                    "command": ["python", "-c", "import time; time.sleep(600)"],
+                    "command": ["python", "-c", "import time; time.sleep(600)"],  # noqa: sleep-ok -- the container's workload, not a wait
                     "resources": {"claims": [{"name": "gpus"}]},
                 }
             ],

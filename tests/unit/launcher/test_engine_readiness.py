@@ -32,9 +32,11 @@ def test_target(argv: list[str], expected: tuple[str, int] | None) -> None:
     assert engine_readiness.target(argv) == expected
 
 
-def _client(answers: list[int], seen: list[str]) -> httpx.AsyncClient:
+def _client(answers: list[int], seen: list[str], asked: asyncio.Event | None = None) -> httpx.AsyncClient:
     def handle(request: httpx.Request) -> httpx.Response:
         seen.append(str(request.url))
+        if asked is not None:
+            asked.set()
         return httpx.Response(answers.pop(0) if len(answers) > 1 else answers[0])
 
     return httpx.AsyncClient(transport=httpx.MockTransport(handle))
@@ -54,9 +56,10 @@ def test_wait_returns_once_the_engine_answers() -> None:
 def test_wait_ends_when_the_instance_is_gone() -> None:
     async def scenario() -> bool:
         gone = asyncio.Event()
-        async with _client([503], []) as client:
+        asked = asyncio.Event()
+        async with _client([503], [], asked) as client:
             waiting = asyncio.create_task(engine_readiness.HealthCheck(client).wait("127.0.0.7", 8005, gone))
-            await asyncio.sleep(0.05)
+            await asyncio.wait_for(asked.wait(), 1.0)  # the check is running
             gone.set()
             return await asyncio.wait_for(waiting, 1.0)
 
@@ -153,11 +156,12 @@ def test_deleting_an_instance_that_never_answered_stops_its_check(tmp_path: path
 
     async def scenario() -> int:
         recorder = _Recorder()
-        async with _client([503], []) as client:
+        asked = asyncio.Event()
+        async with _client([503], [], asked) as client:
             spawner = _Spawner()
             table = _table(tmp_path, client, recorder, spawner)
             await table.create("I1i", schemas.VllmConfig(options="--port 8005"))
-            await asyncio.sleep(0.05)
+            await asyncio.wait_for(asked.wait(), 1.0)  # its readiness check is running
             asyncio.get_running_loop().call_later(0.02, table.on_exit, spawner.pids[0], 0)  # exits on SIGTERM
             await table.delete("I1i")
             return len([t for t in asyncio.all_tasks() if t.get_name().startswith("ready-")])
