@@ -37,6 +37,8 @@ __all__ = [
     "LAUNCHER_STUCK_LABEL",
     "NODE_NAME_LABEL",
     "NOMINAL_ANNOTATION",
+    "NOMINATED_NODE_ANNOTATION",
+    "NOMINATE_GATE",
     "PREFIX",
     "PROVIDER_FINALIZER",
     "PROVIDER_LABELS_ANNOTATION",
@@ -134,6 +136,16 @@ INSTANCES_ANNOTATION = PREFIX + "instances"
 
 CONFIG_KEY_ANNOTATION = PREFIX + "config-key"
 """On sleeping direct providers: the config key (``hashes.direct_config_key``), so the extender can match them."""
+
+NOMINATED_NODE_ANNOTATION = PREFIX + "nominated-node"
+"""On a requester, written by the webhook (``nominate`` on): the certain-hot node chosen at admission, which the
+controllers copy into ``status.nominatedNodeName`` before lifting ``NOMINATE_GATE``."""
+
+# --- scheduling gates (ours) ----------------------------------------------------------
+
+NOMINATE_GATE = PREFIX + "nominate"
+"""A ``spec.schedulingGates`` name, written by the webhook next to ``NOMINATED_NODE_ANNOTATION``; the controllers
+set ``status.nominatedNodeName`` and then remove only this gate (``controllers.nomination``)."""
 
 # --- labels (CONTRACT.md §2.2) --------------------------------------------------------
 

@@ -56,6 +56,12 @@ def _serve_parser() -> argparse.ArgumentParser:
         "--gpu-allocation", choices=["lowest-index", "unknown"], help="device plugin GPU pick (lowest-index)"
     )
     p.add_argument("--sleeper-limit", type=int, help="the controller's direct-mode sleeper limit (2)")
+    p.add_argument(
+        "--nominate",
+        action="store_true",
+        default=None,
+        help="with hints: gate a requester whose best node is certain-hot until the controllers nominate that node",
+    )
     p.add_argument("--max-hinted-nodes", type=int, help="most nodes named in one requester's hints (16)")
     p.add_argument(
         "--gpu-claims",

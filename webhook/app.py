@@ -83,6 +83,8 @@ async def _decide(state: AppState, body: bytes, too_large: bool) -> tuple[str, m
     decision = mutation.mutate(raw, state.options, facts)
     if state.options.placement in mutation.HINTED_PLACEMENTS and decision.allowed and decision.mode != "none":
         outcome = "unavailable" if facts.hints is None else "none" if facts.hints.empty else "hinted"
+        if decision.nominated_node is not None:
+            outcome = "nominated"
         state.metrics.placement_hints.labels(outcome=outcome).inc()
     return request.uid, decision
 

@@ -9,8 +9,10 @@ apps can live in one test process.
 * ``fma_webhook_request_duration_seconds{outcome}`` — service time, from the
   first byte read to the answer built.
 * ``fma_webhook_placement_hints_total{outcome}`` — requesters admitted with
-  hints on: ``hinted`` (nodes or a node selector written), ``none`` (nothing
-  known to prefer) or ``unavailable`` (sleeper cache not synced yet).
+  hints on: ``hinted`` (nodes or a node selector written), ``nominated``
+  (hinted, and with ``nominate`` gated for the controllers to nominate its
+  certain-hot node), ``none`` (nothing known to prefer) or ``unavailable``
+  (sleeper cache not synced yet).
 * ``fma_webhook_malformed_inventories_total`` — launcher ``instances``
   annotations that did not parse (each value counted once; that launcher is
   no sleeper host for the hints, and no admission fails because of it).

@@ -17,7 +17,8 @@ object, and warnings.  Modes (CONTRACT.md §12.1):
 Every mode adds ``converted: v1``, the requester finalizer, the
 ``admin-port`` annotation, (when configured) the scheduler name and (with
 ``placement: hints`` or ``hints+extender``) the placement hints the facts
-carry (``placement_hints``).  A Pod
+carry (``placement_hints``), and (with ``nominate``, when the best hinted
+node is certain-hot) the nomination gate and annotation.  A Pod
 that carries ``converted`` is left alone, so a second pass (reinvocation)
 changes nothing.
 
@@ -73,6 +74,9 @@ class Options:
     placement: Placement = "extender"
     gpu_claims: gpu_claim.GpuClaims = dataclasses.field(default_factory=gpu_claim.GpuClaims)
     """DRA mode (``gpu_claim``): which requesters get a ResourceClaim instead of ``nvidia.com/gpu``."""
+    nominate: bool = False
+    """With hints: gate a requester whose best node is certain-hot and record that node, for the controllers to
+    nominate (``placement_hints.gate_operations``)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -84,6 +88,8 @@ class Decision:
     patch: tuple[json_patch.Operation, ...] = ()
     warnings: tuple[str, ...] = ()
     message: str = ""
+    nominated_node: str | None = None
+    """The node written into ``keys.NOMINATED_NODE_ANNOTATION`` next to the gate; None when not gated."""
 
     @property
     def outcome(self) -> str:
@@ -305,7 +311,29 @@ def _convert(
     if add_admin_port:
         new_annotations[keys.ADMIN_PORT_ANNOTATION] = ports.format_port(spi_port)
     new_annotations[keys.CONVERTED_ANNOTATION] = keys.CONVERTED_V1
+    hints = facts.hints if options.placement in HINTED_PLACEMENTS else None
+    gate_ops = _nomination(raw, options, hints, new_annotations)
     ops = _metadata_ops(raw, pod, new_annotations) + ops + scheduler_ops
-    if options.placement in HINTED_PLACEMENTS and facts.hints is not None:
-        ops += placement_hints.operations(raw, facts.hints)
-    return Decision(allowed=True, mode=mode, patch=tuple(ops), warnings=tuple(warnings))
+    if hints is not None:
+        ops += placement_hints.operations(raw, hints)
+    ops += gate_ops
+    return Decision(
+        allowed=True,
+        mode=mode,
+        patch=tuple(ops),
+        warnings=tuple(warnings),
+        nominated_node=new_annotations.get(keys.NOMINATED_NODE_ANNOTATION),
+    )
+
+
+def _nomination(
+    raw: Mapping[str, Any], options: Options, hints: placement_hints.Hints | None, new_annotations: dict[str, str]
+) -> list[json_patch.Operation]:
+    """The gate ops, with the nominated node added to ``new_annotations``; none unless ``nominate`` is on and
+    a certain-hot node is known (no gate without a node to nominate)."""
+    if not options.nominate or hints is None or hints.nominee is None:
+        return []
+    gate_ops = placement_hints.gate_operations(raw)
+    if gate_ops:
+        new_annotations[keys.NOMINATED_NODE_ANNOTATION] = hints.nominee
+    return gate_ops

@@ -15,8 +15,16 @@ scheduler on every cycle:
   into every existing required term (or as the only one), so the filter verb
   is not needed: a node where no launcher can run is never picked.
 
+With ``nominate`` on, a requester whose best node is certain-hot also gets
+a scheduling gate of ours (``keys.NOMINATE_GATE``, appended to the user's
+gates) and that node in ``keys.NOMINATED_NODE_ANNOTATION``
+(``gate_operations``): the controllers copy the node into
+``status.nominatedNodeName`` and lift the gate, and kube-scheduler then
+tries that node first and skips scoring when it fits.
+
 Hints never block: preferred terms only add score, so a Pod whose hinted
-nodes are full schedules elsewhere.  A hint is computed at admission, so by
+nodes are full schedules elsewhere (a nominated node that no longer fits is
+only the first node tried).  A hint is computed at admission, so by
 scheduling time a sleeper may be gone (docs/performance.md measures how
 often).  Operations replace whole arrays computed from the raw object, never
 insert into them, so the patch stays idempotent (``json_patch``).
@@ -31,10 +39,10 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
-from crds import sleeper_scoring, sleeper_view
+from crds import keys, sleeper_scoring, sleeper_view
 from webhook import json_patch
 
-__all__ = ["NODE_NAME_FIELD", "Hints", "compute", "operations"]
+__all__ = ["NODE_NAME_FIELD", "Hints", "compute", "gate_operations", "operations"]
 
 NODE_NAME_FIELD: Final = "metadata.name"
 """The node field a preferred term matches (exact node names, whatever the nodes' labels)."""
@@ -51,6 +59,8 @@ class Hints:
     """(node, 1-10 weight), best first."""
     required: Mapping[str, str] = dataclasses.field(default_factory=dict)
     """Node labels every candidate node must have (the LauncherConfig's node selector)."""
+    nominee: str | None = None
+    """The best node when it is certain-hot (the one a ``nominate`` webhook nominates); None otherwise."""
 
     @property
     def empty(self) -> bool:
@@ -68,11 +78,12 @@ def compute(
     """The hints for ``want`` given the views of the nodes holding anything of interest to it."""
     ranked = sleeper_scoring.rank(want, nodes, policy, limit=limit)
     preferred = tuple((name, judged.score) for name, judged in ranked if judged.score > 0)
+    nominee = ranked[0][0] if ranked and ranked[0][1].placement is sleeper_scoring.Placement.CERTAIN_HOT else None
     required: Mapping[str, str] = {}
     summary = want.launcher_config_summary
     if sleeper_scoring.node_check_needed(want) and summary is not None:
         required = dict(summary.node_selector)
-    return Hints(preferred=preferred, required=required)
+    return Hints(preferred=preferred, required=required, nominee=nominee)
 
 
 def _node_is(name: str) -> dict[str, Any]:
@@ -119,6 +130,24 @@ def operations(raw: Mapping[str, Any], hints: Hints) -> list[json_patch.Operatio
     if not isinstance(node_affinity, Mapping):
         return []
     return _merge_ops(node_affinity, preferred, expressions)
+
+
+def gate_operations(raw: Mapping[str, Any]) -> list[json_patch.Operation]:
+    """JSON Patch operations appending ``keys.NOMINATE_GATE`` to the raw Pod's ``spec.schedulingGates``
+    (the user's gates stay, the whole array is replaced); none when the gate is there already or the
+    field has a shape the API would refuse (then no nomination either)."""
+    spec = raw.get("spec")
+    if not isinstance(spec, Mapping):
+        return []
+    gate = {"name": keys.NOMINATE_GATE}
+    existing = spec.get("schedulingGates")
+    if existing is None:
+        return [json_patch.add("/spec/schedulingGates", [gate])]
+    if not isinstance(existing, list) or not all(isinstance(item, Mapping) for item in existing):
+        return []
+    if any(item.get("name") == keys.NOMINATE_GATE for item in existing):
+        return []
+    return [json_patch.replace("/spec/schedulingGates", [*copy.deepcopy(existing), gate])]
 
 
 def _merge_ops(

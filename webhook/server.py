@@ -52,6 +52,7 @@ def mutation_options(settings: settings_mod.Settings) -> mutation.Options:
         scheduler_name=settings.scheduler_name,
         placement=settings.placement,
         gpu_claims=gpu_claims_options(settings),
+        nominate=settings.nominate,
     )
 
 

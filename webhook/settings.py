@@ -66,6 +66,9 @@ class Settings(pydantic_settings.BaseSettings):
     """How the device plugin picks GPUs (as the extender's ``gpu_allocation``)."""
     sleeper_limit: int = pydantic.Field(default=2, ge=0)
     """The controller's direct-mode sleeper limit (as the extender's)."""
+    nominate: bool = False
+    """With hints: gate a requester whose best node is certain-hot until the controllers have set that node as
+    its ``status.nominatedNodeName`` (kube-scheduler tries it first and skips scoring; docs/extender.md)."""
     max_hinted_nodes: int = pydantic.Field(default=16, ge=1, le=1000)
     """At most this many nodes are named in one requester's hints."""
     gpu_claims: Literal["device-plugin", "dra"] = "device-plugin"
@@ -84,6 +87,11 @@ class Settings(pydantic_settings.BaseSettings):
             raise ValueError("requester_command must not be empty")
         if self.placement != "extender" and not self.lookups:
             raise ValueError(f"placement {self.placement!r} needs lookups (the hints read the cluster)")
+        if self.nominate and not self.hints:
+            raise ValueError(
+                f"nominate needs placement 'hints' or 'hints+extender' (the nominated node is the hints' "
+                f"certain-hot node), got placement {self.placement!r}"
+            )
         return self
 
     @property

@@ -263,7 +263,7 @@ def test_hints_rank_as_the_extender_and_ignore_a_malformed_inventory(source, pod
     # plugin would give G0, so a free instance slot only; n-bad's inventory does not parse: it is a
     # launcher with nothing in it, warm like n-warm.
     assert got == placement_hints.Hints(
-        preferred=(("n-hot", 10), ("n-bad", 5), ("n-warm", 5)), required={"pool": "gpu"}
+        preferred=(("n-hot", 10), ("n-bad", 5), ("n-warm", 5)), required={"pool": "gpu"}, nominee="n-hot"
     )
     assert counted == [1]
     decision = mutation.mutate(
@@ -303,3 +303,157 @@ def test_placement_settings() -> None:
         settings.Settings(placement="hints", lookups=False)
     with pytest.raises(pydantic.ValidationError, match="placement"):
         settings.Settings(placement="nearest")
+
+
+# --- nominate: the gate and the annotation --------------------------------------------------------------
+
+GATE = {"name": keys.NOMINATE_GATE}
+NOMINATED = placement_hints.Hints(preferred=(("n-hot", 10), ("n-warm", 5)), nominee="n-hot")
+
+
+def test_the_nominee_is_the_best_node_only_when_it_is_certain_hot(source, pod_raw) -> None:
+    hints, caches, _ = source
+    for cache in caches.values():
+        cache.start()
+    view = pod_view.parse(pod_raw({ISC: "isc"}, gpus="1"))
+    hinted = hints.hints("team-a", view)
+    assert hinted is not None
+    assert hinted.nominee == "n-hot"
+    # With an unknown allocation policy, n-hot's two free GPUs are not exactly the sleeper's: likely-hot, first
+    # in the hints, but no node to nominate.
+    unsure = cluster_facts.SleeperHints(
+        hints.cache, sleeper_scoring.Policy(allocation=sleeper_scoring.Allocation.UNKNOWN), limit=8
+    ).hints("team-a", view)
+    assert unsure is not None
+    assert unsure.preferred[0][0] == "n-hot"
+    assert 0 < unsure.preferred[0][1] < sleeper_scoring.CERTAIN_HOT_SCORE
+    assert unsure.nominee is None
+    # Two GPUs cannot be the one-GPU sleeper's: no certain-hot node.
+    assert hints.hints("team-a", pod_view.parse(pod_raw({ISC: "isc"}, gpus="2"))).nominee is None  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    ("gates", "expected"),
+    [
+        pytest.param(None, [GATE], id="no-gates"),
+        pytest.param([], [GATE], id="empty"),
+        pytest.param([{"name": "example.com/quota"}], [{"name": "example.com/quota"}, GATE], id="users-gate-kept"),
+    ],
+)
+def test_the_gate_is_appended_to_the_users_gates(pod_raw, agent_spec, apply_patch, gates, expected) -> None:
+    pod = pod_raw({ISC: "isc"})
+    if gates is not None:
+        pod["spec"]["schedulingGates"] = gates
+    options = mutation.Options(agent=agent_spec, placement="hints", nominate=True)
+    decision = mutation.mutate(pod, options, cluster_facts.Facts(hints=NOMINATED))
+    assert decision.allowed
+    assert decision.nominated_node == "n-hot"
+    patched = apply_patch(pod, list(decision.patch))
+    assert patched["spec"]["schedulingGates"] == expected
+    assert patched["metadata"]["annotations"][keys.NOMINATED_NODE_ANNOTATION] == "n-hot"
+    assert patched["spec"]["affinity"]["nodeAffinity"][PREFERRED][0] == _term(10, "n-hot"), "the hints stay"
+    assert mutation.mutate(patched, options, cluster_facts.Facts(hints=NOMINATED)).patch == (), "second pass"
+
+
+@pytest.mark.parametrize(
+    ("placement", "nominate", "hints"),
+    [
+        pytest.param("hints", False, NOMINATED, id="nominate-off"),
+        pytest.param("hints", True, placement_hints.Hints(preferred=(("n-likely", 8),)), id="no-certain-hot-node"),
+        pytest.param("hints", True, None, id="cache-not-synced"),
+        pytest.param("extender", True, NOMINATED, id="placement-extender"),
+    ],
+)
+def test_no_gate_without_a_node_to_nominate(pod_raw, agent_spec, apply_patch, placement, nominate, hints) -> None:
+    pod = pod_raw({ISC: "isc"})
+    options = mutation.Options(agent=agent_spec, placement=placement, nominate=nominate)
+    decision = mutation.mutate(pod, options, cluster_facts.Facts(hints=hints))
+    assert decision.allowed
+    assert decision.nominated_node is None
+    patched = apply_patch(pod, list(decision.patch))
+    assert "schedulingGates" not in patched["spec"]
+    assert keys.NOMINATED_NODE_ANNOTATION not in patched["metadata"]["annotations"]
+
+
+@pytest.mark.parametrize(
+    "gates",
+    [
+        pytest.param("not a list", id="not-a-list"),
+        pytest.param(["bare string"], id="item-not-an-object"),
+        pytest.param([{"name": keys.NOMINATE_GATE}], id="already-gated"),
+    ],
+)
+def test_gates_of_another_shape_get_no_nomination(pod_raw, agent_spec, apply_patch, gates) -> None:
+    pod = pod_raw({ISC: "isc"})
+    pod["spec"]["schedulingGates"] = gates
+    assert placement_hints.gate_operations(pod) == []
+    options = mutation.Options(agent=agent_spec, placement="hints", nominate=True)
+    decision = mutation.mutate(pod, options, cluster_facts.Facts(hints=NOMINATED))
+    assert decision.nominated_node is None
+    assert all(op["path"] != "/spec/schedulingGates" for op in decision.patch)
+
+
+def test_nominate_settings_and_flag(capsys) -> None:
+    chosen = settings.Settings(placement="hints", nominate=True)
+    assert server.mutation_options(chosen).nominate
+    assert settings.Settings(placement="hints+extender", nominate=True).nominate
+    assert not settings.Settings().nominate
+    with pytest.raises(pydantic.ValidationError, match="nominate needs placement 'hints' or 'hints\\+extender'"):
+        settings.Settings(nominate=True)
+    from webhook import __main__ as cli  # noqa: PLC0415 - the CLI module is only needed here
+
+    assert cli.main(["--nominate"]) == 2
+    assert "nominate needs placement" in capsys.readouterr().err
+
+
+class _FixedFacts:
+    """A fact source (the app's own seam) that always answers the same facts."""
+
+    def __init__(self, facts: cluster_facts.Facts) -> None:
+        self.facts = facts
+
+    def blocks(self, pod: pod_view.PodView) -> bool:
+        return False
+
+    def gather(self, namespace: str, pod: pod_view.PodView) -> cluster_facts.Facts:
+        return self.facts
+
+
+def test_the_metric_counts_nominated_requesters(pod_raw, agent_spec) -> None:
+    import anyio  # noqa: PLC0415 - only this test drives the app
+    import httpx  # noqa: PLC0415
+
+    from webhook import app as app_mod  # noqa: PLC0415
+    from webhook import metrics  # noqa: PLC0415
+
+    counters = metrics.Metrics()
+    state = app_mod.AppState(
+        options=mutation.Options(agent=agent_spec, placement="hints", nominate=True),
+        facts=_FixedFacts(cluster_facts.Facts(hints=NOMINATED)),
+        metrics=counters,
+        max_body_bytes=1 << 20,
+    )
+    review = {
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "request": {
+            "uid": "u1",
+            "kind": {"group": "", "version": "v1", "kind": "Pod"},
+            "resource": {"group": "", "version": "v1", "resource": "pods"},
+            "namespace": "team-a",
+            "operation": "CREATE",
+            "object": pod_raw({ISC: "isc"}),
+        },
+    }
+
+    async def post() -> dict[str, Any]:
+        transport = httpx.ASGITransport(app=app_mod.create_app(state))
+        async with httpx.AsyncClient(transport=transport, base_url="http://webhook") as client:
+            response = await client.post("/mutate", json=review)
+        result: dict[str, Any] = response.json()
+        return result
+
+    answer = anyio.run(post)
+    assert answer["response"]["allowed"]
+    text = counters.exposition().decode()
+    assert 'fma_webhook_placement_hints_total{outcome="nominated"} 1.0' in text
