@@ -1,4 +1,4 @@
-"""The ``fma-controllers`` process: caches, leader election and both controllers.
+"""The ``fma-controllers`` process: caches, leader election and both controllers (plus the nominator).
 
 Wiring only: it builds the API clients, the watch caches the controllers
 share, the metrics registry and the health server, then campaigns for the
@@ -20,7 +20,16 @@ import httpx
 import prometheus_client
 
 import kube
-from controllers import claim_keeper, dpc_metrics, dual_pods, health_server, launcher_template, node_agents, populator
+from controllers import (
+    claim_keeper,
+    dpc_metrics,
+    dual_pods,
+    health_server,
+    launcher_template,
+    node_agents,
+    nomination,
+    populator,
+)
 from controllers import settings as settings_mod
 from crds import names
 from kube import resources
@@ -121,6 +130,11 @@ class Controllers:
             )
             self.claim_keeper.register_handlers()
             self.caches.append(self.claim_keeper.claims)
+        # Always on: a requester the webhook gated for nomination waits for this (controllers/nomination.py).
+        self.nominator = nomination.Nominator(
+            self.api, namespace=namespace, pods=self.pods, nodes=self.nodes, registry=registry
+        )
+        self.nominator.register_handlers()
         self._leading = False
 
     def start_caches(self, timeout: float = 60.0) -> bool:
@@ -136,6 +150,7 @@ class Controllers:
     def start_leading(self) -> None:
         """Begin reconciling (called when this replica becomes the leader)."""
         self._leading = True
+        self.nominator.start()
         if self.dual_pods is not None:
             self.dual_pods.start()
         if self.populator is not None:
@@ -146,6 +161,8 @@ class Controllers:
 
     def stop(self) -> None:
         """Stop reconciling and watching."""
+        if self._leading:
+            self.nominator.stop()
         if self.dual_pods is not None and self._leading:
             self.dual_pods.stop()
         if self.claim_keeper is not None and self._leading:

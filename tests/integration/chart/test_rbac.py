@@ -43,6 +43,7 @@ def rules(
 EXPECTED_IN_RELEASE_NAMESPACE: dict[str, set[Rule]] = {
     "controllers": (
         rules(groups=("",), resources_=("pods",), verbs=("get", "list", "watch", "create", "patch", "delete"))
+        | rules(groups=("",), resources_=("pods/status",), verbs=("patch",))
         | rules(groups=("",), resources_=("configmaps",), verbs=("list", "watch"), names=("gpu-map",))
         | rules(
             groups=(FMA,),

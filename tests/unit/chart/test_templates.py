@@ -209,6 +209,7 @@ def test_controllers_rules(render: Render) -> None:
     assert rules_of(rendered, "Role", name) == sorted(
         [
             *(("", "pods", v, "") for v in ("get", "list", "watch", "create", "patch", "delete")),
+            ("", "pods/status", "patch", ""),
             ("", "configmaps", "list", "gpu-map"),
             ("", "configmaps", "watch", "gpu-map"),
             *(
