@@ -132,8 +132,18 @@ def test_too_many_option_words_are_refused(launcher: Any) -> None:
     _nothing_spawned(launcher)
 
 
-def test_max_instances_is_enforced_by_the_launcher(launcher_factory: Any, harness: Any) -> None:
-    agent = launcher_factory("--max-instances", "1")
+@pytest.mark.parametrize(
+    ("flags", "env"),
+    [
+        pytest.param(("--max-instances", "1"), None, id="flag"),
+        # How the controllers set it, from the LauncherConfig's maxInstances (controllers/launcher_template.py).
+        pytest.param((), {"FMA_LAUNCHER_MAX_INSTANCES": "1"}, id="environment"),
+    ],
+)
+def test_max_instances_is_enforced_by_the_launcher(
+    launcher_factory: Any, harness: Any, flags: tuple[str, ...], env: dict[str, str] | None
+) -> None:
+    agent = launcher_factory(*flags, env=env)
     first = agent.client.put(f"{BASE}/one", json={"options": harness.sim_options(processes.free_port())})
     assert first.status_code == 201, first.text
     second = agent.client.put(f"{BASE}/two", json={"options": harness.sim_options(processes.free_port())})
