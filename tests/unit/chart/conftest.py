@@ -29,6 +29,7 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
     "cert-manager": {"certs": {"mode": "cert-manager"}},
     "auth-off": {"launcherAuth": {"enabled": False}},
     "dra": {"gpuClaims": "dra", "dra": {"deviceClass": {"create": True}}},
+    "hints-nominate": {"placement": "hints", "placementNominate": True},
 }
 """The value sets every structural test runs with."""
 

@@ -59,3 +59,17 @@ def test_hints_without_lookups_and_unknown_placements_are_refused(render: Render
         render({"placement": "hints", "webhook": {"lookups": False}})
     with pytest.raises(HelmFailed, match="placement"):
         render({"placement": "nearest"})
+
+
+@pytest.mark.parametrize("placement", ["hints", "hints+extender"])
+def test_placement_nominate_passes_the_webhook_flag(render: Render, placement: str) -> None:
+    args = _webhook_args(render({"placement": placement, "placementNominate": True}))
+    assert "--nominate" in args
+    assert "--nominate" not in _webhook_args(render({"placement": placement}))
+
+
+def test_placement_nominate_needs_hints(render: Render) -> None:
+    with pytest.raises(HelmFailed, match="placementNominate needs placement hints"):
+        render({"placementNominate": True})
+    with pytest.raises(HelmFailed, match="placementNominate"):
+        render({"placement": "hints", "placementNominate": "yes"})
