@@ -10,7 +10,7 @@ STAMP := $(VENV)/.fma-installed
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help venv binaries vllm-env images image-archives demo test test-fast lint format cluster-up cluster-down cluster-status lock clean
+.PHONY: help venv binaries vllm-env images image-archives demo test test-fast test-tools lint format cluster-up cluster-down cluster-status lock clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 18
@@ -41,9 +41,12 @@ image-archives: $(STAMP)  ## build (once per source tree) the OCI archives the i
 demo: binaries  ## start the local cluster and show it working
 	@$(BIN)/fma-dev demo
 
-test: lint binaries vllm-env image-archives  ## lint, then the whole test suite (cluster, image-mode and real-vLLM tests)
+test: lint binaries vllm-env image-archives test-tools  ## lint, then the whole test suite (cluster, image-mode and real-vLLM tests)
 	@echo "==> running the test suite"
-	@$(BIN)/pytest $(PYTEST_ARGS)
+	@FMA_REQUIRE_TEST_TOOLS=1 $(BIN)/pytest $(PYTEST_ARGS)
+
+test-tools:  ## fetch (once) the other tools the tests call: promtool, from Debian's prometheus package
+	@scripts/test-tools.sh
 
 test-fast: $(STAMP)  ## unit and component tests only (no cluster)
 	@$(BIN)/pytest -m "not cluster and not e2e and not vllm" $(PYTEST_ARGS)
