@@ -1,8 +1,8 @@
 """The ``accelerators`` annotation: GPU UUIDs comma-joined, in SPI order.
 
 The order is the one the requester's SPI reported, which is also the order of
-``CUDA_VISIBLE_DEVICES`` and of the instance ID (CONTRACT.md §2.1, §4.8), so it is
-kept, never sorted.  An empty value means "not known yet".
+``CUDA_VISIBLE_DEVICES`` and of the instance ID (docs/protocol.md, "Annotations"
+and "Identity hashes"), so it is kept, never sorted.  An empty value means "not known yet".
 
 Pure; no I/O.
 """

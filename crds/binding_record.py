@@ -1,6 +1,6 @@
 """The binding record: the provider's ``requester`` annotation ``"<uid> <name>"``.
 
-A binding exists only in this one annotation (CONTRACT.md §2.1, §7.2), so every
+A binding exists only in this one annotation (docs/protocol.md, "Annotations"), so every
 reader must agree on when a value means "bound".  Upstream's rule is kept
 exactly: the value is a binding iff it splits on single spaces into exactly two
 parts.  Anything else reads as unbound rather than as an error, because the

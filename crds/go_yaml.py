@@ -2,7 +2,7 @@
 
 Upstream's instance ID hashes the ISC ``modelServerConfig`` as rendered by
 ``sigs.k8s.io/yaml`` (JSON, then re-emitted by the go-yaml v2 encoder), see
-CONTRACT.md §4.8.  Reproducing those bytes lets each implementation adopt the
+docs/protocol.md, "Identity hashes".  Reproducing those bytes lets each implementation adopt the
 other's sleeping instances after a migration, so this module re-implements the
 parts of go-yaml v2 that such a document can reach: block mappings with string
 keys, string and integer scalars, the encoder's "natural" key order, the

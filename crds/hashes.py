@@ -1,7 +1,7 @@
 """Identity hashes: instance ID, config key and the launcher/provider template hashes.
 
 Every FMA identity is a SHA-256 over a precisely defined byte string
-(CONTRACT.md §2.5, §4.8, §12.2).  Controllers, the extender and the launcher
+(docs/protocol.md, "Identity hashes").  Controllers, the extender and the launcher
 must compute them identically, across processes and versions, so they are
 defined once, here:
 
@@ -81,7 +81,10 @@ def nominal_hash(patched_pod: Mapping[str, Any], gpu_indices: Sequence[int], nod
 
 
 def launcher_template_hash(node_independent_pod: Mapping[str, Any]) -> str:
-    """Return ``launcher-populator-template-hash`` of the node-independent launcher Pod (§8.5 step 4)."""
+    """Return ``launcher-populator-template-hash`` of the node-independent launcher Pod.
+
+    See docs/protocol.md, "Identity hashes".
+    """
     return _b64std(canonical_json(node_independent_pod))
 
 

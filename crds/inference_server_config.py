@@ -1,6 +1,6 @@
 """InferenceServerConfig (ISC): what model server a requester wants, and in which launchers.
 
-A launcher-mode requester names an ISC (CONTRACT.md §6.1).  Its
+A launcher-mode requester names an ISC (docs/api.md, "InferenceServerConfig").  Its
 ``modelServerConfig`` is everything that defines an engine instance; the
 instance ID and the config key are hashes of exactly that object
 (``hashes``), which is why routing labels and annotations sit inside it:

@@ -2,7 +2,8 @@
 
 Clients (``kube``'s custom-object calls), RBAC rules in the chart and the CRD
 generator all need group, version, plural and short names; keeping them in one
-table means the CRD and every client agree by construction (CONTRACT.md §6).
+table means the CRD and every client agree by construction (docs/api.md, "Custom
+resources").
 
 Pure constants; no I/O.
 """

@@ -9,7 +9,8 @@ so the apiserver prunes and type-checks a template when the LC is written.
 
 A template without an ``inference-server`` container is *malformed*, not
 invalid: the object is stored and read, the populator goes hands-off and the
-status says why (§6.2, §6.4).  ``malformation`` reports that condition.
+status says why (docs/api.md, "LauncherConfig").  ``malformation`` reports that
+condition.
 
 Pure; no I/O.
 """

@@ -1,4 +1,4 @@
-"""The launcher inventory annotation ``dual-pods.llm-d.ai/instances`` (CONTRACT.md §12.3).
+"""The launcher inventory annotation ``dual-pods.llm-d.ai/instances`` (docs/protocol.md, "Annotations").
 
 A launcher publishes its instances on its own Pod so that the controller and the
 extender learn about creations, crashes and deletions from their Pod watch,
@@ -54,7 +54,7 @@ class LauncherInventory(pydantic.BaseModel):
     v: Literal[1] = INVENTORY_VERSION
     """Format version."""
     revision: int = pydantic.Field(ge=0)
-    """The launcher's event revision this snapshot reflects (§4.7)."""
+    """The launcher's event revision this snapshot reflects (the ``revision`` of its instance list)."""
     instances: list[InventoryInstance] = pydantic.Field(default_factory=list)
     """Instances in creation order, stopped ones included until deleted."""
 

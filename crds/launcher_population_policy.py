@@ -1,9 +1,10 @@
 """LauncherPopulationPolicy (LPP): how many idle launchers of which configs to keep on which nodes.
 
 The populator keeps, per matching node and LauncherConfig, at least the largest
-``launcherCount`` any policy asks for (CONTRACT.md §6.3, §8.1).  Nodes are
-matched by labels *and* by allocatable resource ranges, so a policy can say
-"two launchers on every node with at least 4 GPUs".
+``launcherCount`` any policy asks for (docs/api.md, "LauncherPopulationPolicy";
+docs/populator.md, "How it works").  Nodes are matched by labels *and* by
+allocatable resource ranges, so a policy can say "two launchers on every node
+with at least 4 GPUs".
 
 ``countForLauncher`` names each LauncherConfig at most once.  The CRD makes it a
 list-map keyed by ``launcherConfigName`` so that the apiserver itself rejects

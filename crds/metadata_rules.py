@@ -1,7 +1,8 @@
 """Kubernetes' syntax rules for label and annotation keys and label values.
 
-ISC routing metadata is copied onto launcher Pods (CONTRACT.md §6.1), so a key or
-value the apiserver would refuse must be caught before it reaches a Pod write.
+ISC routing metadata is copied onto launcher Pods (docs/api.md,
+"InferenceServerConfig"), so a key or value the apiserver would refuse must be
+caught before it reaches a Pod write.
 The rules are Kubernetes' own (qualified names, label values) plus FMA's reserved
 prefixes.  They return messages instead of raising so that callers can collect
 every problem of an object at once.

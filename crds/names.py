@@ -1,8 +1,9 @@
 """Fixed names of the wire contract that are not Pod metadata keys.
 
 Container names, field managers, ConfigMap names, environment variables, ports,
-the keys inside ``VllmConfig.annotations`` and Event reasons (CONTRACT.md §2.4,
-§4, §12).  They live next to ``keys`` so that every package spells them the same
+the keys inside ``VllmConfig.annotations`` and Event reasons (docs/protocol.md,
+"Fixed names, containers and environment" and "Events, leases and health
+endpoints").  They live next to ``keys`` so that every package spells them the same
 way; each one is observable by other parties, which is why none may drift.
 
 Pure constants; no I/O.
@@ -47,7 +48,7 @@ NOTIFIER_CONTAINER = "state-change-reflector"
 """The name of upstream's notifier sidecar in launcher Pods."""
 
 DPC_FIELD_MANAGER = "dual-pods-controller"
-"""FieldManager, Event component and user-agent suffix of the DPC; direct-mode recency reads it (§7.6)."""
+"""FieldManager, Event component and user-agent suffix of the DPC; direct-mode recency reads managedFields."""
 
 POPULATOR_FIELD_MANAGER = "launcher-populator"
 """FieldManager, Event component and user-agent suffix of the launcher populator."""
@@ -68,16 +69,16 @@ CUDA_VISIBLE_DEVICES_ENV = "CUDA_VISIBLE_DEVICES"
 """GPU indices given to an engine, in the requester's UUID order."""
 
 CUDA_DEVICE_ORDER_ENV = "CUDA_DEVICE_ORDER"
-"""Set to ``PCI_BUS_ID`` next to ``CUDA_VISIBLE_DEVICES`` (our improvement, §2.4)."""
+"""Set to ``PCI_BUS_ID`` next to ``CUDA_VISIBLE_DEVICES`` (ours): the indices come from NVML, in PCI order."""
 
 NVIDIA_VISIBLE_DEVICES_ENV = "NVIDIA_VISIBLE_DEVICES"
 """Set by the device plugin (and simnode) to the allocated GPU UUIDs; the requester agent reads it first."""
 
 LAUNCHER_TOKEN_ENV = "FMA_LAUNCHER_TOKEN"  # noqa: S105 - the variable name, not a secret
-"""The launcher's bearer token, injected from a Secret when launcher auth is enabled (§12.4)."""
+"""The launcher's bearer token, injected from a Secret when launcher auth is enabled (docs/security.md)."""
 
 LAUNCHER_PORT = 8001
-"""The launcher HTTP API port, fixed by contract (§4.1)."""
+"""The launcher HTTP API port, fixed by the protocol (docs/protocol.md, "Launcher API")."""
 
 ADMIN_PORT_DEFAULT = 8081
 """The requester SPI port used when the ``admin-port`` annotation is absent."""
@@ -95,19 +96,22 @@ INSTANCE_INFERENCE_PORT = "inference-port"
 """Key in ``VllmConfig.annotations``: the instance's decimal port."""
 
 INSTANCE_CONFIG_KEY = "config-key"
-"""Key in ``VllmConfig.annotations`` (ours, §12.3): the config key of the instance's model-server config."""
+"""Key in ``VllmConfig.annotations`` (ours): the config key of the instance's model-server config.
+
+It feeds the ``configKey`` of the launcher's ``instances`` inventory.
+"""
 
 SCHEDULER_NAME_DEFAULT = "fma-scheduler"
 """The default name of the FMA scheduler (the second kube-scheduler with the extender)."""
 
 CONTROLLERS_LEASE = "fma-controllers"
-"""The Lease the controllers' leader election uses (§12.5)."""
+"""The Lease the controllers' leader election uses (docs/controllers.md, "Leader election")."""
 
 EVENT_OUTDATED_ROUTING_METADATA = "OutdatedRoutingMetadata"
 """Warning Event on a requester whose committed routing metadata became invalid."""
 
 EVENT_LAUNCHER_STUCK = "LauncherStuck"
-"""Warning Event on a launcher that became stuck (§8.4)."""
+"""Warning Event on a launcher that became stuck (docs/populator.md, "How it works")."""
 
 EVENT_ACTUATED_HOT = "ActuatedHot"
 """Normal Event on a requester served by waking a sleeping engine."""

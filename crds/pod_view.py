@@ -1,4 +1,4 @@
-"""What kind of Pod something is, read once for every process (CONTRACT.md §1, §2.1, §2.2, §2.4, §7.1).
+"""What kind of Pod something is, read once for every process (docs/protocol.md, "Roles of Pods").
 
 The controllers, the populator, the extender, the webhook and ``kubectl fma``
 all ask the same questions of a Pod: is it a requester, in which mode, is it a
@@ -7,16 +7,17 @@ here so that they cannot drift apart again (they had: one place took an empty
 ``inference-server-config`` for "not a requester", another for "a requester
 with a status error").
 
-The rule, from CONTRACT.md:
+The rule (docs/protocol.md, "Roles of Pods", "Annotations" and "Fixed
+names, containers and environment"):
 
 - **launcher mode** iff the ``inference-server-config`` key is *present*; an
   empty value is still a requester, whose reconcile reports ``empty value for
-  annotation …`` (§2.1, §7.4);
-- otherwise **direct mode** iff ``server-patch`` is non-empty (§1);
+  annotation …``;
+- otherwise **direct mode** iff ``server-patch`` is non-empty;
 - a Pod is a **requester** iff it has a mode;
-- a Pod is a **launcher** iff it carries the ``launcher-config-name`` label (§2.2);
+- a Pod is a **launcher** iff it carries the ``launcher-config-name`` label;
 - a **provider's node** is its ``kubernetes.io/hostname`` nodeSelector, not
-  ``spec.nodeName`` (§2.4, §7.1).
+  ``spec.nodeName``.
 
 ``PodView`` wraps the raw dict from a watch cache or a request without copying
 it; its mappings are the raw ones, typed read-only.  The functions over bare
@@ -56,12 +57,12 @@ _EMPTY: Final[Mapping[str, Any]] = {}
 
 
 def names_isc(annotations: Mapping[str, str]) -> bool:
-    """Whether the ``inference-server-config`` key is present (even empty): launcher mode (§2.1)."""
+    """Whether the ``inference-server-config`` key is present (even empty): launcher mode."""
     return keys.INFERENCE_SERVER_CONFIG_ANNOTATION in annotations
 
 
 def has_server_patch(annotations: Mapping[str, str]) -> bool:
-    """Whether ``server-patch`` is non-empty (§1)."""
+    """Whether ``server-patch`` is non-empty."""
     return bool(annotations.get(keys.SERVER_PATCH_ANNOTATION))
 
 

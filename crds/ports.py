@@ -1,7 +1,8 @@
 """Decimal port numbers carried in Pod annotations (``admin-port``, ``server-port``).
 
-Both values are pasted verbatim into URLs (CONTRACT.md §2.1), so only plain
-decimal numbers in 1..65535 are accepted; a named port or ``+80`` is an error.
+Both values are pasted verbatim into URLs (docs/protocol.md, "Annotations" and
+"Requester SPI"), so only plain decimal numbers in 1..65535 are accepted; a
+named port or ``+80`` is an error.
 
 Pure; no I/O.
 """

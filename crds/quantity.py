@@ -1,7 +1,7 @@
 """Kubernetes resource quantities (``500m``, ``2Gi``, ``1e3``) as exact numbers.
 
 LauncherPopulationPolicy ranges compare node allocatable amounts against
-``min``/``max`` bounds (CONTRACT.md §6.3, §8.1), and the model checks
+``min``/``max`` bounds (docs/api.md, "LauncherPopulationPolicy"), and the model checks
 ``min <= max``.  Quantities are compared as exact fractions so that ``1Gi`` and
 ``1073741824`` are equal and ``100m`` and ``0.1`` are too; floats would make such
 comparisons depend on rounding.

@@ -1,6 +1,7 @@
 """The requester's ``status`` annotation: compact JSON ``{"Errors":[...]}``.
 
-The DPC reports user-facing problems here (CONTRACT.md §2.1, §7.4).  The key is
+The DPC reports user-facing problems here (docs/protocol.md, "Annotations";
+docs/controllers.md, "How the dual-pods controller works").  The key is
 capitalised because upstream marshals a Go struct without a JSON tag.  Upstream
 writes ``{"Errors":null}`` when there is nothing to report; we write the same so
 that both implementations produce identical bytes, and we read ``null`` and

@@ -1,12 +1,13 @@
 """ISC routing metadata: the labels and annotations a launcher carries while its bound instance is awake.
 
-Two things live here.  The ``isc-routing-metadata`` annotation (CONTRACT.md
-§2.1) records, at bind time, the routing metadata that was committed, as compact
+Two things live here.  The ``isc-routing-metadata`` annotation (docs/protocol.md,
+"Annotations") records, at bind time, the routing metadata that was committed, as compact
 JSON ``{"labels":{...},"annotations":{...}}`` with empty members omitted; the
 controller applies *that* record, never the current ISC, so a later ISC edit
 cannot change what an existing binding advertises.  And ``problems`` checks a
 set of routing keys and values against Kubernetes' syntax and FMA's reserved
-prefixes; the ISC model and the controller share it (§6.1, §7.7 step 4).
+prefixes; the ISC model and the controller share it (the controller re-checks a
+committed record before it applies it to the launcher).
 
 Pure; no I/O.
 """

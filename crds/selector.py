@@ -1,10 +1,11 @@
 """``metav1.LabelSelector``: its model, its parse rules and matching.
 
-LauncherPopulationPolicies select nodes with a label selector (CONTRACT.md §6.3,
-§8.1).  An unparsable selector must still be *stored and read*, because the
-populator reports it in the LPP status (reason ``InvalidSelector``) and treats it
-as matching nothing; so the model accepts any operator and value list, and
-``problems`` applies Kubernetes' ``LabelSelectorAsSelector`` rules separately.
+LauncherPopulationPolicies select nodes with a label selector (docs/api.md,
+"LauncherPopulationPolicy").  An unparsable selector must still be *stored and
+read*, because the populator reports it in the LPP status (reason
+``InvalidSelector``) and treats it as matching nothing; so the model accepts any
+operator and value list, and ``problems`` applies Kubernetes'
+``LabelSelectorAsSelector`` rules separately.
 
 Pure; no I/O.
 """

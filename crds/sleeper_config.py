@@ -1,7 +1,7 @@
 """What placement (extender and webhook hints) needs from InferenceServerConfigs and LauncherConfigs.
 
-A requester names an ISC; scoring needs only its config key (CONTRACT.md
-§12.2, computed by ``crds.config_key`` so that it equals the ``configKey`` the
+A requester names an ISC; scoring needs only its config key (docs/protocol.md,
+"Identity hashes"; computed by ``crds.config_key`` so that it equals the ``configKey`` the
 launcher publishes), its LauncherConfig and its port.  From the LC it needs
 ``maxInstances`` and the template's node selector.  These summaries are small
 and immutable, computed once per object version rather than per request.

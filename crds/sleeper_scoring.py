@@ -23,8 +23,9 @@ cold             3    nothing to reuse (new launcher or new direct provider);
 
 Then ``min(evictions, 3)`` is subtracted, where evictions counts the other
 models' sleepers that this placement forces the controller to delete: the
-victims of a reclaim (CONTRACT.md §7.7), or in direct mode the sleepers beyond
-the per-GPU sleeper limit on the GPUs it would get (§7.6 step 3).
+victims of a reclaim, or in direct mode the sleepers beyond the per-GPU sleeper
+limit on the GPUs it would get (both in docs/controllers.md, "How the dual-pods
+controller works").
 
 How the device plugin picks GPUs is the ``Allocation`` setting of the
 ``Policy``: ``lowest-index`` (simnode, and the NVIDIA device plugin's default)
@@ -269,7 +270,11 @@ def hot_chance(want: Demand, node: sleeper_view.NodeView, allocation: Allocation
 
 
 def _reclaim_evictions(launcher: sleeper_view.Launcher, want: Demand, max_instances: int) -> tuple[bool, int]:
-    """(needs reclaiming, other models' sleepers deleted) for using ``launcher`` (CONTRACT.md §7.7)."""
+    """(needs reclaiming, other models' sleepers deleted) for using ``launcher``.
+
+    The controller's reclaim deletes every instance on the target port, plus least recently
+    used others until a slot is free (at least one deletion).
+    """
     running = launcher.running()
     max_others = max_instances - 1
     on_port = [item for item in running if want.port is not None and item.port == want.port]

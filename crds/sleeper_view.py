@@ -7,7 +7,7 @@ one model serves both.
 A ``NodeView`` is rebuilt from raw objects whenever something on the node
 changes (``build``), so the scoring code reads a small immutable value instead
 of walking Pods on every request.  The facts come only from the API server
-(CONTRACT.md §2, §12.3):
+(docs/protocol.md, "Annotations"; docs/extender.md, "The model"):
 
 - the node's GPU UUIDs, in index order, from its ``gpu-map`` entry, and its GPU
   count from ``status.allocatable``;
@@ -58,7 +58,10 @@ GPU_COUNT_LABEL: Final = "nvidia.com/gpu.count"
 """The GPU feature discovery label with the node's GPU count (the capacity of a DRA-only node)."""
 
 HOSTNAME_LABEL: Final = "kubernetes.io/hostname"
-"""The node selector key that pins providers to their node (CONTRACT.md §2.4)."""
+"""The node selector key that pins providers to their node.
+
+See docs/protocol.md, "Fixed names, containers and environment".
+"""
 
 _DONE_PHASES: Final = frozenset({"Succeeded", "Failed"})
 

@@ -1,6 +1,6 @@
 """Status of the FMA custom resources: ``observedGeneration``, ``errors`` and standard conditions.
 
-Upstream's populator writes ``{observedGeneration, errors}`` (CONTRACT.md §6.4);
+Upstream's populator writes ``{observedGeneration, errors}`` (docs/api.md, "Status");
 ``errors`` stays authoritative for upstream tools.  We add ``conditions`` shaped
 exactly like ``metav1.Condition``, keyed by ``type``, with the condition types
 and reasons fixed here so that the controllers that write them and the tools

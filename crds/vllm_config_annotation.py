@@ -1,4 +1,4 @@
-"""The ``vllm-config`` annotation: the create body of the bound instance (CONTRACT.md §2.1, §4.2).
+"""The ``vllm-config`` annotation: the create body of the bound instance (docs/protocol.md, "Launcher API").
 
 The controller records on the launcher the exact VllmConfig it sent (or will
 send) for the bound instance, so that after a restart it can re-create a
