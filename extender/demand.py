@@ -1,7 +1,7 @@
 """What a Pod being scheduled asks of a node, read from the scheduler's ExtenderArgs.
 
 Which Pods are requesters, and in which mode, is the one rule of
-``crds.pod_view`` (CONTRACT.md §1, §2.1); anything else, and a launcher-mode
+``crds.pod_view`` (docs/protocol.md, "Roles of Pods"); anything else, and a launcher-mode
 requester whose ISC name is empty (the controller reports it, nothing can
 serve it), gets neutral scores without looking at any node.  For launcher
 mode the ISC gives the config key, LauncherConfig and port.  For direct mode

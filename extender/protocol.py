@@ -1,9 +1,10 @@
 """The kube-scheduler extender wire format (``k8s.io/kube-scheduler/extender/v1``).
 
 The Go types carry no JSON tags, so every key is the capitalised Go field name
-(CONTRACT.md §12.2): the scheduler sends ``ExtenderArgs`` ``{"Pod", "Nodes",
-"NodeNames"}`` and reads ``ExtenderFilterResult`` ``{"Nodes", "NodeNames",
-"FailedNodes", "FailedAndUnresolvableNodes", "Error"}`` and ``HostPriorityList``
+(docs/extender.md, "Protocol"; docs/protocol.md, "Scheduling"): the
+scheduler sends ``ExtenderArgs`` ``{"Pod", "Nodes", "NodeNames"}`` and reads
+``ExtenderFilterResult`` ``{"Nodes", "NodeNames", "FailedNodes",
+"FailedAndUnresolvableNodes", "Error"}`` and ``HostPriorityList``
 ``[{"Host", "Score"}]``.  With ``nodeCacheCapable: true`` only ``NodeNames`` is
 sent and must be answered in kind; otherwise full Node objects come in
 ``Nodes.items`` and the passing ones go back in ``Nodes``.

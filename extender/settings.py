@@ -21,7 +21,7 @@ LogLevel = Literal["critical", "error", "warning", "info", "debug"]
 
 
 class Settings(pydantic_settings.BaseSettings):
-    """``fma-extender``: the kube-scheduler extender (CONTRACT.md §12.2)."""
+    """``fma-extender``: the kube-scheduler extender (docs/extender.md, "Settings")."""
 
     model_config = pydantic_settings.SettingsConfigDict(env_prefix="FMA_EXTENDER_", extra="forbid")
 

@@ -2,9 +2,10 @@
 
 The dual-pods controller records ``ActuatedHot``/``ActuatedWarm``/``ActuatedCold``
 (message ``"<path> actuation in <seconds>s"``) and the Warning ``ActuationFailed``
-and ``OutdatedRoutingMetadata`` on the requester (CONTRACT.md §12.5); the
-scheduler and the kubelet add theirs.  Events are matched to a Pod by UID, so a
-replaced Pod with the same name never inherits its predecessor's history.
+and ``OutdatedRoutingMetadata`` on the requester (docs/protocol.md, "Events, leases
+and health endpoints"); the scheduler and the kubelet add theirs.  Events are
+matched to a Pod by UID, so a replaced Pod with the same name never inherits its
+predecessor's history.
 
 Pure; no I/O.
 """

@@ -86,7 +86,10 @@ def is_deleting(obj: Mapping[str, Any]) -> bool:
 
 
 def role(pod: Mapping[str, Any]) -> Role:
-    """Classify ``pod`` as CONTRACT.md §1 and §7.1 do (requester and launcher by ``crds.pod_view``)."""
+    """Classify ``pod`` by its role (requester and launcher by ``crds.pod_view``).
+
+    See docs/protocol.md, "Roles of Pods".
+    """
     view = pod_view.PodView(pod)
     if view.is_requester:
         return Role.REQUESTER
@@ -104,7 +107,7 @@ def isc_name(pod: Mapping[str, Any]) -> str | None:
 
 
 def node_of(pod: Mapping[str, Any]) -> str | None:
-    """The node a Pod runs on: providers by their hostname nodeSelector (§2.4), others by ``spec.nodeName``."""
+    """The node a Pod runs on: providers by their hostname nodeSelector, others by ``spec.nodeName``."""
     view = pod_view.PodView(pod)
     if role(pod) in (Role.LAUNCHER, Role.DIRECT_PROVIDER) and view.provider_node:
         return view.provider_node
@@ -125,7 +128,7 @@ def gpus(pod: Mapping[str, Any]) -> list[str]:
 
 
 def inventory(pod: Mapping[str, Any]) -> launcher_inventory.LauncherInventory | None:
-    """A launcher's published inventory (§12.3), or None when absent or malformed."""
+    """A launcher's published inventory (its ``instances`` annotation), or None when absent or malformed."""
     try:
         return launcher_inventory.parse(annotations_of(pod).get(keys.INSTANCES_ANNOTATION))
     except errors.InvalidAnnotation:

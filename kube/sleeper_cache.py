@@ -45,7 +45,10 @@ __all__ = ["GPU_MAP_NAME", "SleeperCache"]
 logger = logging.getLogger(__name__)
 
 GPU_MAP_NAME: Final = "gpu-map"
-"""The ConfigMap mapping node name -> JSON of GPU UUID -> index (CONTRACT.md §2.4)."""
+"""The ConfigMap mapping node name -> JSON of GPU UUID -> index.
+
+See docs/protocol.md, "Fixed names, containers and environment".
+"""
 
 _BY_NODE: Final = "node"
 _BY_INTEREST: Final = "interest"

@@ -243,7 +243,10 @@ def lease_body(node: NodeIdentity, node_uid: str | None, now: datetime.datetime)
 
 
 def gpu_map_data(nodes: list[NodeIdentity]) -> dict[str, str]:
-    """The ``gpu-map`` ConfigMap data: node name → JSON of UUID → index (CONTRACT.md)."""
+    """The ``gpu-map`` ConfigMap data: node name → JSON of UUID → index.
+
+    See docs/protocol.md, "Fixed names, containers and environment".
+    """
     result: dict[str, str] = {}
     for node in nodes:
         if node.gpu_uuids:
