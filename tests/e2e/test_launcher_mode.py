@@ -227,7 +227,10 @@ def test_a2_lpp_launcher_config_names_are_unique(e2e: E2ESystem) -> None:
 
 
 def test_a3_admission_policies(e2e: E2ESystem) -> None:
-    """CONTRACT §9's 16 cases (the chart tests' case table) against the e2e release."""
+    """The admission policies' 16 conformance cases (those of tests/integration/chart/test_policies.py).
+
+    The policies are in docs/protocol.md, "Admission"; here they run against the e2e release.
+    """
     ns = f"e2e-vap-{uuid.uuid4().hex[:6]}"
     api = e2e.api
     api.create(resources.NAMESPACES, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})

@@ -1,4 +1,4 @@
-"""The launcher populator against a real apiserver, scheduler and simnode (CONTRACT.md §8, §6.4, §10).
+"""The launcher populator against a real apiserver, scheduler and simnode (docs/populator.md).
 
 Launchers on the session's process-running simnode nodes run the real
 ``fma-launcher --engine sim`` and become Ready through their contracted

@@ -1,4 +1,7 @@
-"""The launcher API over real HTTP: every endpoint and status code of CONTRACT.md §4, with the sim engine."""
+"""The launcher API over real HTTP: every endpoint and status code of docs/protocol.md, "Launcher API".
+
+The instances run the sim engine.
+"""
 
 from __future__ import annotations
 

@@ -127,7 +127,10 @@ def test_requester_agent_reports_the_instance_memory(
 
 
 def test_instances_of_launchers_on_different_addresses_share_a_port(launcher_factory: Any, harness: Any) -> None:
-    """Each launcher's instance binds the launcher's own address, so the same port serves twice (CONTRACT.md §1)."""
+    """Each launcher's instance binds the launcher's own address, so the same port serves twice.
+
+    See docs/launcher.md, "How an instance is started: the preloaded parent".
+    """
     hosts = ["127.0.50.1", "127.0.50.2"]
     launchers = [launcher_factory(host=host) for host in hosts]
     port = processes.free_port(host="0.0.0.0")  # free on every address

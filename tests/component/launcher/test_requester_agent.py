@@ -1,4 +1,7 @@
-"""The requester agent (``fma-requester``) over real HTTP: the SPI of CONTRACT.md §3 and its probe port."""
+"""The requester agent (``fma-requester``) over real HTTP: the SPI and its probe port.
+
+See docs/protocol.md, "Requester SPI".
+"""
 
 from __future__ import annotations
 

@@ -218,8 +218,9 @@ def harness(
     gpu_map_file = tmp_path / "gpu-map.json"
     gpu_map_file.write_text(json.dumps(gpu_map_table(api, simnode.options.gpu_map_namespace)))
     h = Harness(api, fresh_namespace, devcluster, simnode, tmp_path, gpu_map_file)
-    # Launchers publish their inventory on their own Pod (CONTRACT §12.3): the
-    # namespace's default ServiceAccount may get and patch Pods, as the chart grants.
+    # Launchers publish their inventory on their own Pod (docs/launcher.md, "Publishing the
+    # inventory on the launcher Pod"): the namespace's default ServiceAccount may get and
+    # patch Pods, as the chart grants.
     rbac = "rbac.authorization.k8s.io"
     api.create(
         resources.Resource(rbac, "v1", "roles", "Role"),

@@ -31,7 +31,7 @@ def test_basic_creation_binds_both_ways_and_relays_readiness(harness: Harness) -
     rmeta, lmeta = requester["metadata"], launcher["metadata"]
     instance_id = lmeta["annotations"][P + "instance-id"]
     gpus = rmeta["annotations"][P + "accelerators"]
-    # The requester side (§2).
+    # The requester side (docs/protocol.md, "Annotations" and "Labels").
     assert rmeta["labels"][P + "dual"] == lmeta["name"]
     assert rmeta["labels"][P + "instance"] == instance_id
     assert gpus.startswith("GPU-")
@@ -62,7 +62,8 @@ def test_basic_creation_binds_both_ways_and_relays_readiness(harness: Harness) -
     assert [i["instance_id"] for i in listing["instances"]] == [instance_id]
     assert listing["instances"][0]["status"] == "running"
     assert not harness.is_sleeping(launcher)
-    # The launcher publishes its inventory on its own Pod (CONTRACT §12.3).
+    # The launcher publishes its inventory on its own Pod (docs/launcher.md,
+    # "Publishing the inventory on the launcher Pod").
     inventory = waiting.wait_for(
         lambda: json.loads(
             harness.get(lmeta["name"])["metadata"]["annotations"].get(P + "instances", "null") or "null"

@@ -1,4 +1,6 @@
-"""Every metric family the controllers (CONTRACT §10) and the launcher export, read from real scrapes.
+"""Every metric family the controllers and the launcher export, read from real scrapes.
+
+The families are those of docs/protocol.md, "Metrics".
 
 One scenario drives the real ``fma-controllers`` (dual-pods controller and
 populator, with a policy that keeps one launcher on the node) through a cold
@@ -168,7 +170,7 @@ def test_a_cold_sleep_hot_cycle_exports_every_contracted_family(harness: Harness
     launcher_name = first["metadata"]["labels"][P + "dual"]
     instance_id = first["metadata"]["labels"][P + "instance"]
     metrics_url = f"http://127.0.0.1:{harness.metrics_port}/metrics"
-    # Keep one launcher on the node from now on: the bound one counts (CONTRACT §8.1), so the
+    # Keep one launcher on the node from now on: the bound one counts (docs/populator.md, "How it works"), so the
     # populator creates none, and it keeps that launcher (asleep) once it is unbound.
     harness.create(
         resources.LAUNCHER_POPULATION_POLICIES,

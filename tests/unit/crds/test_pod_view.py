@@ -1,4 +1,4 @@
-"""crds.pod_view: the one reading of what kind of Pod something is (CONTRACT.md §1, §2.1, §2.2, §2.4)."""
+"""crds.pod_view: the one reading of what kind of Pod something is (docs/protocol.md, "Roles of Pods")."""
 
 from __future__ import annotations
 

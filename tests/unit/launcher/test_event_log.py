@@ -1,4 +1,4 @@
-"""The launcher's revisioned event log: replay, 410 and slow watchers (CONTRACT.md §4.7)."""
+"""The launcher's revisioned event log: replay, 410 and slow watchers (docs/protocol.md, "Launcher API")."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The requester agent's GPU discovery order (CONTRACT.md §3)."""
+"""The requester agent's GPU discovery order (docs/protocol.md, "Requester SPI")."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The GPU UUID → CUDA index table and its sources (CONTRACT.md §4.4)."""
+"""The GPU UUID → CUDA index table and its sources (docs/launcher.md, "GPU table")."""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""The instance argv: a launcher bound to one address passes it on as ``--host`` (CONTRACT.md §1)."""
+"""The instance argv: a launcher bound to one address passes it on as ``--host``.
+
+See docs/launcher.md, "How an instance is started: the preloaded parent".
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""The published inventory: the instances annotation and the signature (CONTRACT.md §2.1, §12.3), pure."""
+"""The published inventory: the instances annotation and the signature, pure.
+
+See docs/launcher.md, "Publishing the inventory on the launcher Pod".
+"""
 
 from __future__ import annotations
 

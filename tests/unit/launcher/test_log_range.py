@@ -1,4 +1,4 @@
-"""Range planning for instance logs (CONTRACT.md §4.6), pure."""
+"""Range planning for instance logs (docs/protocol.md, "Launcher API"), pure."""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""Validation of the launcher's create body and instance IDs (CONTRACT.md §4.2)."""
+"""Validation of the launcher's create body and instance IDs.
+
+See docs/protocol.md, "Launcher API", and docs/launcher.md, "API additions and limits".
+"""
 
 from __future__ import annotations
 
