@@ -1,4 +1,4 @@
-"""The faults of SCENARIOS.md group C, made real on the e2e system.
+"""The faults of the e2e scenarios' group C (docs/e2e.md, "Fault scenarios (group C)"), made real.
 
 Each helper breaks one thing the way it breaks in a cluster: a container's
 processes SIGKILLed (simnode runs each container as a process session, so

@@ -1,4 +1,4 @@
-"""The checks every e2e scenario ends with (SCENARIOS.md group C's common checks).
+"""The checks every e2e scenario ends with (docs/e2e.md, "The common checks").
 
 * **No binding lost or duplicated.**  Every provider's ``requester`` record
   names a live requester whose ``dual`` label names that provider back; every

@@ -1,4 +1,4 @@
-"""SCENARIOS.md group B: direct mode through the installed chart (B1-B7).
+"""Group B of docs/e2e.md, "The scenarios": direct mode through the installed chart (B1-B7).
 
 A direct-mode set is a Deployment whose ``inference-server`` container is the
 server itself (here the engine simulator) with ``actuation: direct``: the

@@ -1,4 +1,4 @@
-"""SCENARIOS.md group C, launcher mode: C1-C6 through the installed chart.
+"""docs/e2e.md, "Fault scenarios (group C)", launcher mode: C1-C6 through the installed chart.
 
 The module makes its own LauncherConfig (``maxInstances: 2``), a policy of
 one launcher per GPU node and the InferenceServerConfigs its faults need;

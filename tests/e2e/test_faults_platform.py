@@ -1,4 +1,4 @@
-"""SCENARIOS.md group C, the platform around FMA: C7-C11 through the installed chart.
+"""docs/e2e.md, "Fault scenarios (group C)", the platform around FMA: C7-C11 through the installed chart.
 
 The apiserver restarted on the same etcd (C7), the webhook (C8) and the
 extender (C9) down while requesters are created, a node that stops

@@ -1,4 +1,4 @@
-"""SCENARIOS.md group A: launcher mode through the installed chart, in upstream's order (A0-A13).
+"""Group A of docs/e2e.md, "The scenarios": launcher mode through the installed chart, in upstream's order (A0-A13).
 
 The scenarios form one story on one *test node* (found by A0): a set of
 requesters (the Deployment ``a-set``, pinned to the test node) moves between
