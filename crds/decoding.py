@@ -1,7 +1,7 @@
 """Reading custom resources from the raw dicts that clients and files give us.
 
 The kubernetes client returns custom objects as plain JSON dicts.  They are
-parsed once, here, at the boundary (STYLE.md rule 5), and a failure names every
+parsed once, here, at the boundary, and a failure names every
 bad field by its JSON path and the object by ``namespace/name``, so that the
 message can go straight into a status or an Event.
 

@@ -3,8 +3,8 @@
 One process registers N Nodes (with ``nvidia.com/gpu`` capacity, GPU labels
 and a ``gpu-map``), keeps their Leases fresh and acts as their kubelet and
 NVIDIA device plugin; ``--status-only-nodes`` adds Nodes whose Pods are only
-reported Running (for scale tests).  See ARCHITECTURE.md, "The development
-cluster".
+reported Running (for scale tests).  See docs/devcluster.md, "Simulated GPU
+nodes (simnode)".
 
 This module is the surface ``fma-dev`` and the test fixtures use: start the
 process (``spawn``), wait until its Nodes are Ready (``wait_ready``), stop it

@@ -1,8 +1,8 @@
-"""Every module of every package declares its public surface (STYLE.md rule 8).
+"""Every module of every package declares its public surface.
 
 Each module has an ``__all__`` whose names all exist, and importing any
-module has no side effects that fail without a cluster (rule 12: nothing
-happens at import time).
+module has no side effects that fail without a cluster (nothing happens at
+import time).
 """
 
 from __future__ import annotations

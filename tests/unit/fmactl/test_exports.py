@@ -1,4 +1,4 @@
-"""Every fmactl module declares a resolvable ``__all__`` (STYLE.md rule 8)."""
+"""Every fmactl module declares a resolvable ``__all__``, its public surface."""
 
 from __future__ import annotations
 
