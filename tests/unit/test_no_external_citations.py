@@ -2,7 +2,9 @@
 
 The team's contract that FMA was first written against is not part of the
 repository, so a comment citing it ("CONTRACT.md §7.3", or a dotted section
-number such as "§4.6", which none of our docs has) points a reader nowhere.
+number such as "§4.6", which none of our docs has) points a reader nowhere;
+so do the team's other files beside it (SCENARIOS.md, STYLE.md and its
+numbered rules, ARCHITECTURE.md, anything under ``../shared/``).
 Comments cite our own pages instead, as ``docs/<page>.md, "<heading>"``, and
 ``test_doc_citations_name_an_existing_page_and_heading`` checks that each such
 citation names an existing page and the start of one of its headings (or of a
@@ -24,9 +26,10 @@ SKIPPED_DIRS = frozenset({".git", ".venv", "node_modules", "__pycache__"})
 
 CONTRACT = re.compile(r"\bCONTRACT\b")
 DOTTED_SECTION = re.compile(r"§\s?\d+\.\d+")
+TEAM_FILE = re.compile(r"\b(?:SCENARIOS|STYLE|ARCHITECTURE)(?:\.md\b|\s+rule\b)|\.\./shared/|/work/shared\b")
 
 # Not converted yet: these paths (a directory ends with "/") still cite the
-# contract, and are being converted by others.  Remove an entry once its files
+# contract or the team's other files, and are being converted by others.  Remove an entry once its files
 # pass; the list should end up empty.
 PENDING: tuple[str, ...] = (
     "benchmarks/",
@@ -38,10 +41,8 @@ PENDING: tuple[str, ...] = (
     # Converted in the working tree, but held back: another change to it is not committed yet.
     "tests/integration/test_launcher_publisher.py",
     # Dotted section numbers left in the docs themselves.
-    "docs/api.md",
     "docs/extender.md",
     "docs/launcher.md",
-    "docs/populator.md",
 )
 
 # Citations of a section that does not exist yet: (page, heading), each with the reason.
@@ -100,6 +101,11 @@ def test_no_dotted_section_numbers() -> None:
     assert not hits, "a dotted § number is the contract's; cite our docs instead:\n" + "\n".join(hits)
 
 
+def test_nothing_cites_the_team_files() -> None:
+    hits = _hits(TEAM_FILE)
+    assert not hits, "not in the repository; cite docs/<page>.md or state the rule instead:\n" + "\n".join(hits)
+
+
 def _headings(page: pathlib.Path) -> list[str]:
     """The headings of ``page`` (without ``#`` marks and section numbers) and its paragraphs' bold leads."""
     found, fenced = [], False
@@ -153,6 +159,23 @@ def test_doc_citations_name_an_existing_page_and_heading() -> None:
 def test_what_counts_as_a_contract_citation(line: str, contract: bool, dotted: bool) -> None:
     assert bool(CONTRACT.search(line)) is contract
     assert bool(DOTTED_SECTION.search(line)) is dotted
+
+
+@pytest.mark.parametrize(
+    ("line", "cites"),
+    [
+        ("The scenarios of `SCENARIOS.md` run", True),
+        ("(STYLE.md rule 5)", True),
+        ("explicitly (STYLE rule 11)", True),
+        ('See ARCHITECTURE.md, "The development cluster".', True),
+        ("read ../shared/CONTRACT.md", True),
+        ("the scenarios of docs/e2e.md", False),
+        ('(docs/e2e.md, "The scenarios")', False),
+        ("STYLE_GUIDE = 1; ARCHITECTURES = []", False),
+    ],
+)
+def test_what_counts_as_a_team_file_citation(line: str, cites: bool) -> None:
+    assert bool(TEAM_FILE.search(line)) is cites
 
 
 @pytest.mark.parametrize(
