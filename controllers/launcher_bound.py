@@ -23,13 +23,15 @@ from crds import errors as crds_errors
 from crds import keys, launcher_inventory, names, ports, routing_metadata, vllm_config_annotation
 from kube import resources
 
-__all__ = ["BoundLauncher", "Commitment", "published_readiness"]
+__all__ = ["BoundLauncher", "Commitment", "launcher_serving", "published_readiness"]
 
 logger = logging.getLogger(__name__)
 
 _MAX_POLL = 1.0  # CONTRACT §7.5 allows up to 5 s; 1 s keeps a finished start from waiting long
 _EVENT_FALLBACK_S = 5.0
 """When the launcher publishes readiness, its Pod event ends the wait; this only covers a lost event."""
+_DEADLINE_MARGIN_S = 0.05
+"""A look aimed at the start deadline comes this much after it (the deadline is "more than" its seconds)."""
 _MAX_OBSERVATIONS = 3
 
 
@@ -109,7 +111,7 @@ class BoundLauncher:
         ip = pod_view.pod_ip(launcher)
         facts = requester_plan.BoundFacts(
             launcher_failed=pod_view.is_failed(launcher),
-            launcher_reachable=ip is not None and pod_view.is_ready(launcher),
+            launcher_reachable=launcher_serving(launcher),
             instance_known=memo.instance_known,
             engine_answered=memo.engine_answered,
             path=memo.path,
@@ -209,8 +211,9 @@ class BoundLauncher:
         """The engine is loading: report it once past the start deadline, and say when to look again (§7.5).
 
         A launcher that publishes readiness (``event_driven == "starting"``)
-        ends the wait with its Pod event; only a launcher that does not is
-        polled, from 0.25 s growing to 1 s.
+        ends the wait with its Pod event (one look is still scheduled at the
+        start deadline, so that a silent engine is reported on time); only a
+        launcher that does not is polled, from 0.25 s growing to 1 s.
         """
         memo.path = memo.path or "warm"  # a loading engine is a start, also when a new leader resumes it
         now = self._side.monotonic()
@@ -224,6 +227,10 @@ class BoundLauncher:
             if not memo.engine_answered:
                 self._count_start_failure(memo, commitment.isc_name, "deadline")
         if event_driven == "starting":
+            if memo.deadline_problem is None:
+                # Any Pod event pulls the next look forward and restarts its delay: aim at the deadline itself.
+                left = memo.waiting_since + self._settings.start_deadline_seconds - now
+                return min(_EVENT_FALLBACK_S, max(left, 0.0) + _DEADLINE_MARGIN_S)
             return _EVENT_FALLBACK_S
         delay = memo.poll_delay
         memo.poll_delay = min(memo.poll_delay * 1.5, _MAX_POLL)
@@ -416,6 +423,27 @@ class BoundLauncher:
         agents.sleep(ip, port)
         if not agents.is_sleeping(ip, port):
             raise errors.RetryableError("the engine does not report sleeping yet")
+
+
+def launcher_serving(launcher: Mapping[str, Any]) -> bool:
+    """Whether the bound launcher's API can be called: it has an IP, and is Ready or has said it serves (pure).
+
+    The launcher publishes its inventory on its Pod as soon as its server
+    listens (its first publication, before any instance), which is up to
+    the readiness probe's first period (2 s, CONTRACT §8.5) before the Pod
+    turns Ready: a new launcher's instance is created on that event instead.
+    Only a container in its first run counts this way: after a restart the
+    annotation is the previous run's, and the Ready condition decides again.
+    """
+    if pod_view.pod_ip(launcher) is None:
+        return False
+    if pod_view.is_ready(launcher):
+        return True
+    return (
+        keys.INSTANCES_ANNOTATION in pod_view.annotations_of(launcher)
+        and pod_view.restarts(launcher) == 0
+        and pod_view.server_running(launcher)
+    )
 
 
 def published_readiness(launcher: Mapping[str, Any], instance_id: str) -> Literal["ready", "starting"] | None:

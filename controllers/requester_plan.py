@@ -131,7 +131,7 @@ class BoundFacts:
 
     launcher_failed: bool
     launcher_reachable: bool
-    """The launcher has an IP and is Ready."""
+    """The launcher has an IP and is Ready, or has published that it serves (``launcher_bound.launcher_serving``)."""
     instance_known: bool
     """The bound instance was seen to exist before (a later absence means it vanished)."""
     engine_answered: bool

@@ -18,6 +18,7 @@ __all__ = [
     "inference_server_config",
     "launcher_config",
     "launcher_population_policy",
+    "launcher_service_account",
     "requester_template",
 ]
 
@@ -43,9 +44,14 @@ def launcher_config(
     max_instances: int = 2,
     command: list[str] | None = None,
     engine: str = "sim",
+    service_account: str | None = None,
 ) -> dict[str, Any]:
-    """A LauncherConfig whose launchers run ``fma-launcher --engine ENGINE`` on their Pod IP."""
-    return {
+    """A LauncherConfig whose launchers run ``fma-launcher --engine ENGINE`` on their Pod IP.
+
+    With ``service_account`` (see ``launcher_service_account``) the launchers run as it and publish
+    their inventory on their Pods; without, as the namespace's ``default`` account, which may not.
+    """
+    body: dict[str, Any] = {
         "apiVersion": _API,
         "kind": "LauncherConfig",
         "metadata": {"name": name},
@@ -79,6 +85,41 @@ def launcher_config(
             },
         },
     }
+    if service_account is not None:
+        body["spec"]["podTemplate"]["spec"]["serviceAccountName"] = service_account
+    return body
+
+
+def launcher_service_account(name: str, namespace: str) -> list[tuple[str, dict[str, Any]]]:
+    """A ServiceAccount for launchers and the rights their publisher needs, as (kind, body) to create.
+
+    The chart's launcher account has the same rule (``patch`` on Pods in the namespace) and its
+    admission policy ``fma-launcher-self-publish`` narrows it to the launcher's own Pod's two
+    published annotations; outside the chart the Role alone applies.
+    """
+    role_ref = {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name}
+    return [
+        ("ServiceAccount", {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": name}}),
+        (
+            "Role",
+            {
+                "apiVersion": "rbac.authorization.k8s.io/v1",
+                "kind": "Role",
+                "metadata": {"name": name},
+                "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["patch"]}],
+            },
+        ),
+        (
+            "RoleBinding",
+            {
+                "apiVersion": "rbac.authorization.k8s.io/v1",
+                "kind": "RoleBinding",
+                "metadata": {"name": name},
+                "roleRef": role_ref,
+                "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": namespace}],
+            },
+        ),
+    ]
 
 
 def inference_server_config(

@@ -5,6 +5,11 @@ loop and no threads, then uvicorn starts.  At shutdown the watch streams are
 ended before uvicorn waits for open connections (they would otherwise hold
 it for the whole graceful timeout), then every instance is stopped, then
 the zygote is closed.
+
+The first inventory publication (no instances yet) is made once uvicorn
+listens: it is the launcher's "I serve" on its own Pod, which the dual-pods
+controller takes as reachable without waiting for the readiness probe's
+first period (docs/launcher.md).
 """
 
 from __future__ import annotations
@@ -44,11 +49,19 @@ _SECRET_ENV = ("FMA_LAUNCHER_TOKEN",)
 
 
 class _Server(uvicorn.Server):
-    """uvicorn, ending the watch streams before it waits for connections to close."""
+    """uvicorn, telling ``on_serving`` once it listens and ending the watch streams before it waits for connections."""
 
-    def __init__(self, config: uvicorn.Config, before_shutdown: Callable[[], None]) -> None:
+    def __init__(
+        self, config: uvicorn.Config, before_shutdown: Callable[[], None], on_serving: Callable[[], None]
+    ) -> None:
         super().__init__(config)
         self._before_shutdown = before_shutdown
+        self._on_serving = on_serving
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.started and not self.should_exit:
+            self._on_serving()
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         self._before_shutdown()
@@ -130,8 +143,11 @@ def run(
     async def startup() -> None:
         await spawn.start(table.on_exit)
         logger.info("engine preloaded", extra={"zygote_pid": zygote_pid, **spawn.preload_facts})
+
+    def serving() -> None:
+        """The socket listens: the first publication (no instances yet) says so on the Pod."""
         if publisher is not None:
-            publisher.inventory_changed(table.snapshot())  # the first publication: no instances yet
+            publisher.inventory_changed(table.snapshot())
             publisher.start()
 
     async def shutdown() -> None:
@@ -163,5 +179,5 @@ def run(
         timeout_graceful_shutdown=int(settings.stop_grace_seconds) + 5,
     )
     signal.signal(signal.SIGTERM, _exit_cleanly)
-    _Server(config, events.close).run()
+    _Server(config, events.close, serving).run()
     return 0

@@ -1,10 +1,12 @@
-"""The launcher's in-process publisher, with the launcher run as a Pod on simnode (CONTRACT.md §4.9, §12.3).
+"""The launcher's in-process publisher, with the launcher run as a Pod on simnode.
+
+See docs/launcher.md, "Publishing the inventory on the launcher Pod".
 
 Creating, the engine answering its health check (``ready``), crashing and
 deleting an instance each updates the launcher Pod's
 ``vllm-instance-signature`` and ``dual-pods.llm-d.ai/instances`` annotations
-within 1 s, with exactly the §12.3 content.  Each latency is measured from
-just before the action (for the delete: from its answer, which the launcher
+within 1 s, with exactly the content docs/protocol.md, "Annotations", gives.
+Each latency is measured from just before the action (for the delete: from its answer, which the launcher
 sends only once the instance's processes are gone) to the first read of the
 Pod that shows the new content; the reads poll every 20 ms, so each figure
 is an upper bound.
@@ -97,7 +99,7 @@ def _signature(pairs: list[tuple[str, str]]) -> str:
 
 
 def _expected(revision: int, instances: list[dict[str, Any]]) -> dict[str, str]:
-    """Both annotations exactly as CONTRACT.md §2.1 and §12.3 spell them."""
+    """Both annotations exactly as docs/protocol.md, "Annotations", spells them."""
     inventory = json.dumps({"v": 1, "revision": revision, "instances": instances}, separators=(",", ":"))
     return {SIGNATURE: _signature([(i["id"], i["status"]) for i in instances]), INSTANCES: inventory}
 
@@ -138,17 +140,13 @@ def test_instance_events_reach_the_pod_annotations_within_a_second(
     assert pod_ip is not None
     with httpx.Client(base_url=f"http://{pod_ip}:8001", timeout=10) as launcher:
         waiting.wait_for(
-            lambda: launcher.get(BASE).status_code == 200,
-            timeout=30,
-            what="the launcher to answer at its Pod IP",
-            ignore=(httpx.TransportError,),
-        )
-        waiting.wait_for(
             lambda: _published(api, ns) == _expected(0, []),
-            timeout=10,
+            timeout=30,
             interval=0.02,
             what="the first publication at start-up",
         )
+        # It is made once the server listens (the controller calls the launcher on it): no retry needed.
+        assert launcher.get(BASE).status_code == 200
         latencies: dict[str, float] = {}
 
         port = processes.free_port(host=pod_ip)
@@ -171,7 +169,7 @@ def test_instance_events_reach_the_pod_annotations_within_a_second(
             "the CREATED inventory",
         )
 
-        with httpx.Client(base_url=f"http://{pod_ip}:{port}", timeout=5) as engine:  # bound to the Pod IP (§1)
+        with httpx.Client(base_url=f"http://{pod_ip}:{port}", timeout=5) as engine:  # bound to the Pod IP
             waiting.wait_for(
                 lambda: engine.get("/health").status_code == 200,
                 timeout=30,
