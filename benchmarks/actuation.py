@@ -104,12 +104,20 @@ REPO = pathlib.Path(__file__).resolve().parent.parent
 RESULTS = REPO / "benchmarks" / "results" / "actuation.json"
 CHART_VALUES = REPO / "tests" / "integration" / "chart" / "devcluster-values.yaml"
 LAUNCHERS = "app.kubernetes.io/component=launcher"
+LAUNCHER_ACCOUNT = "bench-launcher"
+"""The hand-wired launchers' ServiceAccount (``samples.launcher_service_account``): they publish their inventory."""
 LAUNCHER_PORT = 8001
 PATHS = ("hot", "warm", "cold")
 # Every requester takes both GPUs of its node, so that the next one lands on the idle launcher's GPUs: the
 # chart's placement steers a one-GPU requester away from a sleeper's GPU, which turns warm into cold.
 GPUS = 2
 WRITE_VERBS = frozenset({"POST", "PUT", "PATCH", "DELETE", "APPLY"})
+APISERVER_SERIES = frozenset(
+    {"apiserver_request_total", "apiserver_request_duration_seconds_sum", "apiserver_request_duration_seconds_count"}
+)
+PUBLISHER_MANAGER = "python-httpx"
+"""The field manager of the launcher's inventory publisher (its HTTP client's user agent)."""
+CONTROLLER_MANAGER = "dual-pods-controller"
 _LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
 
 Series = dict[tuple[str, frozenset[tuple[str, str]]], float]
@@ -181,6 +189,20 @@ def api_writes(delta: Series) -> dict[str, int]:
         resource = labels.get("resource", "") + (f"/{labels['subresource']}" if labels.get("subresource") else "")
         out[f"{labels['verb']} {resource} {labels.get('code', '')}"] += int(value)
     return dict(sorted(out.items()))
+
+
+def pod_write_latency(delta: Series) -> float | None:
+    """The apiserver's mean seconds per Pod PATCH or create in a window (all clients; pure)."""
+    total = count = 0.0
+    for key, value in delta.items():
+        labels = dict(key[1])
+        if labels.get("resource") != "pods" or labels.get("subresource") or labels.get("verb") not in ("PATCH", "POST"):
+            continue
+        if key[0] == "apiserver_request_duration_seconds_sum":
+            total += value
+        elif key[0] == "apiserver_request_duration_seconds_count":
+            count += value
+    return round(total / count, 4) if count else None
 
 
 def _ts(value: str) -> float:
@@ -394,7 +416,7 @@ class Phase:
     def apiserver_metrics(self) -> Series:
         with self.cluster.http_client(timeout=10) as client:
             text = client.get("/metrics").text
-        return {k: v for k, v in parse_metrics(text).items() if k[0] == "apiserver_request_total"}
+        return {k: v for k, v in parse_metrics(text).items() if k[0] in APISERVER_SERIES}
 
     def release(self, app: str) -> None:
         self.scale(app, 0)
@@ -443,12 +465,48 @@ class Phase:
             "agent_calls": agent_calls(delta),
             "queue": queue_summary(delta),
             "api_writes": api_writes(diff(a1, a0)),
+            "pod_write_latency_s": pod_write_latency(diff(a1, a0)),
             "pod_writes_by_manager": writes_by_manager(self.watch.between(t_scale, t_end)),
         }
         sample.update(self._engine_record(name, ISC_PORTS[isc], t_scale, sample["agent_calls"]))
         if path == "cold":
             sample.update(self._launcher_times(t_scale))
+        sample.update(self._controller_times(sample, ip, int(spi_port), t_end))
         return sample
+
+    def _controller_times(self, sample: dict[str, Any], ip: str, spi_port: int, until: float) -> dict[str, Any]:
+        """The controller's steps on the common clock: its agent calls (from its HTTP client's log lines)
+        and its writes and the launcher's publications as this script's Pod watch saw them."""
+        calls = [
+            (_ts(str(r["ts"])), str(r.get("msg", "")))
+            for r in log_lines(self.controller_log())
+            if r.get("logger") == "httpx" and str(r.get("msg", "")).startswith("HTTP Request: ")
+        ]
+        start = sample["t_scale"]
+        calls = [(t, msg) for t, msg in calls if start <= t <= until]
+        spi = f"http://{ip}:{spi_port}/v1/"
+        out: dict[str, Any] = {}
+        gpus = [t for t, msg in calls if f"GET {spi}dual-pods/accelerators " in msg and " 200 OK" in msg]
+        if gpus:
+            out["t_gpus_ok"] = gpus[0]
+        relays = [t for t, msg in calls if f"POST {spi}become-ready " in msg]
+        if relays:
+            out["t_relay_done"] = relays[0]
+        done = sample.get("t_engine_woke") if sample["path"] == "hot" else sample.get("t_engine_ready")
+        if done is not None:
+            after = [t for t, msg in calls if t >= done and spi not in msg]
+            if after:
+                out["t_noticed"] = after[0]  # the controller's first agent call after the work ended
+        launcher = sample.get("launcher")
+        events = [e for e in self.watch.between(start, until) if e["pod"] == launcher and e["type"] == "MODIFIED"]
+        binds = [e["t"] for e in events if CONTROLLER_MANAGER in e["managers"] and e["t"] >= sample["t_spi"]]
+        if binds and sample["path"] != "cold":
+            out["t_bind_seen"] = binds[0]
+        if done is not None:
+            published = [e["t"] for e in events if PUBLISHER_MANAGER in e["managers"] and e["t"] >= done]
+            if published and sample["path"] != "hot":
+                out["t_ready_published_seen"] = published[0]
+        return out
 
     def _agent_times(self, ip: str, spi_port: int, probes_port: int) -> tuple[float, float]:
         deadline = time.monotonic() + 180
@@ -580,6 +638,7 @@ def segments(sample: dict[str, Any]) -> dict[str, float | None]:
     if engine_process:
         # From the engine process's first log line (its imports done) to the modelled work starting.
         out["engine_process_to_work_s"] = began - engine_process
+    _controller_segments(sample, out, began, done)
     if path == "cold" and sample.get("t_launcher_created"):
         out["to_launcher_created_s"] = sample["t_launcher_created"] - spi
         steps = [
@@ -597,6 +656,43 @@ def segments(sample: dict[str, Any]) -> dict[str, float | None]:
         if sample.get("t_create_instance_returned"):
             out["to_create_returned_s"] = sample["t_create_instance_returned"] - spi
     return out
+
+
+def _between(sample: dict[str, Any], start: str | float | None, end: str | float | None) -> float | None:
+    a = sample.get(start) if isinstance(start, str) else start
+    b = sample.get(end) if isinstance(end, str) else end
+    return b - a if a is not None and b is not None else None
+
+
+def _controller_segments(sample: dict[str, Any], out: dict[str, float | None], began: float, done: float) -> None:
+    """Where the overhead goes, from the controller's steps (pure; adds to ``out``).
+
+    Before the work: ``spi_discovery_s`` (the agent answers -> the controller's GPU query succeeds: its
+    poll of the starting agent), then for hot and warm ``gpus_to_bind_seen_s`` (list the node's
+    launchers, choose, the bind write, its watch delivery) and ``bind_seen_to_work_s`` (the bound
+    reconcile: requester write, instance and engine calls, then the wake call or the engine's own
+    process start).  After it: ``work_to_published_s`` (warm, cold: the launcher's health check, its
+    publication, watch delivery), ``work_to_noticed_s`` (to the controller's first agent call after
+    the work), ``noticed_to_relay_s`` (its calls, the launcher write, the relay call) and
+    ``relay_to_ready_s`` (the agent turning Ready, seen by this script's 10 ms poll).  For cold,
+    ``launcher_node_start_s`` is the launcher Pod's start on the node (scheduling, container start,
+    imports, preload: the node's, not the controller's) and ``controller_overhead_s`` the overhead
+    without it.
+    """
+    spi = sample["t_spi"]
+    out["spi_discovery_s"] = _between(sample, spi, "t_gpus_ok")
+    if sample["path"] != "cold":
+        out["gpus_to_bind_seen_s"] = _between(sample, "t_gpus_ok", "t_bind_seen")
+        out["bind_seen_to_work_s"] = _between(sample, "t_bind_seen", began)
+    if sample["path"] != "hot":
+        out["work_to_published_s"] = _between(sample, done, "t_ready_published_seen")
+    out["work_to_noticed_s"] = _between(sample, done, "t_noticed")
+    out["noticed_to_relay_s"] = _between(sample, "t_noticed", "t_relay_done")
+    out["relay_to_ready_s"] = _between(sample, "t_relay_done", sample["t_ready"])
+    overhead = out.get("overhead_s")
+    node_start = _between(sample, "t_launcher_created", "t_launcher_serving") if sample["path"] == "cold" else 0.0
+    out["launcher_node_start_s"] = node_start if sample["path"] == "cold" else None
+    out["controller_overhead_s"] = overhead - node_start if overhead is not None and node_start is not None else None
 
 
 def _writes(sample: dict[str, Any], resource: str) -> float:
@@ -640,6 +736,10 @@ def summarise(samples_: list[dict[str, Any]], modelled: dict[str, float]) -> lis
                 "queue_p50": {k: _p50([s["queue"].get(k) for s in mine]) for k in mine[0]["queue"]},
                 "api_writes_p50": {w: _p50([s["api_writes"].get(w, 0) for s in mine]) for w in writes},
                 "api_writes_total_p50": _p50([float(sum(s["api_writes"].values())) for s in mine]),
+                "controller_pod_writes_p50": _p50(
+                    [float(s["pod_writes_by_manager"].get(CONTROLLER_MANAGER, 0)) for s in mine]
+                ),
+                "pod_write_latency_p50_s": _p50([s.get("pod_write_latency_s") for s in mine]),
                 "pod_writes_p50": _p50([_writes(s, "pods") for s in mine]),
                 "event_writes_p50": _p50([_writes(s, "events") for s in mine]),
                 "api_conflicts_p50": _p50(
@@ -679,8 +779,21 @@ def print_tables(phases: dict[str, list[dict[str, Any]]], ratios: dict[str, Any]
                 + f"{row['pod_writes_p50'] or 0:>8.0f}{row['event_writes_p50'] or 0:>7.0f}"
                 + f"{row['api_writes_total_p50'] or 0:>8.0f}{row['api_conflicts_p50'] or 0:>6.0f}"
             )
+    breakdown = (
+        "spi_discovery_s",
+        "gpus_to_bind_seen_s",
+        "bind_seen_to_work_s",
+        "work_to_published_s",
+        "work_to_noticed_s",
+        "noticed_to_relay_s",
+        "relay_to_ready_s",
+        "launcher_node_start_s",
+        "controller_overhead_s",
+    )
     for phase, rows in phases.items():
         for row in rows:
+            parts = ", ".join(f"{k.removesuffix('_s')} {row['p50_s'][k]:.3f}" for k in breakdown if row["p50_s"].get(k))
+            print(f"{phase} {row['path']} breakdown (p50 s): {parts}")
             calls = ", ".join(
                 f"{p} {v['count']:g}x {v['seconds']:.3f}s" for p, v in row["agent_calls_p50"].items() if v["count"]
             )
@@ -745,7 +858,9 @@ def hand_wired(
     for value in (api.get(resources.CONFIG_MAPS, "gpu-map", helm_release.NAMESPACE).get("data") or {}).values():
         table.update(json.loads(value))
     gpu_map.write_text(json.dumps(table))
-    api.create(resources.LAUNCHER_CONFIGS, samples.launcher_config("lc", gpu_map_file=gpu_map, log_dir=root), ns)
+    _launcher_account(api, ns)
+    lc = samples.launcher_config("lc", gpu_map_file=gpu_map, log_dir=root, service_account=LAUNCHER_ACCOUNT)
+    api.create(resources.LAUNCHER_CONFIGS, lc, ns)
     _iscs(api, ns, "lc")
     for app, isc in (("a", "isc-a"), ("b", "isc-b")):
         template = samples.requester_template(isc, app, node=node, gpus=GPUS)
@@ -781,6 +896,17 @@ def hand_wired(
         simnode_log,
         lambda: (root / "controller.log").read_text(errors="replace"),
     ), controller
+
+
+def _launcher_account(api: kube.Client, namespace: str) -> None:
+    """The launchers' ServiceAccount with the chart launcher account's Pod rule, so that they publish."""
+    paths = {
+        "ServiceAccount": f"/api/v1/namespaces/{namespace}/serviceaccounts",
+        "Role": f"/apis/rbac.authorization.k8s.io/v1/namespaces/{namespace}/roles",
+        "RoleBinding": f"/apis/rbac.authorization.k8s.io/v1/namespaces/{namespace}/rolebindings",
+    }
+    for kind, body in samples.launcher_service_account(LAUNCHER_ACCOUNT, namespace):
+        api.request("POST", paths[kind], body=body)
 
 
 def _controller_kubeconfig(
