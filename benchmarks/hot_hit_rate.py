@@ -44,6 +44,14 @@ was hot (score >= 6) but that did not end hot means the hinted sleeper was
 gone, its GPUs taken or the pick different by scheduling time (ending hot on
 another node, where another sleeper of the model waited, is counted apart).
 
+Nomination (``--nominate``, on by default; docs/extender.md, "Nomination"):
+a ``nominate`` phase per scenario on the ``hints`` kube-scheduler: as in the
+``hints`` phase the webhook's hint goes into the Pod template, and when its
+best node is certain-hot also what the webhook writes with ``nominate`` on
+(the scheduling gate and the ``nominated-node`` annotation); the phase's own
+``fma-controllers`` (its nominator) sets ``status.nominatedNodeName`` and
+lifts the gate.
+
 DRA (``--dra``, on by default): a second simnode of the same size whose
 nodes offer their GPUs only as DRA devices (``--gpu-mode dra``), and a
 ``dra`` phase per scenario: the requesters are written as users write them
@@ -126,7 +134,7 @@ from devcluster import simnode as simnode_mod  # noqa: E402
 from extender import scheduler_config  # noqa: E402
 from kube import resources, sleeper_cache  # noqa: E402
 from webhook import app as webhook_app  # noqa: E402
-from webhook import cluster_facts, configuration, gpu_claim, pod_view, server  # noqa: E402
+from webhook import cluster_facts, configuration, gpu_claim, placement_hints, pod_view, server  # noqa: E402
 from webhook import metrics as webhook_metrics  # noqa: E402
 from webhook import settings as webhook_settings  # noqa: E402
 
@@ -146,6 +154,8 @@ PHASES = (("default", "default-scheduler"), ("fma", scheduler_config.SCHEDULER_N
 HINT_PHASES = {"hints": "fma-hints", "hints+extender": "fma-hints-extender"}
 """Placement -> the profile name of the kube-scheduler rendered for it."""
 DRA_PHASE = "dra"
+NOMINATE_PHASE = "nominate"
+"""Hints plus the nomination gate, on the ``hints`` kube-scheduler, the phase's controllers lifting the gate."""
 DRA_LABEL = "fma-bench/dra"
 """Namespaces of DRA phases carry it; the benchmark's webhook registration selects them."""
 PREFERRED = "preferredDuringSchedulingIgnoredDuringExecution"
@@ -312,8 +322,11 @@ class Phase:
         extender_decisions: Callable[[], dict[str, float]],
         hints: cluster_facts.SleeperHints | None = None,
         dra: cluster_facts.SleeperHints | None = None,
+        nominate: bool = False,
     ) -> None:
         self.hints = hints
+        self.nominate = nominate
+        """Also gate the requester and record the certain-hot node, as the webhook does with ``nominate``."""
         self.dra = dra
         """DRA phase: the webhook's own sleeper cache (the webhook converts the requesters)."""
         self.api = api
@@ -436,7 +449,13 @@ class Phase:
             for n, w in found.preferred
         ]
         affinity = {"nodeAffinity": {PREFERRED: terms}} if terms else None
-        self.api.patch(DEPLOYMENTS, app, {"spec": {"template": {"spec": {"affinity": affinity}}}}, self.namespace)
+        template_patch: dict[str, Any] = {"spec": {"affinity": affinity}}
+        if self.nominate:
+            nominee = found.nominee
+            gates = placement_hints.gate_operations({"spec": {}})[0]["value"] if nominee else None
+            template_patch["spec"]["schedulingGates"] = gates
+            template_patch["metadata"] = {"annotations": {keys.NOMINATED_NODE_ANNOTATION: nominee}}
+        self.api.patch(DEPLOYMENTS, app, {"spec": {"template": template_patch}}, self.namespace)
         return (found.preferred[0][0], found.preferred[0][1]) if found.preferred else (None, None)
 
     def _await_webhook_view(self, app: str) -> None:
@@ -757,9 +776,15 @@ def _run(args: argparse.Namespace, root: pathlib.Path) -> dict[str, Any]:
             for placement in args.placements:
                 _start_fma_scheduler(stack, cluster, root, extender_url, placement)
                 phases.append((placement, HINT_PHASES[placement]))
+        if args.nominate:
+            if hints is None:
+                raise RuntimeError("--nominate needs the hints' sleeper cache: keep a --placements value")
+            if "hints" not in args.placements:
+                _start_fma_scheduler(stack, cluster, root, extender_url, "hints")
+            phases.append((NOMINATE_PHASE, HINT_PHASES["hints"]))
         dra_hints: cluster_facts.SleeperHints | None = None
         if args.dra:
-            if "hints" not in args.placements:
+            if "hints" not in args.placements and not args.nominate:
                 _start_fma_scheduler(stack, cluster, root, extender_url, "hints")
             dra_hints = _start_webhook(stack, cluster, root)
             phases.append((DRA_PHASE, HINT_PHASES["hints"]))
@@ -776,8 +801,9 @@ def _run(args: argparse.Namespace, root: pathlib.Path) -> dict[str, Any]:
                 gpu_map_file=gpu_map_file,
                 gpus_by_node=gpus_by_node,
                 extender_decisions=lambda: _extender_decisions(extender_url),
-                hints=hints if label in HINT_PHASES else None,
+                hints=hints if label in HINT_PHASES or label == NOMINATE_PHASE else None,
                 dra=dra_hints if label == DRA_PHASE else None,
+                nominate=label == NOMINATE_PHASE,
             )
             stack.callback(phase.stop_controller)
             _log(f"phase {name}: scheduler {scheduler}, namespace {phase.namespace}")
@@ -841,6 +867,12 @@ def main(argv: list[str] | None = None) -> int:
         help="hinted phases after default and fma (none: --placements with no value)",
     )
     parser.add_argument(
+        "--nominate",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="add a nominate phase per scenario (hints plus the nomination gate, lifted by the controllers)",
+    )
+    parser.add_argument(
         "--dra",
         action=argparse.BooleanOptionalAction,
         default=True,
@@ -868,7 +900,7 @@ def main(argv: list[str] | None = None) -> int:
                     "nodes": args.nodes,
                     "gpus_per_node": args.gpus_per_node,
                     "gpu_allocation": "lowest free index first (simnode default)",
-                    "placements": ["extender", *args.placements],
+                    "placements": ["extender", *args.placements, *(["hints + nominate"] if args.nominate else [])],
                     "dra": (
                         f"{args.nodes} more nodes x {args.gpus_per_node} GPUs as DRA devices only; requesters"
                         " converted by the real webhook (gpu_claims: dra, placement: hints), claims kept by"

@@ -59,6 +59,23 @@ benchmark measures what that costs, side by side in one run on one cluster:
   filters, binds it there without looking at other nodes.  ``nominated`` runs
   ``--pods`` Pods (node i mod nodes, so every nominated node stays feasible)
   for throughput, ``honour-nominated`` the honour phase's Pods;
+- ``default-live``, ``nominate-live`` and ``nominate-burst`` (skip with
+  ``--no-nominate``): the shipped ``nominate`` mode (docs/extender.md,
+  "Nomination").  Each Pod gets what the webhook writes for a certain-hot
+  node (``webhook.placement_hints.operations`` and ``gate_operations``, the
+  ``nominated-node`` annotation), one node per Pod (node i mod nodes, every
+  nominated node stays feasible), and the real nominator
+  (``controllers.nomination.Nominator``, in a process of its own started from
+  this file) sets ``status.nominatedNodeName`` and lifts the gates while the
+  scheduler (the ``hints`` configuration, scoring every node) runs.
+  ``nominate-live``: the scheduler and the nominator run before the Pods are
+  created: end-to-end Pods/s (first create to last bind), the scheduler-side
+  rate (first to last bind), gate-lift latency (create returned to the gate
+  seen lifted) p50/p99, honoured count.  ``default-live``: the same creation
+  against the stock scheduler, no gate: the end-to-end baseline.
+  ``nominate-burst``: the gated Pods are all created first, then the
+  nominator starts: the scheduler-side rate to compare with ``default``
+  (all Pods pending when scheduling starts) and the nominator's lift rate;
 - after the ``fma`` phase, with its Pods still in place: ``--calls`` direct filter and
   prioritize calls to the extender with all node names (client-side latency,
   loopback HTTP included), and the server-side histogram of the run.
@@ -95,11 +112,13 @@ _HERE = pathlib.Path(__file__).resolve().parent
 sys.path[:] = [p for p in sys.path if pathlib.Path(p or ".").resolve() != _HERE]
 
 import httpx  # noqa: E402
+import prometheus_client  # noqa: E402
 import uvicorn  # noqa: E402
 import yaml  # noqa: E402
 
 import crds  # noqa: E402
 import kube  # noqa: E402
+from controllers import nomination  # noqa: E402
 from crds import inference_server_config, keys, launcher_inventory, manifests, sleeper_scoring  # noqa: E402
 from devcluster import binaries, control_plane, processes, waiting  # noqa: E402
 from devcluster import simnode as simnode_mod  # noqa: E402
@@ -145,6 +164,33 @@ async def _trivial_extender(scope: dict[str, Any], receive: Any, send: Any) -> N
 
 def _serve_trivial(port: int) -> int:
     uvicorn.run(_trivial_extender, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+    return 0
+
+
+def _serve_nominator(kubeconfig: str) -> int:
+    """Run the controllers' nominator over the benchmark namespace until SIGTERM (a process of its own, as in
+    ``fma-controllers``, so that it does not share this process's interpreter)."""
+    import signal  # noqa: PLC0415 - only this mode needs it
+
+    api = kube.connect(kubeconfig, field_manager="fma-bench-nominator")
+    pods = kube.WatchCache(api, kube.resources.PODS, namespace=NAMESPACE)
+    nodes = kube.WatchCache(api, kube.resources.NODES)
+    nominator = nomination.Nominator(
+        api, namespace=NAMESPACE, pods=pods, nodes=nodes, registry=prometheus_client.CollectorRegistry()
+    )
+    nominator.register_handlers()
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    for cache in (pods, nodes):
+        cache.start()
+    if not kube.cache.wait_all_synced([pods, nodes], 120):
+        return 1
+    nominator.start()
+    print("nominator started", flush=True)
+    stop.wait()
+    nominator.stop()
+    for cache in (pods, nodes):
+        cache.stop()
     return 0
 
 
@@ -208,9 +254,18 @@ def _pod(
     }
 
 
-def _create_all(api: kube.Client, bodies: list[dict[str, Any]], workers: int = 8) -> None:
+def _create_all(
+    api: kube.Client, bodies: list[dict[str, Any]], workers: int = 8, created: dict[str, float] | None = None
+) -> None:
+    """Create every body; with ``created``, record when each create call returned (monotonic)."""
+
+    def create(body: dict[str, Any]) -> None:
+        api.create(kube.resources.PODS, body, NAMESPACE)
+        if created is not None:
+            created[f"{NAMESPACE}/{body['metadata']['name']}"] = time.monotonic()
+
     with concurrent.futures.ThreadPoolExecutor(workers) as pool:
-        list(pool.map(lambda body: api.create(kube.resources.PODS, body, NAMESPACE), bodies))
+        list(pool.map(create, bodies))
 
 
 def _sleepers(api: kube.Client, nodes: list[str], count: int, rng: random.Random) -> None:
@@ -257,12 +312,22 @@ class BindWatch:
         self.cache = kube.WatchCache(
             api, kube.resources.PODS, namespace=NAMESPACE, label_selector=f"bench/phase={phase}"
         )
+        self.ungated: dict[str, float] = {}
+        """When each Pod was first seen without the nomination gate, having been seen with it."""
+        self._gated: set[str] = set()
         self.cache.add_handler(self._on_change)
 
     def _on_change(self, key: str, old: Mapping[str, Any] | None, new: Mapping[str, Any] | None) -> None:
-        if new is not None and (new.get("spec") or {}).get("nodeName"):
-            with self.lock:
-                self.bound.setdefault(key, time.monotonic())
+        if new is None:
+            return
+        now = time.monotonic()
+        with self.lock:
+            if nomination.gate_index(new) is not None:
+                self._gated.add(key)
+            elif key in self._gated:
+                self.ungated.setdefault(key, now)
+            if (new.get("spec") or {}).get("nodeName"):
+                self.bound.setdefault(key, now)
                 self.nodes.setdefault(key, str(new["spec"]["nodeName"]))
 
     def count(self) -> int:
@@ -398,6 +463,160 @@ def _nominate_all(api: kube.Client, bodies: list[dict[str, Any]], targets: list[
 
     with concurrent.futures.ThreadPoolExecutor(workers) as pool:
         list(pool.map(nominate, zip(bodies, targets, strict=True)))
+
+
+def _nominate_as_webhook(bodies: list[dict[str, Any]], targets: list[str]) -> None:
+    """Write into body i what the webhook writes (``nominate`` on) for one certain-hot node, ``targets[i]``:
+    the hint, the gate and the ``nominated-node`` annotation."""
+    for body, node in zip(bodies, targets, strict=True):
+        hints = placement_hints.Hints(preferred=((node, sleeper_scoring.CERTAIN_HOT_SCORE),), nominee=node)
+        for op in [*placement_hints.operations(body, hints), *placement_hints.gate_operations(body)]:
+            if op["op"] != "add" or op["path"] not in ("/spec/affinity", "/spec/schedulingGates"):
+                raise RuntimeError(f"unexpected operation {op!r}")
+            body["spec"][op["path"].rsplit("/", 1)[1]] = op["value"]
+        body["metadata"]["annotations"][keys.NOMINATED_NODE_ANNOTATION] = node
+
+
+def _spawn_nominator(cluster: control_plane.ClusterState, workdir: pathlib.Path, name: str) -> processes.ProcessRecord:
+    log = workdir / f"{name}.log"
+    record = processes.spawn(
+        name, [sys.executable, str(pathlib.Path(__file__).resolve()), f"--serve-nominator={cluster.kubeconfig}"], log
+    )
+    waiting.wait_for(
+        lambda: "nominator started" in (log.read_text(errors="replace") if log.exists() else ""),
+        timeout=120,
+        what="the nominator's caches synced",
+    )
+    return record
+
+
+def _wait_healthy(port: int, what: str) -> None:
+    waiting.wait_for(
+        lambda: httpx.get(f"https://127.0.0.1:{port}/healthz", verify=False, timeout=2).status_code == 200,
+        timeout=60,
+        what=what,
+        ignore=(httpx.HTTPError,),
+    )
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User plus system CPU seconds the process has used so far (0 when it is gone)."""
+    try:
+        fields = pathlib.Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _cpu_snapshot(processes_by_role: Mapping[str, list[int]]) -> dict[str, float]:
+    return {role: sum(_cpu_seconds(pid) for pid in pids) for role, pids in processes_by_role.items()}
+
+
+def _rate(count: int, first: float, last: float) -> float | None:
+    return round((count - 1) / (last - first), 1) if count > 1 and last > first else None
+
+
+def _live_phase(
+    api: kube.Client,
+    cluster: control_plane.ClusterState,
+    workdir: pathlib.Path,
+    *,
+    phase: str,
+    profile: str,
+    config: dict[str, Any],
+    pods: int,
+    targets: list[str] | None,
+    burst: bool,
+    timeout: float,
+) -> dict[str, Any]:
+    """Pods created while the scheduler (and, with ``targets``, the nominator) runs; with ``burst`` the gated
+    Pods are all created first and the nominator starts afterwards."""
+    isc_annotation = {keys.INFERENCE_SERVER_CONFIG_ANNOTATION: ISC}
+    if targets is not None and len(targets) != pods:
+        raise ValueError(f"{len(targets)} targets for {pods} pods")
+    bodies = [
+        _pod(f"{phase}-{i}", {"bench/phase": phase}, isc_annotation, 1, schedulerName=profile) for i in range(pods)
+    ]
+    if targets is not None:
+        _nominate_as_webhook(bodies, targets)
+    watch = BindWatch(api, phase)
+    watch.cache.start()
+    watch.cache.wait_synced(60)
+    scheduler, port = _spawn_scheduler(cluster, workdir, f"scheduler-{phase}", config)
+    nominator = None
+    try:
+        _wait_healthy(port, f"the scheduler of phase {phase}")
+        if targets is not None and not burst:
+            nominator = _spawn_nominator(cluster, workdir, f"nominator-{phase}")
+        load_start = [round(x, 2) for x in os.getloadavg()]
+        control = [p.pid for p in cluster.processes if p.name in ("kube-apiserver", "etcd")]
+        roles = {"scheduler": [scheduler.pid], "apiserver_and_etcd": control}
+        cpu_start = _cpu_snapshot(roles)
+        created: dict[str, float] = {}
+        started = time.monotonic()
+        _create_all(api, bodies, created=created)
+        creating = time.monotonic() - started
+        _log(f"{phase}: created {pods} pods in {creating:.1f}s")
+        released = None
+        if burst:
+            nominator = _spawn_nominator(cluster, workdir, f"nominator-{phase}")
+            released = time.monotonic()
+        if nominator is not None:
+            roles["nominator"] = [nominator.pid]
+            cpu_start["nominator"] = _cpu_seconds(nominator.pid)
+        deadline = time.monotonic() + timeout
+        last_report = 0.0
+        while watch.count() < pods and time.monotonic() < deadline:
+            if not processes.is_alive(scheduler):
+                raise RuntimeError(f"scheduler of phase {phase} exited; see {scheduler.log}")
+            if time.monotonic() - last_report > 15:
+                _log(f"{phase}: {watch.count()}/{pods} scheduled")
+                last_report = time.monotonic()
+            time.sleep(0.2)
+        cpu_end = _cpu_snapshot(roles)
+    finally:
+        if nominator is not None:
+            processes.stop(nominator, grace_seconds=5)
+        processes.stop(scheduler, grace_seconds=5)
+        watch.cache.stop()
+    binds = sorted(watch.bound.values())
+    scheduled = len(binds)
+    result: dict[str, Any] = {
+        "pods": pods,
+        "scheduled": scheduled,
+        "timed_out": scheduled < pods,
+        "seconds_creating": round(creating, 3),
+        "pods_per_second_created": round(pods / creating, 1) if creating > 0 else None,
+        "seconds_first_to_last_bind": round(binds[-1] - binds[0], 3) if scheduled > 1 else 0.0,
+        "pods_per_second": _rate(scheduled, binds[0], binds[-1]) if binds else None,
+        "load_average_start_end": [load_start, [round(x, 2) for x in os.getloadavg()]],
+        # CPU seconds each component used per 1,000 Pods over the phase (scheduler and control plane from
+        # before the first create, the nominator from its start); 2 CPUs are shared by all of them.
+        "cpu_seconds_per_1000_pods": {
+            role: round(1000 * (cpu_end[role] - cpu_start[role]) / max(1, scheduled), 2) for role in roles
+        },
+    }
+    if not burst and binds:
+        # End to end: from the first create call to the last bind.
+        result["seconds_first_create_to_last_bind"] = round(binds[-1] - started, 3)
+        result["pods_per_second_end_to_end"] = round(scheduled / (binds[-1] - started), 1)
+    if targets is not None:
+        result["honoured"] = _honoured(bodies, targets, watch.nodes)
+        lifts = sorted(watch.ungated.values())
+        result["ungated"] = len(lifts)
+        if burst and released is not None and lifts:
+            result["nominator_lifts_per_second"] = _rate(len(lifts), lifts[0], lifts[-1])
+            result["seconds_nominator_start_to_last_bind"] = round(binds[-1] - released, 3) if binds else None
+        else:
+            latencies = [max(0.0, watch.ungated[k] - created[k]) for k in watch.ungated if k in created]
+            if latencies:
+                result["gate_lift_ms"] = {
+                    "p50": round(1000 * _percentile(latencies, 0.5), 1),
+                    "p99": round(1000 * _percentile(latencies, 0.99), 1),
+                    "max": round(1000 * max(latencies), 1),
+                }
+    _log(f"{phase}: {result}")
+    return result
 
 
 def _honoured(bodies: list[dict[str, Any]], targets: list[str], bound: Mapping[str, str]) -> dict[str, Any]:
@@ -594,6 +813,13 @@ def main(argv: list[str] | None = None) -> int:
         action="store_false",
         help="skip the experiment with status.nominatedNodeName set to the hinted node",
     )
+    parser.add_argument(
+        "--no-nominate",
+        dest="nominate",
+        action="store_false",
+        help="skip the nominate phases (default-live, nominate-live, nominate-burst)",
+    )
+    parser.add_argument("--serve-nominator", metavar="KUBECONFIG", help=argparse.SUPPRESS)
     parser.add_argument("--honour-pods", type=int, default=200, help="Pods (distinct hinted nodes) per honour phase")
     parser.add_argument("--serve-trivial", type=int, metavar="PORT", help=argparse.SUPPRESS)
     parser.add_argument(
@@ -605,6 +831,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.serve_trivial:
         return _serve_trivial(args.serve_trivial)
+    if args.serve_nominator:
+        return _serve_nominator(args.serve_nominator)
     rng = random.Random(args.seed)
     results: dict[str, Any] = {
         "benchmark": "scheduler_throughput",
@@ -778,6 +1006,27 @@ def main(argv: list[str] | None = None) -> int:
                     processes.stop(hints_record, grace_seconds=5)
                     _delete_phase(api, "hints")
                     results["hints"] = hinted
+                    if args.nominate:
+                        spread = random.Random(args.seed).sample(nodes, len(nodes))
+                        live_targets = [spread[i % len(spread)] for i in range(args.pods)]
+                        for phase, profile, config, targets, burst in (
+                            ("default-live", DEFAULT_PROFILE, default_config, None, False),
+                            ("nominate-live", scheduler_config.SCHEDULER_NAME, hints_config, live_targets, False),
+                            ("nominate-burst", scheduler_config.SCHEDULER_NAME, hints_config, live_targets, True),
+                        ):
+                            results[phase.replace("-", "_")] = _live_phase(
+                                api,
+                                cluster,
+                                workdir,
+                                phase=phase,
+                                profile=profile,
+                                config=config,
+                                pods=args.pods,
+                                targets=targets,
+                                burst=burst,
+                                timeout=args.phase_timeout,
+                            )
+                            _delete_phase(api, phase)
                     if args.sampled:
                         sampled_hints_config = dict(hints_config)
                         sampled_hints_config.pop("percentageOfNodesToScore", None)
@@ -908,6 +1157,19 @@ def main(argv: list[str] | None = None) -> int:
         row = results.get(name)
         if row and row["pods_per_second"] and default["pods_per_second"]:
             results[f"ratio_{name}_to_default"] = round(row["pods_per_second"] / default["pods_per_second"], 3)
+    live = results.get("default_live") or {}
+    for name in ("nominate_live",):
+        row = results.get(name) or {}
+        if row.get("pods_per_second_end_to_end") and live.get("pods_per_second_end_to_end"):
+            results[f"ratio_{name}_to_default_live_end_to_end"] = round(
+                row["pods_per_second_end_to_end"] / live["pods_per_second_end_to_end"], 3
+            )
+        if row.get("pods_per_second") and live.get("pods_per_second"):
+            results[f"ratio_{name}_to_default_live"] = round(row["pods_per_second"] / live["pods_per_second"], 3)
+    released = results.get("nominate_burst") or {}
+    if released.get("pods_per_second") and default["pods_per_second"]:
+        # Both with every Pod pending when scheduling starts (gated here, released by the nominator).
+        results["ratio_nominate_burst_to_default"] = round(released["pods_per_second"] / default["pods_per_second"], 3)
     full = results.get("default_full") or {}
     if full.get("pods_per_second") and (results.get("hints") or {}).get("pods_per_second"):
         # The hints' own cost: hints against the stock scheduler scoring every node as the hints profile does.
@@ -961,6 +1223,35 @@ def _print_table(results: Mapping[str, Any]) -> None:
         print(f"ratio hints+extender/default: {results['ratio_hints_extender_to_default']}")
     if "ratio_hints_to_default_full" in results:
         print(f"ratio hints/default, both scoring every node: {results['ratio_hints_to_default_full']}")
+    if "nominate_live" in results:
+        print(f"\n{'live (scheduler running during creation)':<42}{'bound':>7}{'e2e pods/s':>12}{'sched pods/s':>14}")
+        for name, label in (
+            ("default_live", "default (stock), no gate"),
+            ("nominate_live", "hints + nominate (gate, nominator)"),
+            ("nominate_burst", "hints + nominate, gated Pods released"),
+        ):
+            row = results.get(name)
+            if row:
+                e2e = row.get("pods_per_second_end_to_end")
+                print(f"{label:<42}{row['scheduled']:>7}{e2e!s:>12}{row['pods_per_second']!s:>14}")
+        for name in ("nominate_live", "nominate_burst"):
+            row = results.get(name) or {}
+            if "honoured" in row:
+                print(f"{name}: {row['honoured']['on_hinted_node']}/{row['honoured']['bound']} on the nominated node")
+            if "gate_lift_ms" in row:
+                print(f"{name}: gate lifted after create, ms: {row['gate_lift_ms']}")
+            if "nominator_lifts_per_second" in row:
+                print(f"{name}: nominator lifts/s {row['nominator_lifts_per_second']}")
+        for name in ("default_live", "nominate_live", "nominate_burst"):
+            if name in results:
+                print(f"{name}: CPU s per 1,000 Pods {results[name]['cpu_seconds_per_1000_pods']}")
+        for key in (
+            "ratio_nominate_live_to_default_live_end_to_end",
+            "ratio_nominate_live_to_default_live",
+            "ratio_nominate_burst_to_default",
+        ):
+            if key in results:
+                print(f"{key}: {results[key]}")
     for name in ("honour_full", "honour_sampled", "honour_nominated"):
         if name in results:
             honoured = results[name]["honoured"]

@@ -28,10 +28,12 @@ the plan (leader only, from ``controllers.app``).
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import datetime
 import enum
 import logging
+import threading
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -51,6 +53,9 @@ logger = logging.getLogger(__name__)
 
 _UNGATE_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 3, 5, 10, 30, 60, 300)
 _LIFT_ATTEMPTS = 3
+_REMEMBERED_LIFTS = 10_000
+_WORKERS = 8
+"""Gated requesters handled in parallel: two apiserver writes each, mostly waiting on the network."""
 
 
 class Outcome(enum.StrEnum):
@@ -156,7 +161,7 @@ class Nominator:
         pods: kube.WatchCache,
         nodes: kube.WatchCache,
         registry: prometheus_client.CollectorRegistry,
-        workers: int = 4,
+        workers: int = _WORKERS,
         clock: Callable[[], datetime.datetime] = lambda: datetime.datetime.now(datetime.UTC),
     ) -> None:
         self._api = api
@@ -165,6 +170,9 @@ class Nominator:
         self._nodes = nodes
         self._clock = clock
         self.metrics = NominationMetrics(registry)
+        self._lifted: collections.OrderedDict[str, None] = collections.OrderedDict()
+        """UIDs whose gate this process lifted, newest last: a cache that still shows the gate lags behind."""
+        self._lifted_lock = threading.Lock()
         self._queue: wq.GroupedQueue[str, str] = wq.GroupedQueue()
         self._workers = workers_mod.Workers(self._queue, self.reconcile, name="nomination", count=workers)
 
@@ -194,6 +202,8 @@ class Nominator:
         if pod is None or decided is None:
             return None
         meta = pod["metadata"]
+        if self._already_lifted(str(meta.get("uid", ""))):
+            return None  # the watch has not delivered our own lift yet; nothing to do
         extra = {"pod": key, "node": name, "outcome": decided.outcome.value}
         outcome = decided.outcome
         current = (pod.get("status") or {}).get("nominatedNodeName")
@@ -213,12 +223,23 @@ class Nominator:
                 logger.warning("nomination failed; lifting the gate", extra={**extra, "error": str(exc)})
         if not self._lift(pod):
             return None  # gone, or the gate was lifted by someone else
+        self._remember_lifted(str(meta.get("uid", "")))
         self.metrics.nominations.labels(outcome=outcome.value).inc()
         created = _created(pod)
         if created is not None:
             self.metrics.ungate_seconds.observe(max(0.0, (self._clock() - created).total_seconds()))
         logger.info("requester ungated", extra={**extra, "outcome": outcome.value})
         return None
+
+    def _already_lifted(self, uid: str) -> bool:
+        with self._lifted_lock:
+            return uid in self._lifted
+
+    def _remember_lifted(self, uid: str) -> None:
+        with self._lifted_lock:
+            self._lifted[uid] = None
+            while len(self._lifted) > _REMEMBERED_LIFTS:
+                self._lifted.popitem(last=False)
 
     def _lift(self, pod: Mapping[str, Any]) -> bool:
         """Remove our gate (and only it); False when the Pod or the gate is already gone.  A stale index

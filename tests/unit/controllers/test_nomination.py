@@ -230,3 +230,15 @@ def test_start_queues_gated_pods_already_cached(world) -> None:
     finally:
         nominator.stop()
     assert _count(registry, "nominated") == 1
+
+
+def test_a_cache_still_showing_the_lifted_gate_costs_no_write(world) -> None:
+    api, nominator, registry = world
+    api.seed(resources.PODS, _pod(gates=[GATE]))
+    api.sync()
+    nominator.reconcile("fma/r1", "fma/r1")
+    writes = len(api.writes)
+    # No sync: the cache lags behind and still shows the gate (as a watch event of the status patch would).
+    assert nominator.reconcile("fma/r1", "fma/r1") is None
+    assert len(api.writes) == writes
+    assert _count(registry, "nominated") == 1
