@@ -426,6 +426,16 @@ class Phase:
         self._check_controller()
         return actuation_counts(httpx.get(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5).text)
 
+    def nominations(self) -> dict[str, float]:
+        """The controller's ``fma_nominations_total`` per outcome (gated requesters its nominator let go)."""
+        self._check_controller()
+        found: dict[str, float] = {}
+        for line in httpx.get(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5).text.splitlines():
+            if line.startswith("fma_nominations_total{"):
+                head, value = line.rsplit(" ", 1)
+                found[head.split('"')[1]] = float(value)
+        return found
+
     def pods(self, selector: str | None = None) -> list[dict[str, Any]]:
         items, _ = self.api.list_all(resources.PODS, self.namespace, label_selector=selector)
         return items
@@ -811,11 +821,13 @@ def _run(args: argparse.Namespace, root: pathlib.Path) -> dict[str, Any]:
             decisions_before = _extender_decisions(extender_url)
             records = phase.run(args.rounds, args.seed, deadline)
             decisions_after = _extender_decisions(extender_url)
+            nominations = phase.nominations()
             phase.release_launchers()
             phase.stop_controller()
             results[name] = {
                 "row": {"models": models, "phase": label, **summarise(scheduler, records)},
                 "extender_decisions": growth(decisions_before, decisions_after),
+                "controller_nominations": nominations,
                 "actuations": records,
             }
         return results

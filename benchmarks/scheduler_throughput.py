@@ -167,7 +167,7 @@ def _serve_trivial(port: int) -> int:
     return 0
 
 
-def _serve_nominator(kubeconfig: str) -> int:
+def _serve_nominator(kubeconfig: str, workers: int | None) -> int:
     """Run the controllers' nominator over the benchmark namespace until SIGTERM (a process of its own, as in
     ``fma-controllers``, so that it does not share this process's interpreter)."""
     import signal  # noqa: PLC0415 - only this mode needs it
@@ -175,8 +175,9 @@ def _serve_nominator(kubeconfig: str) -> int:
     api = kube.connect(kubeconfig, field_manager="fma-bench-nominator")
     pods = kube.WatchCache(api, kube.resources.PODS, namespace=NAMESPACE)
     nodes = kube.WatchCache(api, kube.resources.NODES)
+    extra = {"workers": workers} if workers else {}
     nominator = nomination.Nominator(
-        api, namespace=NAMESPACE, pods=pods, nodes=nodes, registry=prometheus_client.CollectorRegistry()
+        api, namespace=NAMESPACE, pods=pods, nodes=nodes, registry=prometheus_client.CollectorRegistry(), **extra
     )
     nominator.register_handlers()
     stop = threading.Event()
@@ -477,11 +478,14 @@ def _nominate_as_webhook(bodies: list[dict[str, Any]], targets: list[str]) -> No
         body["metadata"]["annotations"][keys.NOMINATED_NODE_ANNOTATION] = node
 
 
-def _spawn_nominator(cluster: control_plane.ClusterState, workdir: pathlib.Path, name: str) -> processes.ProcessRecord:
+def _spawn_nominator(
+    cluster: control_plane.ClusterState, workdir: pathlib.Path, name: str, workers: int | None
+) -> processes.ProcessRecord:
     log = workdir / f"{name}.log"
-    record = processes.spawn(
-        name, [sys.executable, str(pathlib.Path(__file__).resolve()), f"--serve-nominator={cluster.kubeconfig}"], log
-    )
+    argv = [sys.executable, str(pathlib.Path(__file__).resolve()), f"--serve-nominator={cluster.kubeconfig}"]
+    if workers:
+        argv.append(f"--nominator-workers={workers}")
+    record = processes.spawn(name, argv, log)
     waiting.wait_for(
         lambda: "nominator started" in (log.read_text(errors="replace") if log.exists() else ""),
         timeout=120,
@@ -528,6 +532,7 @@ def _live_phase(
     targets: list[str] | None,
     burst: bool,
     timeout: float,
+    nominator_workers: int | None = None,
 ) -> dict[str, Any]:
     """Pods created while the scheduler (and, with ``targets``, the nominator) runs; with ``burst`` the gated
     Pods are all created first and the nominator starts afterwards."""
@@ -547,7 +552,7 @@ def _live_phase(
     try:
         _wait_healthy(port, f"the scheduler of phase {phase}")
         if targets is not None and not burst:
-            nominator = _spawn_nominator(cluster, workdir, f"nominator-{phase}")
+            nominator = _spawn_nominator(cluster, workdir, f"nominator-{phase}", nominator_workers)
         load_start = [round(x, 2) for x in os.getloadavg()]
         control = [p.pid for p in cluster.processes if p.name in ("kube-apiserver", "etcd")]
         roles = {"scheduler": [scheduler.pid], "apiserver_and_etcd": control}
@@ -559,7 +564,7 @@ def _live_phase(
         _log(f"{phase}: created {pods} pods in {creating:.1f}s")
         released = None
         if burst:
-            nominator = _spawn_nominator(cluster, workdir, f"nominator-{phase}")
+            nominator = _spawn_nominator(cluster, workdir, f"nominator-{phase}", nominator_workers)
             released = time.monotonic()
         if nominator is not None:
             roles["nominator"] = [nominator.pid]
@@ -820,6 +825,9 @@ def main(argv: list[str] | None = None) -> int:
         help="skip the nominate phases (default-live, nominate-live, nominate-burst)",
     )
     parser.add_argument("--serve-nominator", metavar="KUBECONFIG", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--nominator-workers", type=int, help="the nominator's worker threads (default: the controllers' own)"
+    )
     parser.add_argument("--honour-pods", type=int, default=200, help="Pods (distinct hinted nodes) per honour phase")
     parser.add_argument("--serve-trivial", type=int, metavar="PORT", help=argparse.SUPPRESS)
     parser.add_argument(
@@ -832,7 +840,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.serve_trivial:
         return _serve_trivial(args.serve_trivial)
     if args.serve_nominator:
-        return _serve_nominator(args.serve_nominator)
+        return _serve_nominator(args.serve_nominator, args.nominator_workers)
     rng = random.Random(args.seed)
     results: dict[str, Any] = {
         "benchmark": "scheduler_throughput",
@@ -1025,6 +1033,7 @@ def main(argv: list[str] | None = None) -> int:
                                 targets=targets,
                                 burst=burst,
                                 timeout=args.phase_timeout,
+                                nominator_workers=args.nominator_workers,
                             )
                             _delete_phase(api, phase)
                     if args.sampled:
