@@ -65,8 +65,9 @@ benchmark measures what that costs, side by side in one run on one cluster:
   node (``webhook.placement_hints.operations`` and ``gate_operations``, the
   ``nominated-node`` annotation), one node per Pod (node i mod nodes, every
   nominated node stays feasible), and the real nominator
-  (``controllers.nomination.Nominator``, in a process of its own started from
-  this file) sets ``status.nominatedNodeName`` and lifts the gates while the
+  (``controllers.nomination.Nominator`` with its default workers unless
+  ``--nominator-workers``, in a process of its own started from this file)
+  sets ``status.nominatedNodeName`` and lifts the gates while the
   scheduler (the ``hints`` configuration, scoring every node) runs.
   ``nominate-live``: the scheduler and the nominator run before the Pods are
   created: end-to-end Pods/s (first create to last bind), the scheduler-side
@@ -551,11 +552,12 @@ def _live_phase(
     nominator = None
     try:
         _wait_healthy(port, f"the scheduler of phase {phase}")
-        if targets is not None and not burst:
-            nominator = _spawn_nominator(cluster, workdir, f"nominator-{phase}", nominator_workers)
         load_start = [round(x, 2) for x in os.getloadavg()]
         control = [p.pid for p in cluster.processes if p.name in ("kube-apiserver", "etcd")]
         roles = {"scheduler": [scheduler.pid], "apiserver_and_etcd": control}
+        if targets is not None and not burst:
+            nominator = _spawn_nominator(cluster, workdir, f"nominator-{phase}", nominator_workers)
+            roles["nominator"] = [nominator.pid]
         cpu_start = _cpu_snapshot(roles)
         created: dict[str, float] = {}
         started = time.monotonic()
@@ -563,10 +565,9 @@ def _live_phase(
         creating = time.monotonic() - started
         _log(f"{phase}: created {pods} pods in {creating:.1f}s")
         released = None
-        if burst:
+        if burst and targets is not None:
             nominator = _spawn_nominator(cluster, workdir, f"nominator-{phase}", nominator_workers)
             released = time.monotonic()
-        if nominator is not None:
             roles["nominator"] = [nominator.pid]
             cpu_start["nominator"] = _cpu_seconds(nominator.pid)
         deadline = time.monotonic() + timeout
