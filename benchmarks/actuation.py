@@ -506,6 +506,14 @@ class Phase:
             published = [e["t"] for e in events if PUBLISHER_MANAGER in e["managers"] and e["t"] >= done]
             if published and sample["path"] != "hot":
                 out["t_ready_published_seen"] = published[0]
+        serving = sample.get("t_launcher_serving")
+        if serving is not None:  # cold: the launcher's first publication, and the controller's first call to it
+            first = [e["t"] for e in events if PUBLISHER_MANAGER in e["managers"] and e["t"] >= serving]
+            if first:
+                out["t_first_publication_seen"] = first[0]
+            to_launcher = [t for t, msg in calls if t >= serving and f":{LAUNCHER_PORT}/v2/vllm/instances" in msg]
+            if to_launcher:
+                out["t_first_launcher_call"] = to_launcher[0]
         return out
 
     def _agent_times(self, ip: str, spi_port: int, probes_port: int) -> tuple[float, float]:
@@ -646,6 +654,9 @@ def segments(sample: dict[str, Any]) -> dict[str, float | None]:
             ("launcher_imports_s", "t_launcher_container", "t_launcher_first_log"),
             ("launcher_to_serving_s", "t_launcher_first_log", "t_launcher_serving"),
             ("serving_to_create_returned_s", "t_launcher_serving", "t_create_instance_returned"),
+            ("serving_to_published_seen_s", "t_launcher_serving", "t_first_publication_seen"),
+            ("published_seen_to_first_call_s", "t_first_publication_seen", "t_first_launcher_call"),
+            ("first_call_to_create_returned_s", "t_first_launcher_call", "t_create_instance_returned"),
             ("create_returned_to_engine_process_s", "t_create_instance_returned", "t_engine_process"),
         ]
         for key, start, end in steps:

@@ -18,6 +18,7 @@ of an apiserver; the CA file is then not loaded.
 from __future__ import annotations
 
 import json
+import logging
 import pathlib
 import ssl
 
@@ -40,6 +41,9 @@ __all__ = [
 
 _TIMEOUT_SECONDS = 10.0
 _MERGE_PATCH = "application/merge-patch+json"
+_KEEPALIVE_SECONDS = 300.0
+
+logger = logging.getLogger(__name__)
 
 
 class Credentials(pydantic.BaseModel):
@@ -169,6 +173,8 @@ class AsyncClient:
         self._http = httpx.AsyncClient(
             base_url=credentials.base_url,
             timeout=_TIMEOUT_SECONDS,
+            # Publications come seconds to minutes apart (an engine's start): keep the warm connection.
+            limits=httpx.Limits(keepalive_expiry=_KEEPALIVE_SECONDS),
             verify=_verify(credentials, transport),
             transport=transport,
             trust_env=False,
@@ -177,6 +183,17 @@ class AsyncClient:
     async def aclose(self) -> None:
         """Close the connection pool."""
         await self._http.aclose()
+
+    async def warm_up(self) -> None:
+        """Open the connection to the apiserver (TLS, authentication) ahead of the first patch: ``GET /version``.
+
+        Readable by every authenticated account (``system:public-info-viewer``); any failure is ignored
+        (the first patch then opens the connection itself).
+        """
+        try:
+            await self._http.get("/version", headers=_headers(self._credentials))
+        except httpx.HTTPError as exc:
+            logger.debug("warming the apiserver connection up failed", extra={"error": repr(exc)})
 
     async def patch_annotations(self, path: str, annotations: dict[str, str]) -> None:
         """JSON-merge-patch these annotations onto the object at ``path``; raises ``errors.ApiServerError``."""

@@ -141,6 +141,8 @@ def run(
     )
 
     async def startup() -> None:
+        if publisher is not None:
+            publisher.start()  # it opens its apiserver connection while the engine is preloaded
         await spawn.start(table.on_exit)
         logger.info("engine preloaded", extra={"zygote_pid": zygote_pid, **spawn.preload_facts})
 
@@ -148,7 +150,6 @@ def run(
         """The socket listens: the first publication (no instances yet) says so on the Pod."""
         if publisher is not None:
             publisher.inventory_changed(table.snapshot())
-            publisher.start()
 
     async def shutdown() -> None:
         await table.close()

@@ -143,11 +143,13 @@ class PodPublisher:
         pod_path: str,
         schedule: Schedule | None = None,
         on_close: Callable[[], Awaitable[None]] | None = None,
+        warm_up: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self._patcher = patcher
         self._pod_path = pod_path
         self._schedule = schedule or Schedule()
         self._on_close = on_close
+        self._warm_up = warm_up
         self._wake = asyncio.Event()
         self._settled = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -162,7 +164,7 @@ class PodPublisher:
         self._wake.set()
 
     def start(self) -> None:
-        """Start the publishing task (on the running loop)."""
+        """Start the publishing task (on the running loop); it first warms its connection up, if it can."""
         if self._task is None:
             self._task = asyncio.create_task(self._run(), name="pod-publisher")
             self._task.add_done_callback(_report_end)
@@ -201,6 +203,8 @@ class PodPublisher:
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
+        if self._warm_up is not None:
+            await self._warm_up()
         while True:
             now = loop.time()
             action = self._schedule.decide(now)
@@ -244,4 +248,6 @@ def from_settings(settings: settings_mod.LauncherSettings) -> PodPublisher | Non
     except errors.ApiServerError:
         logger.exception("not publishing the inventory: the in-cluster credentials are unusable")
         return None
-    return PodPublisher(client, apiserver.pod_path(identity.namespace, identity.name), on_close=client.aclose)
+    return PodPublisher(
+        client, apiserver.pod_path(identity.namespace, identity.name), on_close=client.aclose, warm_up=client.warm_up
+    )

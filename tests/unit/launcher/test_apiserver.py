@@ -109,6 +109,30 @@ def test_patch_annotations_is_a_json_merge_patch(sa_dir: pathlib.Path) -> None:
     assert json.loads(first.content) == {"metadata": {"annotations": {"a/b": "1"}}}
 
 
+def test_warm_up_reads_the_version_and_ignores_failures(sa_dir: pathlib.Path) -> None:
+    credentials = apiserver.in_cluster(_settings(sa_dir))
+    assert credentials is not None
+    requests: list[httpx.Request] = []
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        requests.append(request)
+        if len(requests) == 1:
+            return httpx.Response(200, json={"major": "1"})
+        raise httpx.ConnectError("refused", request=request)
+
+    async def scenario() -> None:
+        client = apiserver.AsyncClient(credentials, transport=httpx.MockTransport(handler))
+        try:
+            await client.warm_up()
+            await client.warm_up()  # a refused connection is not an error: the first patch connects itself
+        finally:
+            await client.aclose()
+
+    asyncio.run(scenario())
+    assert [(r.method, str(r.url)) for r in requests] == [("GET", "https://10.0.0.1:6443/version")] * 2
+    assert requests[0].headers["authorization"] == "Bearer token-1"
+
+
 def test_the_sync_patch_carries_the_resource_version_precondition(sa_dir: pathlib.Path) -> None:
     seen: list[dict[str, object]] = []
 

@@ -216,3 +216,27 @@ def test_an_unusable_ca_disables_publishing_instead_of_failing_the_launcher(tmp_
         kubernetes_service_host="10.0.0.1", service_account_dir=tmp_path, pod_name="p", namespace="ns"
     )
     assert pod_publisher.from_settings(settings) is None
+
+
+def test_the_connection_is_warmed_up_before_the_first_patch() -> None:
+    order: list[str] = []
+
+    class _Recording(_FakeApiServer):
+        async def patch_annotations(self, path: str, annotations: dict[str, str]) -> None:
+            order.append("patch")
+            await super().patch_annotations(path, annotations)
+
+    async def warm_up() -> None:
+        order.append("warm-up")
+
+    async def scenario() -> None:
+        api = _Recording()
+        publisher = pod_publisher.PodPublisher(api, "/pods/p", warm_up=warm_up)
+        publisher.start()  # at start-up, before anything is to be published
+        await _until(lambda: order == ["warm-up"])
+        publisher.inventory_changed(_snapshot(0))  # the first publication, once the server listens
+        await _until(lambda: len(api.patches) == 1)
+        await publisher.close()
+
+    asyncio.run(scenario())
+    assert order == ["warm-up", "patch"]
