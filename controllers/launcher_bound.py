@@ -430,8 +430,8 @@ def launcher_serving(launcher: Mapping[str, Any]) -> bool:
 
     The launcher publishes its inventory on its Pod as soon as its server
     listens (its first publication, before any instance), which is up to
-    the readiness probe's first period (2 s, CONTRACT §8.5) before the Pod
-    turns Ready: a new launcher's instance is created on that event instead.
+    the readiness probe's initial delay (2 s, ``launcher_template.READINESS_PROBE``)
+    before the Pod turns Ready: a new launcher's instance is created on that event instead.
     Only a container in its first run counts this way: after a restart the
     annotation is the previous run's, and the Ready condition decides again.
     """
