@@ -330,7 +330,7 @@ class Client:
                     while b"\n" in buffer:
                         line, buffer = buffer.split(b"\n", 1)
                         if line.strip():
-                            yield _decode_event(line)
+                            yield _decode_event(line, resource.plural)
             except (urllib3.exceptions.HTTPError, OSError) as exc:
                 raise errors.TransportError(f"watch of {resource.plural} broke: {exc}") from exc
             if buffer.strip():
@@ -340,8 +340,13 @@ class Client:
             raw.release_conn()
 
 
-def _decode_event(line: bytes) -> WatchEvent:
-    event = json.loads(line)
+def _decode_event(line: bytes, plural: str) -> WatchEvent:
+    try:
+        event = json.loads(line)
+    except ValueError as exc:  # UnicodeDecodeError and JSONDecodeError: a damaged stream, not a bad object
+        raise errors.TransportError(f"watch of {plural} sent an undecodable event: {exc}") from exc
+    if not isinstance(event, dict):
+        raise errors.TransportError(f"watch of {plural} sent a non-object event")
     kind = str(event.get("type", ""))
     obj = event.get("object") or {}
     if kind == "ERROR":

@@ -71,3 +71,25 @@ def test_a_stream_cut_inside_an_event_is_a_broken_watch_not_a_decode_error(serve
             next(stream)
     finally:
         api.close()
+
+
+@pytest.mark.parametrize(
+    "damaged",
+    [
+        pytest.param(b'{"type": "ADDED", "object": {"metadata": {"name": "n\xc3"}}}', id="invalid-utf8"),
+        pytest.param(b'{"type": "ADDED", "object": {"metad', id="truncated-json-line"),
+        pytest.param(b'["ADDED"]', id="not-an-object"),
+    ],
+)
+def test_an_undecodable_event_line_is_a_broken_watch(serve: type[_Stream], damaged: bytes) -> None:
+    """A whole line that is not a JSON object (seen once under load: invalid UTF-8 at byte 4095) breaks the
+    watch as a TransportError, which the caches answer by watching again, not as a decoding exception."""
+    serve.body = WHOLE + b"\n" + damaged + b"\n" + WHOLE + b"\n"
+    api = _client(serve.address)  # type: ignore[attr-defined]
+    try:
+        stream = api.watch(resources.NODES, timeout_seconds=5)
+        assert next(stream)[0] == "ADDED"
+        with pytest.raises(errors.TransportError, match="watch of nodes sent a"):
+            next(stream)
+    finally:
+        api.close()
