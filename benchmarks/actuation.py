@@ -958,37 +958,6 @@ def _controller_kubeconfig(
     return path
 
 
-def _chart_launcher_config(name: str) -> dict[str, Any]:
-    """The chart tests' LauncherConfig: fma-launcher with the simulator, as the chart's launcher ServiceAccount."""
-    env = [
-        {"name": var, "valueFrom": {"fieldRef": {"fieldPath": path}}}
-        for var, path in (
-            ("POD_IP", "status.podIP"),
-            ("POD_NAME", "metadata.name"),
-            ("NAMESPACE", "metadata.namespace"),
-            ("NODE_NAME", "spec.nodeName"),
-        )
-    ]
-    container = {
-        "name": "inference-server",
-        "image": "ghcr.io/llm-d/fma-launcher:dev",
-        "command": ["fma-launcher"],
-        "args": ["--engine", "sim", "--host", "$(POD_IP)", "--no-nvml", "--stop-grace-seconds", "3"],
-        "env": env,
-    }
-    spec = {
-        "serviceAccountName": f"{helm_release.RELEASE}-fma-launcher",
-        "terminationGracePeriodSeconds": 5,
-        "containers": [container],
-    }
-    return {
-        "apiVersion": "fma.llm-d.ai/v1alpha1",
-        "kind": "LauncherConfig",
-        "metadata": {"name": name},
-        "spec": {"maxInstances": 2, "podTemplate": {"spec": spec}},
-    }
-
-
 def through_chart(
     api: kube.Client,
     state: control_plane.ClusterState,
@@ -1011,7 +980,11 @@ def through_chart(
     waiting.wait_for(chart.all_available, timeout=120, what="every Deployment of the release Available")
     print(f"  chart installed in {time.monotonic() - started:.1f} s", flush=True)
     ns = helm_release.NAMESPACE
-    api.create(resources.LAUNCHER_CONFIGS, _chart_launcher_config("sim"), ns)
+    api.create(
+        resources.LAUNCHER_CONFIGS,
+        samples.launcher_config("sim", service_account=f"{helm_release.RELEASE}-fma-launcher"),
+        ns,
+    )
     _iscs(api, ns, "sim")
     for app, isc in (("a", "isc-a"), ("b", "isc-b")):
         template = samples.vllm_template(isc, app, gpus=GPUS)

@@ -92,49 +92,6 @@ def _ready(pod: dict[str, Any]) -> bool:
     return helm_release.pod_ready(pod)
 
 
-def _launcher_config(service_account: str) -> dict[str, Any]:
-    """Launchers run fma-launcher with the engine simulator, as the chart's launcher ServiceAccount."""
-    # The launcher finds its Pod, namespace and node (hence its GPUs in gpu-map) from these.
-    fields = (
-        ("POD_IP", "status.podIP"),
-        ("POD_NAME", "metadata.name"),
-        ("NAMESPACE", "metadata.namespace"),
-        ("NODE_NAME", "spec.nodeName"),
-    )
-    env = [{"name": name, "valueFrom": {"fieldRef": {"fieldPath": path}}} for name, path in fields]
-    return {
-        "apiVersion": "fma.llm-d.ai/v1alpha1",
-        "kind": "LauncherConfig",
-        "metadata": {"name": _LC},
-        "spec": {
-            "maxInstances": 2,
-            "podTemplate": {
-                "spec": {
-                    "serviceAccountName": service_account,
-                    "terminationGracePeriodSeconds": 5,
-                    "containers": [
-                        {
-                            "name": "inference-server",
-                            "image": "ghcr.io/llm-d/fma-launcher:dev",
-                            "command": ["fma-launcher"],
-                            "args": [
-                                "--engine",
-                                "sim",
-                                "--host",
-                                "$(POD_IP)",
-                                "--no-nvml",
-                                "--stop-grace-seconds",
-                                "3",
-                            ],
-                            "env": env,
-                        }
-                    ],
-                }
-            },
-        },
-    }
-
-
 def _vllm_deployment(name: str, isc: str, replicas: int) -> dict[str, Any]:
     """An ordinary vLLM Deployment plus the one FMA annotation (the webhook makes its Pods requesters)."""
     return {
@@ -257,7 +214,11 @@ class _Story:
         self.timeline.start()
         self.timeline.mark("models created")
         self.say(f"LauncherConfig {_LC}: launchers run the engine simulator, at most 2 instances each")
-        self.api.create(resources.LAUNCHER_CONFIGS, _launcher_config(f"{helm_release.RELEASE}-fma-launcher"), NAMESPACE)
+        self.api.create(
+            resources.LAUNCHER_CONFIGS,
+            samples.launcher_config(_LC, service_account=f"{helm_release.RELEASE}-fma-launcher"),
+            NAMESPACE,
+        )
         for name, (port, model) in MODELS.items():
             options = samples.engine_sim_options(model, startup_s=2.0, model_gib=16.0)
             body = samples.inference_server_config(name, launcher_config_name=_LC, options=options, port=port)

@@ -23,7 +23,15 @@ __all__ = [
 ]
 
 _API = "fma.llm-d.ai/v1alpha1"
-_POD_IP = {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}
+
+
+def _field_env(var: str, path: str) -> dict[str, Any]:
+    return {"name": var, "valueFrom": {"fieldRef": {"fieldPath": path}}}
+
+
+_POD_IP = _field_env("POD_IP", "status.podIP")
+_IDENTITY_FIELDS = (("POD_NAME", "metadata.name"), ("NAMESPACE", "metadata.namespace"), ("NODE_NAME", "spec.nodeName"))
+"""What a launcher without a gpu-map file needs to find its Pod and its node's GPUs (``gpu-map``)."""
 
 
 def engine_sim_options(
@@ -39,55 +47,52 @@ def engine_sim_options(
 def launcher_config(
     name: str,
     *,
-    gpu_map_file: pathlib.Path,
-    log_dir: pathlib.Path,
+    gpu_map_file: pathlib.Path | None = None,
+    log_dir: pathlib.Path | None = None,
+    service_account: str | None = None,
     max_instances: int = 2,
+    image: str = "ghcr.io/llm-d/fma-launcher:dev",
     command: list[str] | None = None,
     engine: str = "sim",
-    service_account: str | None = None,
+    env: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """A LauncherConfig whose launchers run ``fma-launcher --engine ENGINE`` on their Pod IP.
 
-    With ``service_account`` (see ``launcher_service_account``) the launchers run as it and publish
-    their inventory on their Pods; without, as the namespace's ``default`` account, which may not.
+    Hand-wired (``gpu_map_file``, usually with ``log_dir``): the launcher reads its GPUs from that
+    file.  Without ``gpu_map_file`` it reads its node's entry of the ``gpu-map`` ConfigMap of its
+    namespace, so the template gives it ``POD_NAME``, ``NAMESPACE`` and ``NODE_NAME`` as well as
+    ``POD_IP`` (the chart's way).  With ``service_account`` (the chart's launcher account, or see
+    ``launcher_service_account``) the launchers run as it and publish their inventory on their Pods;
+    without, as the namespace's ``default`` account, which may not.  ``env``: more variables,
+    after those.
     """
-    body: dict[str, Any] = {
+    args = ["--engine", engine, "--host", "$(POD_IP)"]
+    if gpu_map_file is not None:
+        args += ["--gpu-map-file", str(gpu_map_file)]
+    args.append("--no-nvml")
+    if log_dir is not None:
+        args += ["--log-dir", str(log_dir)]
+    args += ["--stop-grace-seconds", "3"]
+    container_env: list[dict[str, Any]] = [_POD_IP]
+    if gpu_map_file is None:
+        container_env += [_field_env(var, path) for var, path in _IDENTITY_FIELDS]
+    container_env += [{"name": var, "value": value} for var, value in (env or {}).items()]
+    container = {
+        "name": "inference-server",
+        "image": image,
+        "command": command or ["fma-launcher"],
+        "args": args,
+        "env": container_env,
+    }
+    spec: dict[str, Any] = {"terminationGracePeriodSeconds": 5, "containers": [container]}
+    if service_account is not None:
+        spec["serviceAccountName"] = service_account
+    return {
         "apiVersion": _API,
         "kind": "LauncherConfig",
         "metadata": {"name": name},
-        "spec": {
-            "maxInstances": max_instances,
-            "podTemplate": {
-                "spec": {
-                    "terminationGracePeriodSeconds": 5,
-                    "containers": [
-                        {
-                            "name": "inference-server",
-                            "image": "ghcr.io/llm-d/fma-launcher:dev",
-                            "command": command or ["fma-launcher"],
-                            "args": [
-                                "--engine",
-                                engine,
-                                "--host",
-                                "$(POD_IP)",
-                                "--gpu-map-file",
-                                str(gpu_map_file),
-                                "--no-nvml",
-                                "--log-dir",
-                                str(log_dir),
-                                "--stop-grace-seconds",
-                                "3",
-                            ],
-                            "env": [_POD_IP],
-                        }
-                    ],
-                }
-            },
-        },
+        "spec": {"maxInstances": max_instances, "podTemplate": {"spec": spec}},
     }
-    if service_account is not None:
-        body["spec"]["podTemplate"]["spec"]["serviceAccountName"] = service_account
-    return body
 
 
 def launcher_service_account(name: str, namespace: str) -> list[tuple[str, dict[str, Any]]]:

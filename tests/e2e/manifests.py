@@ -39,13 +39,6 @@ PROVIDER_LABELS_KEY = "dual-pods.llm-d.ai/provider-labels"
 PROVIDER_OF = "e2e.fma.llm-d.ai/provider-of"
 """A label the direct-mode user asks to have moved onto the provider (``provider-labels``)."""
 
-_FIELD_ENV = (
-    ("POD_IP", "status.podIP"),
-    ("POD_NAME", "metadata.name"),
-    ("NAMESPACE", "metadata.namespace"),
-    ("NODE_NAME", "spec.nodeName"),
-)
-
 
 def engine_options(model: str = "tiny-llm") -> str:
     """The engine simulator's options with a fast timing model (0.2 s start, 1 GiB, wake in ~50 ms)."""
@@ -61,34 +54,19 @@ def launcher_config(
     template_labels: dict[str, str] | None = None,
     template_annotations: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    """A LauncherConfig whose launchers run ``fma-launcher`` with the engine simulator."""
-    env: list[dict[str, Any]] = [
-        {"name": var, "valueFrom": {"fieldRef": {"fieldPath": path}}} for var, path in _FIELD_ENV
-    ]
-    env.append({"name": RUN_ENV, "value": run_token})
-    template: dict[str, Any] = {
-        "spec": {
-            "serviceAccountName": service_account,
-            "terminationGracePeriodSeconds": 5,
-            "containers": [
-                {
-                    "name": "inference-server",
-                    "image": "ghcr.io/llm-d/fma-launcher:0.1.0",  # built by make images (FMA_E2E_IMAGES=1)
-                    "command": ["fma-launcher"],
-                    "args": ["--engine", "sim", "--host", "$(POD_IP)", "--no-nvml", "--stop-grace-seconds", "3"],
-                    "env": env,
-                }
-            ],
-        }
-    }
+    """A LauncherConfig whose launchers run ``fma-launcher`` with the engine simulator (``samples.launcher_config``
+    from the e2e image, marked with this session's ``RUN_ENV``), with optional Pod template labels and annotations."""
+    body = samples.launcher_config(
+        name,
+        service_account=service_account,
+        max_instances=max_instances,
+        image="ghcr.io/llm-d/fma-launcher:0.1.0",  # built by make images (FMA_E2E_IMAGES=1)
+        env={RUN_ENV: run_token},
+    )
     if template_labels or template_annotations:
-        template["metadata"] = {"labels": dict(template_labels or {}), "annotations": dict(template_annotations or {})}
-    return {
-        "apiVersion": API,
-        "kind": "LauncherConfig",
-        "metadata": {"name": name},
-        "spec": {"maxInstances": max_instances, "podTemplate": template},
-    }
+        metadata = {"labels": dict(template_labels or {}), "annotations": dict(template_annotations or {})}
+        body["spec"]["podTemplate"]["metadata"] = metadata
+    return body
 
 
 def inference_server_config(

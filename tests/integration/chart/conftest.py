@@ -18,7 +18,6 @@ from __future__ import annotations
 import os
 import pathlib
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 
@@ -28,7 +27,6 @@ from devcluster import simnode as simnode_mod
 from kube import resources
 
 VALUES = pathlib.Path(__file__).resolve().with_name("devcluster-values.yaml")
-LAUNCHER_ARGS = ["--engine", "sim", "--host", "$(POD_IP)", "--no-nvml", "--stop-grace-seconds", "3"]
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -76,49 +74,13 @@ def installed_chart(tmp_path_factory: pytest.TempPathFactory) -> Iterator[helm_r
         control_plane.down(cluster.state_dir, grace_seconds=5.0)
 
 
-def _launcher_config(name: str, service_account: str) -> dict[str, Any]:
-    """Launchers run fma-launcher with the engine simulator, as the chart's launcher ServiceAccount."""
-    field_env = [
-        {"name": var, "valueFrom": {"fieldRef": {"fieldPath": path}}}
-        for var, path in (
-            ("POD_IP", "status.podIP"),
-            ("POD_NAME", "metadata.name"),
-            ("NAMESPACE", "metadata.namespace"),
-            ("NODE_NAME", "spec.nodeName"),
-        )
-    ]
-    return {
-        "apiVersion": "fma.llm-d.ai/v1alpha1",
-        "kind": "LauncherConfig",
-        "metadata": {"name": name},
-        "spec": {
-            "maxInstances": 2,
-            "podTemplate": {
-                "spec": {
-                    "serviceAccountName": service_account,
-                    "terminationGracePeriodSeconds": 5,
-                    "containers": [
-                        {
-                            "name": "inference-server",
-                            "image": "ghcr.io/llm-d/fma-launcher:dev",
-                            "command": ["fma-launcher"],
-                            "args": LAUNCHER_ARGS,
-                            "env": field_env,
-                        }
-                    ],
-                }
-            },
-        },
-    }
-
-
 @pytest.fixture(scope="session")
 def sim_model(installed_chart: helm_release.InstalledChart) -> str:
     """A LauncherConfig, an InferenceServerConfig (engine simulator) and a population policy of one idle
     launcher per GPU node in the release namespace; returns the InferenceServerConfig's name."""
     api, ns = installed_chart.api, helm_release.NAMESPACE
     launcher_sa = f"{helm_release.RELEASE}-fma-launcher"
-    api.create(resources.LAUNCHER_CONFIGS, _launcher_config("sim", launcher_sa), ns)
+    api.create(resources.LAUNCHER_CONFIGS, samples.launcher_config("sim", service_account=launcher_sa), ns)
     isc = samples.inference_server_config("tiny", launcher_config_name="sim", options=samples.engine_sim_options())
     api.create(resources.INFERENCE_SERVER_CONFIGS, isc, ns)
     policy = samples.launcher_population_policy(

@@ -21,7 +21,6 @@ from __future__ import annotations
 import os
 import pathlib
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 
@@ -49,33 +48,6 @@ DRA_EXTRAS: dict[str, set[rbac.Rule]] = {
     | rbac.rules(groups=(FMA,), resources_=("launcherconfigs",), verbs=("list", "watch")),
 }
 DEVICE_CLASSES = resources.Resource("resource.k8s.io", "v1", "deviceclasses", "DeviceClass", namespaced=False)
-
-
-def _launcher_config(name: str, service_account: str) -> dict[str, Any]:
-    """Launchers of the engine simulator, reading gpu-map from their namespace, as the chart's launcher account."""
-    env = [
-        {"name": var, "valueFrom": {"fieldRef": {"fieldPath": path}}}
-        for var, path in (
-            ("POD_IP", "status.podIP"),
-            ("POD_NAME", "metadata.name"),
-            ("NAMESPACE", "metadata.namespace"),
-            ("NODE_NAME", "spec.nodeName"),
-        )
-    ]
-    box = {
-        "name": "inference-server",
-        "image": "ghcr.io/llm-d/fma-launcher:dev",
-        "command": ["fma-launcher"],
-        "args": ["--engine", "sim", "--host", "$(POD_IP)", "--no-nvml", "--stop-grace-seconds", "3"],
-        "env": env,
-    }
-    spec = {"serviceAccountName": service_account, "terminationGracePeriodSeconds": 5, "containers": [box]}
-    return {
-        "apiVersion": "fma.llm-d.ai/v1alpha1",
-        "kind": "LauncherConfig",
-        "metadata": {"name": name},
-        "spec": {"maxInstances": 2, "podTemplate": {"spec": spec}},
-    }
 
 
 def _granted(chart: helm_release.InstalledChart, account: str) -> set[rbac.Rule]:
@@ -148,7 +120,11 @@ def test_a_requester_gets_its_claim_and_is_bound(dra_chart: helm_release.Install
     assert made["metadata"]["labels"]["app.kubernetes.io/instance"] == helm_release.RELEASE
     assert made["spec"] == gpu_claims.device_class_body(DEVICE_CLASS)["spec"]
 
-    api.create(resources.LAUNCHER_CONFIGS, _launcher_config("sim", f"{helm_release.RELEASE}-fma-launcher"), ns)
+    api.create(
+        resources.LAUNCHER_CONFIGS,
+        samples.launcher_config("sim", service_account=f"{helm_release.RELEASE}-fma-launcher"),
+        ns,
+    )
     isc = samples.inference_server_config("tiny", launcher_config_name="sim", options=samples.engine_sim_options())
     api.create(resources.INFERENCE_SERVER_CONFIGS, isc, ns)
     api.create(
