@@ -99,7 +99,8 @@ class Controllers:
             self.dual_pods.register_handlers()
         self.populator: populator.Populator | None = None
         if settings.enable_populator:
-            # The populator writes with its own field manager and event component (CONTRACT §2.4).
+            # The populator writes with its own field manager and event component
+            # (docs/protocol.md, "Fixed names, containers and environment").
             self._populator_api = kube.connect(settings.kubeconfig, field_manager=names.POPULATOR_FIELD_MANAGER)
             self.populator = populator.Populator(
                 self._populator_api,
@@ -177,8 +178,9 @@ class Controllers:
 
 
 def launcher_token(api: kube.Client, settings: settings_mod.Settings) -> str | None:
-    """The bearer token the controllers send to launchers (CONTRACT.md §12.4), or None when auth is off.
+    """The bearer token the controllers send to launchers, or None when auth is off.
 
+    See docs/security.md, "Launcher auth, end to end".
     ``--launcher-token-file`` wins.  Otherwise, with ``--launcher-token-secret``,
     the token is read from that Secret in the controllers' namespace (key
     ``token``), and the Secret is created with a random token when it does not

@@ -1,6 +1,6 @@
 """Direct mode: one provider Pod per requester, built from the requester plus its server patch.
 
-CONTRACT.md §7.6.  The *nominal* provider is computed purely from the
+docs/controllers.md, "Direct mode".  The *nominal* provider is computed purely from the
 requester, its patch, its node and its GPUs; its hash (``nominal``) names
 the engine, so an unbound provider with the same hash is a sleeper that the
 next requester on the same GPUs can wake instead of starting cold.  Each GPU
@@ -137,7 +137,10 @@ def gpu_indices(gpu_map: Mapping[str, Any] | None, node: str, gpus: list[str]) -
 
 
 def server_port(pod: Mapping[str, Any]) -> int:
-    """The engine port: ``readinessProbe.httpGet.port`` of ``inference-server`` (pure; §5)."""
+    """The engine port: ``readinessProbe.httpGet.port`` of ``inference-server`` (pure).
+
+    See docs/protocol.md, "Engine calls".
+    """
     for container in (pod.get("spec") or {}).get("containers") or []:
         if container.get("name") != names.INFERENCE_SERVER_CONTAINER:
             continue
@@ -212,7 +215,7 @@ def provider_body(
     indices: list[int],
     gpus: list[str],
 ) -> dict[str, Any]:
-    """The provider to create: the nominal Pod specialised to node and GPUs and bound (pure; §7.6 step 1)."""
+    """The provider to create: the nominal Pod specialised to node and GPUs and bound (pure)."""
     nominal_hash = hashes.nominal_hash(nominal, indices, node)
     body = copy.deepcopy(dict(nominal))
     spec = body.setdefault("spec", {})
@@ -390,7 +393,7 @@ class DirectMode:
         return side.relay(requester, ready=pod_view.is_ready(provider), memo=memo, isc_name="")
 
     def unbind(self, provider: Mapping[str, Any], memo: dpc_state.RequesterMemo | None) -> None:
-        """Sleep the engine and release the provider, keeping it as a sleeper (§7.8).
+        """Sleep the engine and release the provider, keeping it as a sleeper.
 
         A provider whose engine has not started yet would come up awake while
         unbound, so it is deleted instead; a running one is put to sleep (and

@@ -1,4 +1,4 @@
-"""The dual-pods controller's Prometheus metrics, exactly as CONTRACT.md §10 names them.
+"""The dual-pods controller's Prometheus metrics, exactly as docs/protocol.md, "Metrics", names them.
 
 One ``DPCMetrics`` per process, registered in a registry passed in (tests use
 their own).  The inner-queue metrics are fed by the work queue through the

@@ -1,6 +1,6 @@
 """What the dual-pods controller remembers between reconciles.
 
-Everything durable lives in Pod annotations (CONTRACT.md §7.5); this is the
+Everything durable lives in Pod annotations (docs/controllers.md, "How the dual-pods controller works"); this is the
 in-memory part that is rebuilt lazily after a restart: per requester its
 GPUs and how its binding was satisfied (for the actuation metric), per
 launcher instance when it was last used (for LRU reclaim), and per

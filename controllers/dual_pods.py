@@ -1,6 +1,6 @@
 """The dual-pods controller: binds requesters to providers and drives sleep and wake.
 
-Level-triggered (CONTRACT.md §7): every Pod, ISC, LauncherConfig, Node and
+Level-triggered (docs/controllers.md, "How the dual-pods controller works"): every Pod, ISC, LauncherConfig, Node and
 ``gpu-map`` change turns into work items on the queue of the node concerned;
 a reconcile reads the watch caches, decides, and acts through the API and
 the node agents' HTTP APIs.  Work for one node runs one item at a time, so
@@ -337,7 +337,7 @@ class DualPodsController:
     def _waiting(
         self, requester: Mapping[str, Any], provider: Mapping[str, Any] | None, node: str, memo: dpc_state.RequesterMemo
     ) -> tuple[bool, float | None]:
-        """Whether this pass stops before the modes (and when to look again), per §7.3 and §7.5."""
+        """Whether this pass stops before the modes (and when to look again)."""
         if memo.deleting_requester:
             return True, None  # we deleted it; wait until the deletion shows
         if provider is not None:
@@ -415,7 +415,7 @@ class DualPodsController:
             self.side.clear_duality(memo)
 
     def unbind(self, provider: Mapping[str, Any]) -> None:
-        """Release a bound provider (§7.8), in its mode."""
+        """Release a bound provider, in its mode."""
         record = binding_record.from_annotations(pod_view.annotations_of(provider))
         memo = self.state.peek_requester(record.uid) if record is not None else None
         if pod_view.is_launcher(provider):
@@ -449,7 +449,7 @@ class DualPodsController:
         return None
 
     def _relay_provider_deletion(self, requester: Mapping[str, Any], provider: Mapping[str, Any]) -> None:
-        """An exogenous provider deletion: hold, then delete the requester, then release the provider (§7.3)."""
+        """An exogenous provider deletion: hold, then delete the requester, then release the provider."""
         labels = pod_view.labels_of(requester)
         requester = self.side.write(
             requester,

@@ -1,4 +1,4 @@
-"""The status the dual-pods controller writes on InferenceServerConfigs (CONTRACT.md §6.4).
+"""The status the dual-pods controller writes on InferenceServerConfigs (docs/api.md, "Status").
 
 An ISC's status says whether its spec is acceptable (its routing metadata),
 whether its LauncherConfig resolves, and which engine starts failed on which

@@ -1,6 +1,6 @@
 """The ISC status item of the dual-pods controller: compute with ``isc_status``, write when it changed.
 
-An ISC's status (CONTRACT.md §6.4) is decided purely by ``isc_status.compute``
+An ISC's status (docs/api.md, "Status") is decided purely by ``isc_status.compute``
 from the ISC, its LauncherConfig and the engine start failures the controller
 remembers; this item reads those from the caches and the controller's state
 and makes the one status write.  The item is cluster-wide (not per node), so

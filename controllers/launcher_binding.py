@@ -1,6 +1,6 @@
 """Launcher mode, unbound requester: resolve its ISC and LauncherConfig, choose a launcher, bind.
 
-CONTRACT.md §7.7 up to "binds first, without waking": the requester's ISC and
+docs/controllers.md, "Launcher mode", up to "binds first, without waking": the requester's ISC and
 LC are resolved (a problem goes to its status), the launchers of its node
 with the LC's config hash are listed through their agents, and the pure
 ``launcher_selection.choose`` picks hot, warm, reclaim (delete victims
@@ -60,7 +60,7 @@ class Desired:
     routing: routing_metadata.RoutingMetadata
 
     def bound_annotations(self) -> dict[str, str]:
-        """The launcher annotations that commit it to this instance (§7.2)."""
+        """The launcher annotations that commit it to this instance."""
         return {
             keys.INSTANCE_ID_ANNOTATION: self.instance_id,
             keys.SERVER_PORT_ANNOTATION: ports.format_port(self.port),
@@ -169,7 +169,7 @@ class LauncherBinding:
         return launcher_selection.Candidate(pod_view.name(pod), ready=True, unusable=False, instances=tuple(views))
 
     def _candidates(self, node: str, config_hash: str) -> list[launcher_selection.Candidate]:
-        """The node's launchers of this config, each synced and cleaned of garbage instances (§7.7)."""
+        """The node's launchers of this config, each synced and cleaned of garbage instances."""
         candidates: list[launcher_selection.Candidate] = []
         for pod in self._pods.by_index(dpc_indexes.LAUNCHER_NODE, node):
             if pod_view.annotations_of(pod).get(keys.LAUNCHER_CONFIG_HASH_ANNOTATION) != config_hash:
@@ -258,7 +258,7 @@ class LauncherBinding:
     def _bind_existing(
         self, requester: Mapping[str, Any], launcher: Mapping[str, Any], bound_notes: dict[str, str]
     ) -> None:
-        """The bind write: one launcher patch carrying the resourceVersion read (§7.2)."""
+        """The bind write: one launcher patch carrying the resourceVersion read."""
         fins = pod_view.finalizers(launcher)
         notes: dict[str, str] = {
             keys.REQUESTER_ANNOTATION: binding_record.format_record(pod_view.uid(requester), pod_view.name(requester)),

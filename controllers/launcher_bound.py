@@ -1,6 +1,6 @@
 """Launcher mode, bound pair: drive the instance to serving, and release the launcher at the end.
 
-CONTRACT.md §7.7 from step 1 and §7.8.  The bound path reads the launcher's
+docs/controllers.md, "Launcher mode" and "Scale-down".  The bound path reads the launcher's
 commitment (the four bound annotations), makes the one requester-side write,
 then follows ``requester_plan.bound_step``: the pure decision asks for the
 instance and then the engine only when it needs them, and this module makes
@@ -27,7 +27,7 @@ __all__ = ["BoundLauncher", "Commitment", "launcher_serving", "published_readine
 
 logger = logging.getLogger(__name__)
 
-_MAX_POLL = 1.0  # CONTRACT §7.5 allows up to 5 s; 1 s keeps a finished start from waiting long
+_MAX_POLL = 1.0  # upstream polls every 5 s; 1 s keeps a finished start from waiting long
 _EVENT_FALLBACK_S = 5.0
 """When the launcher publishes readiness, its Pod event ends the wait; this only covers a lost event."""
 _DEADLINE_MARGIN_S = 0.05
@@ -37,7 +37,7 @@ _MAX_OBSERVATIONS = 3
 
 @dataclasses.dataclass(frozen=True)
 class Commitment:
-    """What the launcher was bound to do, read back from its annotations (§7.2)."""
+    """What the launcher was bound to do, read back from its annotations."""
 
     instance_id: str
     port: int
@@ -95,7 +95,7 @@ class BoundLauncher:
         gpus: list[str],
         memo: dpc_state.RequesterMemo,
     ) -> float | None:
-        """Drive a bound pair one step (§7.7); raises ``UserError`` for an unreadable commitment."""
+        """Drive a bound pair one step; raises ``UserError`` for an unreadable commitment."""
         side = self._side
         memo.provider = pod_view.name(launcher)
         commitment = Commitment.read(launcher)
@@ -208,7 +208,9 @@ class BoundLauncher:
         *,
         event_driven: str | None,
     ) -> float:
-        """The engine is loading: report it once past the start deadline, and say when to look again (§7.5).
+        """The engine is loading: report it once past the start deadline, and say when to look again.
+
+        See docs/controllers.md, "Failures and back-off".
 
         A launcher that publishes readiness (``event_driven == "starting"``)
         ends the wait with its Pod event (one look is still scheduled at the
@@ -290,7 +292,10 @@ class BoundLauncher:
         commitment: Commitment,
         state: Mapping[str, Any],
     ) -> dict[str, Any]:
-        """The instance stopped before its engine ever answered: report, count and back off (§7.7 step 2)."""
+        """The instance stopped before its engine ever answered: report, count and back off.
+
+        See docs/controllers.md, "Failures and back-off".
+        """
         tail = self._side.agents.instance_log_tail(ip, commitment.instance_id)
         lines = " | ".join(tail.strip().splitlines()[-5:])
         problem = f"the engine stopped before it ever answered (exit code {state.get('exit_code')}): {lines}"
@@ -311,7 +316,7 @@ class BoundLauncher:
         launcher: Mapping[str, Any],
         committed: routing_metadata.RoutingMetadata,
     ) -> bool:
-        """One launcher write: ``sleeping=false`` plus the committed routing metadata (§7.7 step 4).
+        """One launcher write: ``sleeping=false`` plus the committed routing metadata.
 
         Returns False when the committed metadata is invalid (the requester is then deleted).
         """
@@ -348,7 +353,7 @@ class BoundLauncher:
             raise errors.RetryableError("marking the launcher awake conflicted") from exc
         return True
 
-    # --- unbinding (§7.8) -----------------------------------------------------------------------------
+    # --- unbinding ------------------------------------------------------------------------------
 
     def unbind(self, provider: Mapping[str, Any], memo: dpc_state.RequesterMemo | None) -> None:
         """Stop routing, put the engine to sleep (or delete an obsolete one), then release the launcher."""

@@ -1,9 +1,9 @@
-"""A launcher Pod's population phase: bound, stale, unbound or stuck (CONTRACT.md §8.4).
+"""A launcher Pod's population phase: bound, stale, unbound or stuck (docs/populator.md, "How it works").
 
 The populator decides three things from one classification: which launchers
 it may delete (stale and excess unbound ones, never bound ones), which ones
 to label stuck (with one Warning Event), and the ``fma_launcher_pod_count``
-metric (§10).  Keeping the classification in one pure function makes those
+metric (docs/protocol.md, "Metrics").  Keeping the classification in one pure function makes those
 three agree, and makes the inclusive time boundaries testable with a fixed
 ``now``.  ``next_crossing`` says when a launcher's phase will change by time
 alone, so the populator schedules exactly one check then instead of sweeping
@@ -88,7 +88,7 @@ def pair_of(pod: Mapping[str, Any]) -> tuple[str, str] | None:
     """Return (node, LauncherConfig) of a launcher in a population pair, or None for other Pods (pure).
 
     A Pod belongs to a pair when it is a launcher (``crds.pod_view``) that also carries the labels the
-    populator selects by (CONTRACT.md §8.2 step 1): ``app.kubernetes.io/component=launcher`` and a
+    populator selects by: ``app.kubernetes.io/component=launcher`` and a
     non-empty LauncherConfig name and node name.
     """
     view = pod_view.PodView(pod)
@@ -120,7 +120,9 @@ def _stuck_phase(pod: Mapping[str, Any], thresholds: Thresholds, now: datetime.d
 def classify(
     pod: Mapping[str, Any], template_hash: str | None, thresholds: Thresholds, now: datetime.datetime
 ) -> Phase:
-    """Return the first phase of §8.4 that applies to ``pod`` at ``now`` (boundaries inclusive).
+    """Return the first phase that applies to ``pod`` at ``now`` (boundaries inclusive).
+
+    The order: bound, stale, unbound if Ready, stuck_starting, stuck_scheduling, else unbound.
 
     ``template_hash`` is the LauncherConfig's current template hash; None (the
     LC is missing or malformed) means no launcher counts as stale.  Pure.

@@ -1,4 +1,4 @@
-"""The ``fma_launcher_pod_count{lcfg_name, phase}`` gauge (CONTRACT.md §10).
+"""The ``fma_launcher_pod_count{lcfg_name, phase}`` gauge (docs/protocol.md, "Metrics").
 
 Launchers are counted per LauncherConfig over all nodes (no node label),
 terminating ones included, by the same classification the populator acts on

@@ -1,4 +1,4 @@
-"""Choosing the launcher for an unbound launcher-mode requester (CONTRACT.md §7.7).
+"""Choosing the launcher for an unbound launcher-mode requester (docs/controllers.md, "Launcher mode").
 
 Pure: it sees candidate launchers as plain data (their instances and when
 each was last used) and returns a ``Choice``; the controller carries it out.
@@ -48,7 +48,9 @@ class Choice:
 
 
 def cleanup_needed(candidate: Candidate) -> tuple[str, ...]:
-    """Instances to delete from an *unbound* launcher before choosing (§7.7, §7.9) (pure).
+    """Instances to delete from an *unbound* launcher before choosing (pure).
+
+    See docs/controllers.md, "Obsolete instances".
 
     Stopped instances of an unbound launcher are garbage, and an instance
     without a parsable ``inference-port`` cannot be checked for port clashes.

@@ -1,4 +1,6 @@
-"""Launcher mode, bookkeeping outside a binding: unbound launchers and obsolete instances (CONTRACT.md §7.9).
+"""Launcher mode, bookkeeping outside a binding: unbound launchers and obsolete instances.
+
+See docs/controllers.md, "Obsolete instances" and "Unbound launchers".
 
 An unbound launcher is synced on every visit (stopped instances deleted,
 the LRU table rebuilt) and its node's waiting requesters are woken; after an

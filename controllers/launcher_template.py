@@ -2,11 +2,12 @@
 
 The dual-pods controller (cold path: a launcher created already bound) and the
 launcher populator (warm launchers per policy) MUST produce identical Pods
-(CONTRACT.md §8.5), because each compares the other's launchers with its own
-template hash to tell current launchers from stale ones.  So there is exactly
-one function that builds them, here, and it is pure.
+(docs/populator.md, "Template specialisation"), because each compares the
+other's launchers with its own template hash to tell current launchers from
+stale ones.  So there is exactly one function that builds them, here, and it
+is pure.
 
-The steps follow §8.5 in order:
+The steps, numbered as in docs/populator.md, "Template specialisation":
 
 1. deep-copy ``spec.podTemplate`` and canonicalise it (stable sorts of mounts,
    ports, ``envFrom``, volumes, tolerations and pull secrets; env and container
@@ -19,7 +20,8 @@ The steps follow §8.5 in order:
    ``nvidia.com/gpu`` zeroed where limits/requests exist;
 6. ``nvidia.com/gpu`` removed from the Pod ``overhead``;
 7. the notifier sidecar's *equivalent* is nothing at all: our launcher
-   publishes its instances on its own Pod in-process (§4.9, §12.3) and finds
+   publishes its instances on its own Pod in-process (docs/launcher.md,
+   "Publishing the inventory on the launcher Pod") and finds
    that Pod by itself (``launcher/pod_identity.py``: ``POD_NAME`` and
    ``NAMESPACE`` when the template sets them, else its service-account
    token's claims, the service-account namespace file and its host name).
@@ -33,11 +35,11 @@ The steps follow §8.5 in order:
 
 Then the node-specific part: the ``node-name`` label, the hostname
 ``nodeSelector`` and the ``launcher-config-hash`` annotation; and, when launcher
-auth is on (§12.4), ``FMA_LAUNCHER_TOKEN`` from a Secret.  Everything after step
-4 is outside the template hash, as the contract says.  Two extensions of step
-5: ``FMA_LAUNCHER_MAX_INSTANCES`` from the LC's ``maxInstances`` (the launcher
-enforces it too), and the readiness probe on ``/readyz``, which works with
-auth on.
+auth is on (docs/security.md, "Launcher auth, end to end"),
+``FMA_LAUNCHER_TOKEN`` from a Secret.  Everything after step 4 is outside the
+template hash.  Two extensions of step 5: ``FMA_LAUNCHER_MAX_INSTANCES`` from
+the LC's ``maxInstances`` (the launcher enforces it too), and the readiness
+probe on ``/readyz``, which works with auth on.
 
 Pure; no I/O.
 """
@@ -74,7 +76,10 @@ LAUNCHER_ENV: tuple[tuple[str, str], ...] = (
     ("NVIDIA_DRIVER_CAPABILITIES", "compute,utility"),
     ("VLLM_SERVER_DEV_MODE", "1"),
 )
-"""The env vars upserted on ``inference-server``, in the order they are appended (§2.4)."""
+"""The env vars upserted on ``inference-server``, in the order they are appended.
+
+See docs/protocol.md, "Fixed names, containers and environment".
+"""
 
 LIVENESS_PROBE: Mapping[str, Any] = {
     "httpGet": {"path": "/health", "port": names.LAUNCHER_PORT},
@@ -83,7 +88,7 @@ LIVENESS_PROBE: Mapping[str, Any] = {
     "timeoutSeconds": 1,
     "failureThreshold": 3,
 }
-"""The launcher's liveness probe (§8.5 step 5)."""
+"""The launcher's liveness probe (step 5)."""
 
 READINESS_PROBE: Mapping[str, Any] = {
     "httpGet": {"path": "/readyz", "port": names.LAUNCHER_PORT},
@@ -92,7 +97,7 @@ READINESS_PROBE: Mapping[str, Any] = {
     "timeoutSeconds": 2,
     "failureThreshold": 3,
 }
-"""The launcher's readiness probe (§8.5 step 5), on ``/readyz`` rather than upstream's ``/v2/vllm/instances``.
+"""The launcher's readiness probe (step 5), on ``/readyz`` rather than upstream's ``/v2/vllm/instances``.
 
 ``/readyz`` stays open when launcher auth is on (a probe sends no token) and
 says whether the engine is preloaded and the preloaded parent alive, without
@@ -103,7 +108,7 @@ MAX_INSTANCES_ENV = "FMA_LAUNCHER_MAX_INSTANCES"
 """The launcher's own cap on instances, set from the LC's ``maxInstances`` (outside the template hash)."""
 
 AUTH_TOKEN_SECRET_KEY = "token"  # noqa: S105 - the key inside the Secret, not a secret
-"""The default key of the launcher token inside the auth Secret (§12.4)."""
+"""The default key of the launcher token inside the auth Secret."""
 
 
 class MalformedLauncherConfig(errors.UserError):
@@ -114,7 +119,7 @@ def malformation(launcher_config: Mapping[str, Any]) -> str | None:
     """Return why ``launcher_config`` (a raw LC) is malformed, or None when launchers can be built from it.
 
     The message for a template without ``inference-server`` is upstream's
-    exact LC status error (§6.4).  Pure.
+    exact LC status error.  Pure.
     """
     try:
         model = decoding.decode(crds.LauncherConfig, launcher_config)
@@ -134,7 +139,7 @@ def generate_name(launcher_config_name: str) -> str:
 
 
 def node_independent_pod(launcher_config: Mapping[str, Any]) -> dict[str, Any]:
-    """Return the launcher Pod after §8.5 steps 1-3: the body the template hash is taken over.
+    """Return the launcher Pod after steps 1-3: the body the template hash is taken over.
 
     Raises ``MalformedLauncherConfig`` when the LC does not parse or lacks the
     ``inference-server`` container.  Pure; ``launcher_config`` is not modified.
@@ -172,7 +177,7 @@ def node_independent_pod(launcher_config: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def template_hash(launcher_config: Mapping[str, Any]) -> str:
-    """Return ``launcher-populator-template-hash`` of ``launcher_config`` (§2.5, §8.5 step 4).
+    """Return ``launcher-populator-template-hash`` of ``launcher_config`` (step 4; docs/protocol.md, "Identity hashes").
 
     Raises ``MalformedLauncherConfig`` like ``node_independent_pod``.  Pure.
     """
@@ -191,11 +196,11 @@ def specialise(
     auth_token_secret: str | None = None,
     auth_token_key: str = AUTH_TOKEN_SECRET_KEY,
 ) -> dict[str, Any]:
-    """Return the complete launcher Pod for ``node_name``, ready to POST (§8.5).
+    """Return the complete launcher Pod for ``node_name``, ready to POST.
 
     ``auth_token_secret`` names the Secret whose ``auth_token_key`` holds the
     launcher bearer token; when given, ``FMA_LAUNCHER_TOKEN`` is injected from
-    it (§12.4).  Raises ``MalformedLauncherConfig`` (a ``UserError``) when the
+    it.  Raises ``MalformedLauncherConfig`` (a ``UserError``) when the
     LC does not parse or has no ``inference-server`` container, with message
     ``container "inference-server" not found`` in the latter case.  Pure.
     """
@@ -241,7 +246,7 @@ def specialise(
     return pod
 
 
-# --- canonicalisation (§8.5 step 1) -------------------------------------------------------
+# --- canonicalisation (step 1) ------------------------------------------------------------
 
 
 def _text(item: Mapping[str, Any], field: str) -> str:

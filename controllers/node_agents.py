@@ -1,11 +1,12 @@
 """HTTP calls from the dual-pods controller to the node agents.
 
 Three peers, one client: the requester agent's SPI (GPU UUIDs, readiness
-relay, memory usage; CONTRACT.md §3), the launcher API (instances; §4) and
-the engine's admin API (sleep, wake, is_sleeping; §5).  Every call has a
-30 s timeout, sends JSON headers, is observed in ``fma_http_latency_seconds``
-by purpose (status ``"0"`` when there was no response), and turns any
-non-2xx answer into ``EngineHTTPError`` carrying the body.
+relay, memory usage), the launcher API (instances) and the engine's admin
+API (sleep, wake, is_sleeping); docs/protocol.md, "Requester SPI",
+"Launcher API" and "Engine calls".  Every call has a 30 s timeout, sends
+JSON headers, is observed in ``fma_http_latency_seconds`` by purpose (status
+``"0"`` when there was no response), and turns any non-2xx answer into
+``EngineHTTPError`` carrying the body.
 """
 
 from __future__ import annotations
@@ -66,7 +67,7 @@ class NodeAgents:
             response.status_code,
         )
 
-    # --- requester SPI (CONTRACT §3) ------------------------------------------------------
+    # --- requester SPI ------------------------------------------------------------------
 
     def gpu_uuids(self, requester_ip: str, admin_port: int) -> list[str]:
         """``GET /v1/dual-pods/accelerators``: the requester's GPU UUIDs in SPI order."""
@@ -91,7 +92,7 @@ class NodeAgents:
         verb = "become-ready" if ready else "become-unready"
         self._call("relay_ready" if ready else "relay_unready", "POST", f"http://{requester_ip}:{admin_port}/v1/{verb}")
 
-    # --- launcher (CONTRACT §4) -------------------------------------------------------------
+    # --- launcher -----------------------------------------------------------------------
 
     def _launcher(self, launcher_ip: str) -> str:
         return f"http://{launcher_ip}:{names.LAUNCHER_PORT}/v2/vllm/instances"
@@ -142,7 +143,7 @@ class NodeAgents:
     def instance_log_tail(self, launcher_ip: str, instance_id: str, max_bytes: int = 2048) -> str:
         """The last bytes of an instance's log ('' when unavailable); never raises.
 
-        The launcher accepts only ``bytes=START-`` ranges (CONTRACT §4.6), so a
+        The launcher accepts only ``bytes=START-`` ranges (docs/protocol.md, "Launcher API"), so a
         one-byte range first learns the size from ``Content-Range``.
         """
         url = f"{self._launcher(launcher_ip)}/{instance_id}/log"
@@ -160,7 +161,7 @@ class NodeAgents:
         except errors.EngineHTTPError:
             return ""
 
-    # --- engine admin API (CONTRACT §5) --------------------------------------------------------
+    # --- engine admin API ---------------------------------------------------------------
 
     def is_sleeping(self, engine_ip: str, port: int) -> bool:
         """``GET /is_sleeping``; raises ``EngineHTTPError`` while the engine is loading."""

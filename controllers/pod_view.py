@@ -94,7 +94,7 @@ class Classification:
 
 
 def classify(pod: Mapping[str, Any]) -> Classification:
-    """Classify a Pod (CONTRACT §7.1) (pure)."""
+    """Classify a Pod (docs/protocol.md, "Roles of Pods") (pure)."""
     view = crds_pod_view.PodView(pod)
     if view.is_requester:
         return Classification("requester", view.node_name, view.uid)

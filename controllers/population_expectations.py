@@ -1,4 +1,6 @@
-"""Expectations: what the populator just wrote and is waiting to see in its cache (CONTRACT.md §8.2 step 7).
+"""Expectations: what the populator just wrote and is waiting to see in its cache.
+
+See docs/populator.md, "How it works", step 1.
 
 After creating or deleting launchers for a pair, the populator's cache lags
 the apiserver for a moment.  Planning again from that cache would create the

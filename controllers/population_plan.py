@@ -1,4 +1,6 @@
-"""What to do for one (node, LauncherConfig) pair: deletes, creates and stuck labels (CONTRACT.md §8.2, §8.4).
+"""What to do for one (node, LauncherConfig) pair: deletes, creates and stuck labels.
+
+See docs/populator.md, "How it works".
 
 ``compute`` is the decide half of the populator's pair reconcile: it gets the
 pair's launcher Pods (from the cache, or from a direct List when the cache is
@@ -97,7 +99,7 @@ def _delete(pod: Mapping[str, Any], reason: str) -> Delete:
 
 
 def _holds_instances(pod: Mapping[str, Any]) -> bool:
-    """Whether the launcher's published inventory (§12.3) lists any instance (unreadable: no)."""
+    """Whether the launcher's published inventory (its ``instances`` annotation) lists any instance (unreadable: no)."""
     raw = (_meta(pod).get("annotations") or {}).get(keys.INSTANCES_ANNOTATION)
     if not raw:
         return False

@@ -1,4 +1,6 @@
-"""The status the populator writes on LauncherConfigs and LauncherPopulationPolicies (CONTRACT.md §6.4).
+"""The status the populator writes on LauncherConfigs and LauncherPopulationPolicies.
+
+See docs/api.md, "Status"; docs/populator.md, "Status".
 
 Upstream replaces the whole status with ``{observedGeneration, errors}`` and
 skips the write when nothing changed; we add the standard conditions

@@ -1,4 +1,4 @@
-"""The desired launcher count of one (node, LauncherConfig) pair (CONTRACT.md §8.1).
+"""The desired launcher count of one (node, LauncherConfig) pair (docs/populator.md, "How it works").
 
 Policies and LauncherConfigs are read here once into small views, leniently:
 a policy with an unparsable selector, a negative count or a reference to a

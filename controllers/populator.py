@@ -1,4 +1,4 @@
-"""The launcher populator: keeps the unbound launchers that LauncherPopulationPolicies ask for (CONTRACT.md §8).
+"""The launcher populator: keeps the unbound launchers that LauncherPopulationPolicies ask for (docs/populator.md).
 
 It runs in the ``fma-controllers`` process next to the dual-pods controller,
 with its own work queue, workers, API client (field manager
@@ -7,13 +7,13 @@ handlers only enqueue *which* thing to look at, and each reconcile reads the
 caches, asks a pure plan what to do and applies it:
 
 - ``pair`` (node, LauncherConfig): ``population_target`` gives the desired
-  count, ``population_plan`` the deletes, creates and stuck labels (§8.2,
-  §8.4); ``population_expectations`` keeps a lagging cache from causing
-  double creation (§8.2 step 7);
+  count, ``population_plan`` the deletes, creates and stuck labels;
+  ``population_expectations`` keeps a lagging cache from causing
+  double creation;
 - ``config`` / ``policy``: the LauncherConfig and policy status with
   ``observedGeneration``, conditions and upstream's exact errors, plus one
-  Warning Event when the problems change (§6.4);
-- ``count``: the ``fma_launcher_pod_count`` series of one LauncherConfig (§10).
+  Warning Event when the problems change;
+- ``count``: the ``fma_launcher_pod_count`` series of one LauncherConfig.
 
 What triggers what: a launcher Pod change → its pair and its count; a Node
 change of labels or allocatable (heartbeats are ignored) → every pair of that
@@ -112,7 +112,10 @@ class PopulatorSettings:
     stuck_scheduling_threshold: float = settings_mod.STUCK_SCHEDULING_THRESHOLD_DEFAULT
     """``--stuck-scheduling-threshold`` seconds (2 m): not scheduled."""
     auth_token_secret: str | None = None
-    """The Secret holding the launcher token (§12.4); None when launcher auth is off."""
+    """The Secret holding the launcher token; None when launcher auth is off.
+
+    See docs/security.md, "Launcher auth, end to end".
+    """
     auth_token_key: str = launcher_template.AUTH_TOKEN_SECRET_KEY
     """The key of the token inside that Secret."""
     sync_timeout: float = 0.25

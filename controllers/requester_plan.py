@@ -1,9 +1,9 @@
 """Pure decisions about a requester: its bound path, its deletion, and what to relay to it.
 
 Kept apart from the executors (``dual_pods``, ``launcher_bound``,
-``requester_side``) so the launcher-mode bound path (CONTRACT.md §7.7), the
-deletion ordering (§7.3) and the readiness relay (§7.7 step 5) are tested as
-tables.  The bound path is decided in steps: a decision may ask for one more
+``requester_side``) so the launcher-mode bound path, the deletion ordering
+and the readiness relay (docs/controllers.md, "How the dual-pods controller
+works") are tested as tables.  The bound path is decided in steps: a decision may ask for one more
 observation (the instance, then the engine), which the executor makes and
 feeds back, so each agent call is made only when the decision needs it.
 Pure; no I/O.
@@ -40,7 +40,7 @@ DeletionStep = Literal[
 
 
 def deletion_steps(provider: ProviderState) -> tuple[DeletionStep, ...]:
-    """The steps of one pass once a requester is being deleted (§7.3, §12.1).
+    """The steps of one pass once a requester is being deleted (docs/protocol.md, "Finalizers").
 
     The requester's finalizer goes only once no provider is bound to it: after
     a successful unbind, or when there is none.  A provider being deleted is
@@ -76,7 +76,7 @@ def relay_decision(
     last_call: Literal["become-ready", "become-unready"] | None = None,
     since_last_call: float | None = None,
 ) -> RelayDecision:
-    """Readiness relay (§7.7 step 5): make the requester's Ready flag follow the engine.
+    """Readiness relay: make the requester's Ready flag follow the engine.
 
     ``serving`` is "the engine is awake" (launcher mode) or "the provider is
     Ready" (direct mode).  The actuation is observed once per binding, on the
@@ -144,7 +144,7 @@ class BoundFacts:
 
 
 def bound_step(facts: BoundFacts) -> BoundAction:
-    """The next step of the bound path (§7.7 steps 2-3), or the observation it needs first.
+    """The next step of the bound path, or the observation it needs first.
 
     ``look-at-instance`` and ``ask-engine`` ask the executor to observe and
     decide again; every other action is final for this reconcile.  An

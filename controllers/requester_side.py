@@ -2,10 +2,10 @@
 
 Whatever mode serves a requester, the same few things happen to the
 requester itself: one write of its FMA metadata (labels, status,
-accelerators, finalizer; CONTRACT.md §7.2, §7.4), user problems shown in its
+accelerators, finalizer; docs/controllers.md, "How the dual-pods controller works"), user problems shown in its
 status and as Events, its deletion with preconditions, the readiness relay to
-its agent (§7.7 step 5) with the actuation metric, and the ``fma_duality``
-series of the pair (§10).  Both modes hold one ``RequesterSide`` and call it;
+its agent with the actuation metric, and the ``fma_duality``
+series of the pair.  Both modes hold one ``RequesterSide`` and call it;
 neither calls back into the controller.
 """
 
@@ -140,7 +140,7 @@ class RequesterSide:
         finalizer: bool,
         refresh_on_conflict: bool = True,
     ) -> dict[str, Any]:
-        """At most one patch of the requester's FMA metadata, skipped if nothing changes (§7.2).
+        """At most one patch of the requester's FMA metadata, skipped if nothing changes.
 
         Returns the requester as written.  Only a finalizer change carries
         a precondition (see ``metadata_patch``); if it conflicts, the cache
@@ -242,7 +242,7 @@ class RequesterSide:
     def relay(
         self, requester: Mapping[str, Any], *, ready: bool, memo: dpc_state.RequesterMemo, isc_name: str
     ) -> float | None:
-        """Relay readiness to the requester agent; observe the actuation once (§7.7 step 5).
+        """Relay readiness to the requester agent; observe the actuation once.
 
         Returns when to look again: a relay already made and not yet shown
         on the requester is not repeated until its grace has passed.
@@ -305,7 +305,7 @@ class RequesterSide:
                 memo.duality.append(labels)
 
     def clear_duality(self, memo: dpc_state.RequesterMemo) -> None:
-        """Both Pods are gone: the pair's series drop to 0 (CONTRACT §10)."""
+        """Both Pods are gone: the pair's series drop to 0 (docs/protocol.md, "Metrics")."""
         for labels in memo.duality:
             self.metrics.duality.labels(**labels).set(0)
         memo.duality.clear()

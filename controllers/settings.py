@@ -51,11 +51,11 @@ DEBUG_ACCELERATOR_MEMORY_DEFAULT: Final = True
 START_DEADLINE_DEFAULT: Final = 1800.0
 """Seconds before an engine that never answers is reported."""
 EXPECTATION_TIMEOUT_DEFAULT: Final = 5.0
-"""Seconds the populator waits for its cache to show its own writes (CONTRACT.md §8.2 step 7)."""
+"""Seconds the populator waits for its cache to show its own writes (docs/populator.md, "How it works", step 1)."""
 STUCK_STARTING_THRESHOLD_DEFAULT: Final = 450.0
-"""Seconds (7 m 30 s) a scheduled launcher may stay not Ready before it is stuck (§8.4)."""
+"""Seconds (7 m 30 s) a scheduled launcher may stay not Ready before it is stuck (docs/populator.md, "Flags")."""
 STUCK_SCHEDULING_THRESHOLD_DEFAULT: Final = 120.0
-"""Seconds (2 m) a launcher may stay unscheduled before it is stuck (§8.4)."""
+"""Seconds (2 m) a launcher may stay unscheduled before it is stuck (docs/populator.md, "Flags")."""
 
 
 def _identity() -> str:

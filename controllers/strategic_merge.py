@@ -1,7 +1,7 @@
 """Strategic merge patches for Pods, as the apiserver applies them.
 
 Direct mode builds the provider by applying the user's server patch to the
-requester (CONTRACT.md §7.6), and the result must be known *before* the
+requester (docs/controllers.md, "Direct mode"), and the result must be known *before* the
 Pod exists (its hash is the sleeper's identity), so the merge happens here
 rather than in the apiserver.  Only the Pod schema matters, so the merge
 keys are a fixed table instead of OpenAPI lookups.

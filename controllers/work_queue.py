@@ -4,7 +4,7 @@ Items are keys (for example a requester's UID), never events: a reconcile
 reads the caches to learn what to do.  Each item belongs to a *group*, and
 no two items of one group are handed out at the same time — the dual-pods
 controller groups by node, so launcher selection and the sleeper budget of a
-node are decided one item at a time (CONTRACT.md §7.1), while different
+node are decided one item at a time (docs/controllers.md, "Per-node serialization"), while different
 nodes proceed in parallel.  With one group per item this is the classic
 "never two workers on one key" queue.
 
