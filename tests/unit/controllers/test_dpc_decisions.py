@@ -1,4 +1,6 @@
-"""The dual-pods controller's decisions (CONTRACT.md §7), as tables that run without a cluster.
+"""The dual-pods controller's decisions, as tables that run without a cluster.
+
+See docs/controllers.md, "How the dual-pods controller works".
 
 Each row builds a small world — requesters, launchers, providers, ISC and LC
 in ``kube.testing.FakeClient`` (caches fed by ``sync()``), and the node's
@@ -7,11 +9,10 @@ of one item, and checks the writes and agent calls it made.  The fakes sit
 at our own seams (the Kubernetes adapter, the HTTP transport), so what is
 tested is the controller as it runs, minus the apiserver and the processes.
 
-Tables: launcher selection through the controller (§7.7), binding writes
-(§7.2), the bound path (§7.7 steps 2-5), relay once (§7.7 step 5), deletion
-ordering and the exogenous-deletion relay (§7.3), sleep vs delete at
-unbind (§7.8), obsolete-instance GC (§7.9), direct-mode reuse and eviction
-(§7.6).
+Tables: launcher selection through the controller, binding writes, the
+bound path, relay once, deletion ordering and the exogenous-deletion relay,
+sleep vs delete at unbind, obsolete-instance GC, direct-mode reuse and
+eviction.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ PORT = 8005
 REQ_IP = "127.0.10.1"
 
 
-# --- the node: requester agent, launchers and engines behind one MockTransport ---------------------------
+# --- the node: requester agent, launchers and engines behind one MockTransport ----------------------------------
 
 
 @dataclasses.dataclass
@@ -114,7 +115,7 @@ class FakeNode:
         return httpx.Response(200, json={})
 
 
-# --- the world --------------------------------------------------------------------------------------------
+# --- the world --------------------------------------------------------------------------------------------------
 
 
 class World:
@@ -244,7 +245,7 @@ class World:
         return [(w.verb, w.name) for w in self.api.writes if w.plural == "pods"]
 
 
-# --- launcher selection and binding through the controller (§7.7, §7.2) ------------------------------------
+# --- launcher selection and binding through the controller ------------------------------------------------------
 
 
 def _target(world: World) -> str:
@@ -327,7 +328,7 @@ def test_launcher_selection_and_bind(
     if bound is not None:
         (bind,) = [x for x in w.api.writes if x.verb == "patch" and x.name == bound]
         meta = bind.body["metadata"]
-        assert meta["resourceVersion"], "the bind write carries the resourceVersion read (§7.2)"
+        assert meta["resourceVersion"], "the bind write carries the resourceVersion read"
         assert set(keys.BOUND_LAUNCHER_ANNOTATIONS) <= set(meta["annotations"])
         assert meta["labels"] == {keys.DUAL_LABEL: "r1"}
         assert keys.PROVIDER_FINALIZER in meta["finalizers"]
@@ -346,7 +347,7 @@ def test_a_bind_on_a_stale_launcher_conflicts_and_is_retried() -> None:
     assert keys.REQUESTER_ANNOTATION not in w.pod("a")["metadata"].get("annotations", {})
 
 
-# --- the bound path (§7.7 steps 2-5) ------------------------------------------------------------------------
+# --- the bound path ---------------------------------------------------------------------------------------------
 
 
 @dataclasses.dataclass(frozen=True)
@@ -486,7 +487,7 @@ def test_a_launcher_that_publishes_nothing_is_polled() -> None:
     assert delays == [0.25, 0.375, 0.5625, 0.84375], "from 0.25 s growing by 1.5"
 
 
-# --- relay once (§7.7 step 5) ----------------------------------------------------------------------------------
+# --- relay once -------------------------------------------------------------------------------------------------
 
 
 def test_ready_is_relayed_once_until_the_requester_shows_it() -> None:
@@ -517,7 +518,7 @@ def test_ready_is_relayed_once_until_the_requester_shows_it() -> None:
     assert sample == 1.0, "the actuation is observed once"
 
 
-# --- deletion ordering and relays (§7.3) --------------------------------------------------------------------
+# --- deletion ordering and relays -------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -578,7 +579,7 @@ def test_an_exogenous_provider_deletion_deletes_the_requester_then_releases_the_
     assert w.api.stored(resources.PODS, "r1", NS) is None
 
 
-# --- sleep vs delete at unbind (§7.8) ------------------------------------------------------------------------
+# --- sleep vs delete at unbind ----------------------------------------------------------------------------------
 
 
 def _isc_changed(w: World) -> None:
@@ -621,7 +622,7 @@ def test_sleep_or_delete_at_unbind(change: Callable[[World], None], instance_sta
     assert keys.REQUESTER_ANNOTATION not in notes, "released whatever happened to the engine"
 
 
-# --- obsolete GC (§7.9) ---------------------------------------------------------------------------------------
+# --- obsolete GC ------------------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -645,7 +646,7 @@ def test_obsolete_gc(isc: str, gpus: list[str], sleeping: bool, same_id: bool, d
     assert (("DELETE", f"instance {old_id if not same_id else w.instance_id()}") in w.node.calls) == deleted
 
 
-# --- direct mode: reuse and eviction (§7.6) ---------------------------------------------------------------
+# --- direct mode: reuse and eviction ----------------------------------------------------------------------------
 
 
 def _direct_world(sleeper_limit: int = 1) -> tuple[World, dict[str, Any]]:
@@ -729,7 +730,7 @@ def test_direct_mode_reuse_and_eviction(
         assert [x for x in writes if x[0] in ("create", "delete")] == [("delete", expected[1])]
 
 
-# --- the ISC status item (§6.4) --------------------------------------------------------------------------
+# --- the ISC status item (docs/api.md, "Status") ----------------------------------------------------------------
 
 
 @pytest.mark.parametrize(

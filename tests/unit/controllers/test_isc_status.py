@@ -1,4 +1,4 @@
-"""InferenceServerConfig status (CONTRACT.md §6.4), computed without a cluster, as tables."""
+"""InferenceServerConfig status (docs/api.md, "Status"), computed without a cluster, as tables."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""A launcher's population phase and its next threshold crossing (CONTRACT.md §8.4), as tables."""
+"""A launcher's population phase and its next threshold crossing (docs/populator.md, "How it works"), as tables."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Every branch of launcher selection (CONTRACT.md §7.7), as a table."""
+"""Every branch of launcher selection (docs/controllers.md, "Launcher mode"), as a table."""
 
 from __future__ import annotations
 

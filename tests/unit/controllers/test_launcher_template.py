@@ -1,4 +1,7 @@
-"""Launcher Pod template specialisation (CONTRACT.md §8.5): tables of inputs and the Pods they give."""
+"""Launcher Pod template specialisation: tables of inputs and the Pods they give.
+
+See docs/populator.md, "Template specialisation".
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The plan for one (node, LauncherConfig) pair (CONTRACT.md §8.2, §8.4), as tables."""
+"""The plan for one (node, LauncherConfig) pair (docs/populator.md, "How it works"), as tables."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""LauncherConfig and policy status (CONTRACT.md §6.4) and the populator's expectations, as tables."""
+"""LauncherConfig and policy status (docs/api.md, "Status") and the populator's expectations, as tables."""
 
 from __future__ import annotations
 

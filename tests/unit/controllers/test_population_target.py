@@ -1,4 +1,4 @@
-"""The desired count of a (node, LauncherConfig) pair (CONTRACT.md §8.1), as tables."""
+"""The desired count of a (node, LauncherConfig) pair (docs/populator.md, "How it works"), as tables."""
 
 from __future__ import annotations
 
