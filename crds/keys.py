@@ -1,7 +1,8 @@
 """The Pod metadata contract: every annotation, label and finalizer key FMA uses.
 
-Every package reads and writes Pod metadata through these names (CONTRACT.md §2,
-§12), so a key is spelt exactly once.  The values that have a structure of their
+Every package reads and writes Pod metadata through these names
+(docs/protocol.md, "Annotations", "Labels" and "Finalizers"), so a key is spelt
+exactly once.  The values that have a structure of their
 own are parsed and formatted by the modules named in each docstring
 (``binding_record``, ``requester_status``, ``routing_metadata``, ``accelerators``,
 ``launcher_inventory``, ``vllm_config_annotation``, ``ports``).
@@ -59,10 +60,10 @@ __all__ = [
 PREFIX = "dual-pods.llm-d.ai/"
 """The prefix of every FMA annotation, label and finalizer key."""
 
-# --- annotations (CONTRACT.md §2.1) -------------------------------------------------
+# --- annotations (docs/protocol.md, "Annotations") ------------------------------------
 
 SERVER_PATCH_ANNOTATION = PREFIX + "server-patch"
-"""On a requester (direct mode): the provider patch template; see §2.1. Mutually exclusive with the ISC key."""
+"""On a requester (direct mode): the provider patch template. Mutually exclusive with the ISC key."""
 
 INFERENCE_SERVER_CONFIG_ANNOTATION = PREFIX + "inference-server-config"
 """On a requester: the name of an InferenceServerConfig; its presence selects launcher mode (empty is an error)."""
@@ -112,9 +113,9 @@ BOUND_LAUNCHER_ANNOTATIONS: tuple[str, ...] = (
     VLLM_CONFIG_ANNOTATION,
     ISC_ROUTING_METADATA_ANNOTATION,
 )
-"""The four annotations a launcher carries only while bound; all are removed on unbind (§2.1, §7.8)."""
+"""The four annotations a launcher carries only while bound; all are removed on unbind."""
 
-# --- our extensions (CONTRACT.md §12) -----------------------------------------------
+# --- our extensions (the "ours" rows of docs/protocol.md, "Annotations") --------------
 
 ACTUATION_ANNOTATION = PREFIX + "actuation"
 """On a user Pod: ``direct`` asks the webhook to turn the Pod's own server container into a direct requester."""
@@ -132,7 +133,7 @@ CONVERTED_V1 = "v1"
 """The value of ``CONVERTED_ANNOTATION`` written by this version of the webhook."""
 
 INSTANCES_ANNOTATION = PREFIX + "instances"
-"""On launchers, written by the launcher: its instance inventory (§12.3); see ``launcher_inventory``."""
+"""On launchers, written by the launcher: its instance inventory; see ``launcher_inventory``."""
 
 CONFIG_KEY_ANNOTATION = PREFIX + "config-key"
 """On sleeping direct providers: the config key (``hashes.direct_config_key``), so the extender can match them."""
@@ -147,7 +148,7 @@ NOMINATE_GATE = PREFIX + "nominate"
 """A ``spec.schedulingGates`` name, written by the webhook next to ``NOMINATED_NODE_ANNOTATION``; the controllers
 set ``status.nominatedNodeName`` and then remove only this gate (``controllers.nomination``)."""
 
-# --- labels (CONTRACT.md §2.2) --------------------------------------------------------
+# --- labels (docs/protocol.md, "Labels") ----------------------------------------------
 
 DUAL_LABEL = PREFIX + "dual"
 """On requesters and providers while bound: the name of the other Pod. VAP-protected."""
@@ -177,12 +178,12 @@ COMPONENT_LAUNCHER = "launcher"
 """The value of ``COMPONENT_LABEL`` on launcher Pods."""
 
 LAUNCHER_STUCK_LABEL = PREFIX + "launcher-stuck"
-"""On an unbound launcher: ``"true"`` while the populator considers it stuck (§8.4)."""
+"""On an unbound launcher: ``"true"`` while the populator considers it stuck (docs/populator.md, "How it works")."""
 
 STUCK_TRUE = "true"
 """The value of ``LAUNCHER_STUCK_LABEL``."""
 
-# --- finalizers (CONTRACT.md §2.3) ----------------------------------------------------
+# --- finalizers (docs/protocol.md, "Finalizers") --------------------------------------
 
 PROVIDER_FINALIZER = PREFIX + "provider"
 """On a bound provider: keeps an exogenously deleted provider visible until the DPC relayed the deletion."""
@@ -200,10 +201,13 @@ IMMUTABLE_ANNOTATIONS: tuple[str, ...] = (
     VLLM_CONFIG_ANNOTATION,
     ISC_ROUTING_METADATA_ANNOTATION,
 )
-"""Annotations that ``fma-immutable-fields`` freezes for everyone but the controllers (§9)."""
+"""Annotations that ``fma-immutable-fields`` freezes for everyone but the controllers.
+
+See docs/protocol.md, "Admission".
+"""
 
 IMMUTABLE_LABELS: tuple[str, ...] = (DUAL_LABEL, LAUNCHER_CONFIG_NAME_LABEL)
-"""Labels that ``fma-immutable-fields`` freezes for everyone but the controllers (§9)."""
+"""Labels that ``fma-immutable-fields`` freezes for everyone but the controllers (docs/protocol.md, "Admission")."""
 
 RESERVED_ROUTING_PREFIXES: tuple[str, ...] = (PREFIX, "kubernetes.io/", "k8s.io/")
-"""Key prefixes an ISC's routing labels and annotations must not use (§6.1)."""
+"""Key prefixes an ISC's routing labels and annotations must not use (docs/api.md, "InferenceServerConfig")."""
