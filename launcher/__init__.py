@@ -1,7 +1,7 @@
 """Node-side agents: the launcher service, the requester agent and the engine simulator.
 
-Other packages talk to these over HTTP only (CONTRACT.md §3-§5), so the
-package exports nothing.  Module map:
+Other packages talk to these over HTTP only (docs/protocol.md, "Requester
+SPI", "Launcher API" and "Engine calls"), so the package exports nothing.  Module map:
 
 - launcher service: ``launcher_server`` (process wiring), ``launcher_app``
   (HTTP API), ``request_guard`` (body cap with strict JSON, bearer auth),

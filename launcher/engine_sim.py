@@ -1,7 +1,7 @@
 """The engine simulator: a vLLM-compatible server with modelled start, sleep and wake times.
 
 It lets FMA run end to end on machines without GPUs: the same admin API the
-controller drives (``/sleep``, ``/wake_up``, ``/is_sleeping``, CONTRACT.md §5),
+controller drives (``/sleep``, ``/wake_up``, ``/is_sleeping``, docs/protocol.md, "Engine calls"),
 the OpenAI endpoints a client would call (deterministic text, usage counts),
 and ``/health`` that answers 503 until the simulated load is done.  Its GPU
 memory is published per UUID (``sim_usage``) so the requester agent can

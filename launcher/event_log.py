@@ -1,6 +1,6 @@
 """The launcher's revisioned event log: the revision counter, the replay buffer and live subscribers.
 
-One counter for the whole launcher (CONTRACT.md §4.7): it starts at 0 and
+One counter for the whole launcher (docs/protocol.md, "Launcher API"): it starts at 0 and
 rises by one per event; the last ``capacity`` events are kept as the
 snapshots taken at event time.  A watch either replays from a revision in
 the buffer or is answered 410, including for a cursor from the future (an

@@ -1,4 +1,4 @@
-"""Which GPUs this requester Pod was given, discovered once at start-up (CONTRACT.md §3).
+"""Which GPUs this requester Pod was given, discovered once at start-up (docs/protocol.md, "Requester SPI").
 
 ``NVIDIA_VISIBLE_DEVICES`` first: the device plugin (and simnode) sets it to
 the allocated UUIDs, and reading it needs no driver.  ``all``, ``void``,

@@ -1,8 +1,8 @@
 """The node's GPU UUID → CUDA index table, and where it comes from.
 
 The controller speaks GPU UUIDs; CUDA wants indices.  The table is built
-once at launcher start-up from the first source that works (CONTRACT.md
-§4.4, "our sources"): NVML when a GPU is present, ``--gpu-map-file``, the
+once at launcher start-up from the first source that works (docs/launcher.md,
+"GPU table"): NVML when a GPU is present, ``--gpu-map-file``, the
 node's entry of the ``gpu-map`` ConfigMap when ``NODE_NAME`` and
 ``NAMESPACE`` are set, or upstream's ``--mock-gpus``.  Translation is pure and fails with a 400-class
 error naming the unknown UUID and the known ones.

@@ -1,11 +1,11 @@
 """The command line an instance runs with: the caller's options, plus the launcher's address when it has one.
 
-CONTRACT.md §1 says an instance listens on the ISC port *at the launcher
-Pod's IP*.  Engines (vLLM and the simulator alike) listen on every interface
-unless told otherwise, which is harmless in a real Pod but collides where
-Pods share one network namespace and differ only by their (loopback) IP, as
-on the development cluster: two launchers' instances on the same port would
-fight over ``0.0.0.0:PORT``.  So when the launcher itself listens on a
+An instance listens on the ISC port *at the launcher Pod's IP*
+(docs/launcher.md, "How an instance is started").  Engines (vLLM and the
+simulator alike) listen on every interface unless told otherwise, which is
+harmless in a real Pod but collides where Pods share one network namespace
+and differ only by their (loopback) IP, as on the development cluster: two
+launchers' instances on the same port would fight over ``0.0.0.0:PORT``.  So when the launcher itself listens on a
 specific address and the options name no ``--host``, the instance gets
 ``--host <that address>``.  The caller's options are echoed back unchanged;
 only the argv differs.

@@ -2,7 +2,8 @@
 
 The launcher calls an ``InventoryObserver`` after every instance event with
 the full list of instances, so the publisher that patches the launcher's own
-Pod (CONTRACT.md §4.9, §12.3; ``pod_publisher``) plugs in without the process
+Pod (docs/launcher.md, "Publishing the inventory on the launcher
+Pod"; ``pod_publisher``) plugs in without the process
 table knowing about Kubernetes.  What it writes is computed here, purely: the
 ``vllm-instance-signature`` and the ``instances`` annotation, whose keys and
 model live in ``crds`` (``keys``, ``names``, ``launcher_inventory``) so that
@@ -75,7 +76,10 @@ def _port(instance: schemas.InstanceState) -> int | None:
 
 
 def inventory(snapshot: Snapshot) -> launcher_inventory.LauncherInventory:
-    """The §12.3 model of this snapshot (pure): create annotations give ``isc``, ``configKey`` and ``port``."""
+    """The ``instances`` annotation model of this snapshot (pure).
+
+    Create annotations give ``isc``, ``configKey`` and ``port``.
+    """
     entries = []
     for instance in snapshot.instances:
         notes = instance.annotations or {}
@@ -94,7 +98,7 @@ def inventory(snapshot: Snapshot) -> launcher_inventory.LauncherInventory:
 
 
 def inventory_json(snapshot: Snapshot) -> str:
-    """The compact JSON of the ``instances`` annotation (CONTRACT.md §12.3; pure)."""
+    """The compact JSON of the ``instances`` annotation (pure)."""
     return inventory(snapshot).format()
 
 

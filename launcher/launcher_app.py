@@ -1,4 +1,4 @@
-"""The launcher HTTP API (CONTRACT.md §4.3) over a ``ProcessTable``.
+"""The launcher HTTP API (docs/protocol.md, "Launcher API") over a ``ProcessTable``.
 
 Handlers only translate between HTTP and the table: bodies are validated by
 the ``schemas`` models (422 naming the field), launcher errors map to their

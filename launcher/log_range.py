@@ -1,4 +1,4 @@
-"""Which bytes of an instance log to send for a ``Range`` header (CONTRACT.md §4.6); pure.
+"""Which bytes of an instance log to send for a ``Range`` header (docs/protocol.md, "Launcher API"); pure.
 
 Only ``bytes=START-`` and ``bytes=START-END`` (END ≥ START) are accepted;
 every answer is capped at 1 MiB, closed ranges included, and the reported

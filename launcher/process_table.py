@@ -7,9 +7,9 @@ All state changes happen on the event loop; the only waits are on process
 exits (from the zygote's SIGCHLD-driven reports) and on a short back-off
 while a killed process group drains, so stopping never blocks the loop.
 
-Create follows CONTRACT.md §4.4: check the ID, translate the GPUs, start the
+Create (docs/launcher.md, "How an instance is started"): check the ID, translate the GPUs, start the
 process, then register and record CREATED; a failure leaves nothing behind.
-Delete follows §4.5 with its improvements: SIGTERM, a grace period, SIGKILL
+Delete: SIGTERM, a grace period, SIGKILL
 of the group, and the answer only once every process of the group is gone.
 """
 

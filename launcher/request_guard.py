@@ -115,7 +115,10 @@ class BodyGuard:
 
 
 class BearerAuth:
-    """Require ``Authorization: Bearer <token>`` everywhere except the probes (``OPEN_PATHS``; CONTRACT.md §12.4)."""
+    """Require ``Authorization: Bearer <token>`` everywhere except the probes (``OPEN_PATHS``).
+
+    See docs/launcher.md, "Auth and the token".
+    """
 
     def __init__(self, app: App, token: str) -> None:
         self._app = app

@@ -1,6 +1,6 @@
 """The requester agent's two HTTP faces: the SPI the controller calls and the kubelet's probe.
 
-The readiness flag is the only state; it starts false (CONTRACT.md §3) and
+The readiness flag is the only state; it starts false (docs/protocol.md, "Requester SPI") and
 is flipped by the controller's relay.  Both apps are served by one uvicorn
 server on two sockets; ``PortRouter`` sends each request to the app of the
 port it arrived on, so ``/ready`` is not reachable on the SPI port and the

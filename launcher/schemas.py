@@ -1,4 +1,6 @@
-"""Wire models of the launcher HTTP API (CONTRACT.md §4.2).
+"""Wire models of the launcher HTTP API.
+
+See docs/protocol.md, "Launcher API", and docs/launcher.md, "API additions and limits".
 
 The API is the launcher's boundary, so every body that enters or leaves it is
 a pydantic model here, with ``extra="forbid"`` on what we accept.  The input

@@ -25,7 +25,7 @@ DEFAULT_SIM_USAGE_DIR = pathlib.Path("/tmp/fma-sim-gpu-usage")  # noqa: S108 - a
 
 
 class LauncherSettings(pydantic_settings.BaseSettings):
-    """``fma-launcher``: the multi-instance launcher service (CONTRACT.md §4)."""
+    """``fma-launcher``: the multi-instance launcher service (docs/protocol.md, "Launcher API")."""
 
     model_config = pydantic_settings.SettingsConfigDict(
         env_prefix="FMA_LAUNCHER_", extra="forbid", populate_by_name=True
@@ -84,7 +84,7 @@ class NotifierSettings(LauncherSettings):
 
 
 class RequesterSettings(pydantic_settings.BaseSettings):
-    """``fma-requester``: the requester agent (CONTRACT.md §3)."""
+    """``fma-requester``: the requester agent (docs/protocol.md, "Requester SPI")."""
 
     model_config = pydantic_settings.SettingsConfigDict(extra="forbid", populate_by_name=True)
 

@@ -2,7 +2,7 @@
 
 Kept pure (no clock, no I/O) so the numbers can be unit tested and quoted:
 with the defaults, a 64 GiB model at 21 GiB/s host-to-device wakes in about
-3 s, the reference figure of CONTRACT.md §11.
+3 s, upstream's figure (docs/launcher.md, "`fma-engine-sim serve`").
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ def memory_mib(sim: settings_mod.EngineSimSettings, phase: Phase, asleep: frozen
     """GPU memory held per GPU: the CUDA context always, weights and KV cache unless asleep.
 
     The total while awake is ``gpu_memory_utilization`` of the GPU, as vLLM
-    pre-allocates; a sleeper keeps only ``sleep_residual_mib`` (CONTRACT.md §11).
+    pre-allocates; a sleeper keeps only ``sleep_residual_mib``.
     """
     residual = sim.sleep_residual_mib
     if phase is Phase.STARTING:

@@ -20,7 +20,7 @@ What ``run`` adds in the child, before vLLM reads anything
 
 - ``VLLM_SERVER_DEV_MODE=1`` always: the dual-pods controller drives
   ``/sleep``, ``/wake_up`` and ``/is_sleeping``, which vLLM serves only in
-  dev mode (CONTRACT.md §5);
+  dev mode (docs/protocol.md, "Engine calls");
 - ``--enable-sleep-mode`` is dropped, with a warning in the instance log,
   where the platform refuses it (vLLM's CPU platform rejects the flag at
   start-up, yet serves the dev-mode sleep endpoints), so one
