@@ -1,6 +1,6 @@
 """RFC 6902 JSON Patch operations, built against the raw incoming object.
 
-The webhook never diffs a re-dumped model (STYLE.md rule 6): it emits a few
+The webhook never diffs a re-dumped model: it emits a few
 targeted ``add``/``replace`` operations at paths it found in the raw
 object.  Every operation emitted is idempotent (``add`` to an object member
 and ``replace`` both overwrite), so applying a patch twice gives the same

@@ -3,7 +3,7 @@
 ``mutate`` takes the raw incoming Pod, the webhook's options and the
 cluster facts, and returns a ``Decision``: allowed or denied (with the
 message users see), the JSON Patch operations computed against the *raw*
-object, and warnings.  Modes (CONTRACT.md §12.1):
+object, and warnings.  Modes (docs/webhook.md, "What it does to a Pod"):
 
 * **launcher** — ``inference-server-config`` is present: the
   ``inference-server`` container becomes the requester agent.

@@ -1,6 +1,6 @@
 """The requester agent container that replaces a user's ``inference-server`` container.
 
-The agent (``fma-requester``, CONTRACT.md §3) serves the requester SPI and
+The agent (``fma-requester``, docs/protocol.md, "Requester SPI") serves the requester SPI and
 the readiness probe; the kubelet gives the Pod its GPUs because the agent
 container keeps the user's own ``nvidia.com/gpu`` limits and requests.
 Every field the apiserver would default is written out, so that the
@@ -22,9 +22,9 @@ __all__ = ["HOST_ENV", "PROBES_PORT_ENV", "SPI_PORT_ENV", "AgentSpec", "containe
 PROBES_PORT_ENV = "PROBES_PORT"
 HOST_ENV = "FMA_REQUESTER_HOST"
 """The requester agent's listen address (``fma-requester`` reads it)."""
-"""The agent's probe-port variable (CONTRACT.md §2.4)."""
+"""The agent's probe-port variable (docs/protocol.md, "Fixed names, containers and environment")."""
 SPI_PORT_ENV = "SPI_PORT"
-"""The agent's SPI-port variable (CONTRACT.md §2.4)."""
+"""The agent's SPI-port variable (docs/protocol.md, "Fixed names, containers and environment")."""
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """The ``server-patch`` annotation: validating one a user wrote, deriving one from a server container.
 
 A server patch is a template (only ``{{.NodeName}}`` and ``{{.LocalVolume}}``
-are defined, CONTRACT.md §2.1) that expands to a YAML or JSON strategic
+are defined, docs/protocol.md, "Annotations") that expands to a YAML or JSON strategic
 merge patch, which the controller applies to the requester to build the
 direct provider.
 
