@@ -350,7 +350,8 @@ class Phase:
         waiting.wait_for(
             lambda: self.api.get_or_none(resources.SERVICE_ACCOUNTS, "default", ns), timeout=60, what=f"{ns} SA"
         )
-        # Launchers publish their inventory on their own Pod (CONTRACT §12.3), as the chart grants.
+        # Launchers publish their inventory on their own Pod, as the chart grants
+        # (docs/launcher.md, "Publishing the inventory on the launcher Pod").
         self.api.create(
             ROLES,
             {
