@@ -28,29 +28,12 @@ CONTRACT = re.compile(r"\bCONTRACT\b")
 DOTTED_SECTION = re.compile(r"§\s?\d+\.\d+")
 TEAM_FILE = re.compile(r"\b(?:SCENARIOS|STYLE|ARCHITECTURE)(?:\.md\b|\s+rule\b)|\.\./shared/|/work/shared\b")
 
-# Not converted yet: these paths (a directory ends with "/") still cite the
-# contract or the team's other files, and are being converted by others.  Remove an entry once its files
-# pass; the list should end up empty.
-PENDING: tuple[str, ...] = (
-    "benchmarks/",
-    "controllers/",
-    "crds/keys.py",
-    "launcher/",
-    "tests/unit/controllers/",
-    "webhook/",
-    # Converted in the working tree, but held back: another change to it is not committed yet.
-    "tests/integration/test_launcher_publisher.py",
-    # Dotted section numbers left in the docs themselves.
-    "docs/extender.md",
-    "docs/launcher.md",
-)
+# Not converted yet: paths (a directory ends with "/") that may still cite the contract or the team's other
+# files.  Everything is converted; keep it empty.
+PENDING: tuple[str, ...] = ()
 
-# Citations of a section that does not exist yet: (page, heading), each with the reason.
-DANGLING: frozenset[tuple[str, str]] = frozenset(
-    {
-        ("extender.md", "Nomination"),  # issue #20's section, cited before it is written
-    }
-)
+# Citations of a section that does not exist yet: (page, heading), each with the reason.  None now.
+DANGLING: frozenset[tuple[str, str]] = frozenset()
 
 # ``docs/page.md, "Heading"`` or ``docs/page.md, "One" and "Two"``, possibly wrapped over comment lines.
 DOC_CITATION = re.compile(r'docs/([\w./-]+\.md),\s+((?:"[^"\n]+")(?:(?:,|\s+and)\s+"[^"\n]+")*)')
