@@ -25,15 +25,16 @@ from typing import Any
 
 import httpx
 import pytest
-import yaml
 
 import crds
 from certs import issuer
 from crds import inference_server_config, keys, launcher_inventory, manifests
-from devcluster import binaries, control_plane, processes, waiting
+from devcluster import control_plane, processes, waiting
 from devcluster.simnode import fleet
 from devcluster.simnode.pytest_fixtures import RunningSimnode
 from extender import scheduler_config
+
+from . import placement_stack
 
 pytestmark = pytest.mark.cluster
 
@@ -89,41 +90,6 @@ def _install_crds(api: httpx.Client) -> None:
     waiting.wait_for(established, timeout=60, what="FMA CRDs Established")
 
 
-def _spawn_scheduler(
-    devcluster: control_plane.ClusterState, workdir: pathlib.Path, name: str, config: dict[str, Any]
-) -> processes.ProcessRecord:
-    """Start a second kube-scheduler with ``config`` (as the cluster's scheduler user) and wait until healthy."""
-    kubeconfig = devcluster.state_dir / "scheduler.kubeconfig"
-    config_path = workdir / f"{name}.yaml"
-    config_path.write_text(yaml.safe_dump(config, sort_keys=False))
-    port = processes.free_port()
-    record = processes.spawn(
-        name,
-        [
-            str(binaries.locate().kube_scheduler),
-            f"--config={config_path}",
-            f"--authentication-kubeconfig={kubeconfig}",
-            f"--authorization-kubeconfig={kubeconfig}",
-            "--bind-address=127.0.0.1",
-            f"--secure-port={port}",
-            f"--cert-dir={workdir / (name + '-certs')}",
-            "--v=2",
-        ],
-        workdir / f"{name}.log",
-    )
-    try:
-        waiting.wait_for(
-            lambda: httpx.get(f"https://127.0.0.1:{port}/healthz", verify=False, timeout=2).status_code == 200,
-            timeout=60,
-            what=f"{name} /healthz",
-            ignore=(httpx.HTTPError,),
-        )
-    except BaseException:
-        processes.stop(record, grace_seconds=5)
-        raise
-    return record
-
-
 @pytest.fixture(scope="module")
 def fma_scheduler(
     devcluster: control_plane.ClusterState, simnode: RunningSimnode, tmp_path_factory: pytest.TempPathFactory
@@ -151,7 +117,7 @@ def fma_scheduler(
         config = scheduler_config.render(
             url, kubeconfig=str(devcluster.state_dir / "scheduler.kubeconfig"), leader_election=False
         )
-        scheduler = _spawn_scheduler(devcluster, workdir, "fma-scheduler", config)
+        scheduler = placement_stack.spawn_scheduler(devcluster, workdir, "fma-scheduler", config)
         fma = FmaScheduler(url, argv, extender_log, extender, scheduler)
         yield fma
     finally:
@@ -410,7 +376,7 @@ def test_extender_serves_https_with_certs_from_the_certs_package(
             ca_file=str(tmp_path / "ca.crt"),
         )
         config["profiles"] = [{"schedulerName": "fma-scheduler-tls"}]
-        scheduler = _spawn_scheduler(devcluster, tmp_path, "fma-scheduler-tls", config)
+        scheduler = placement_stack.spawn_scheduler(devcluster, tmp_path, "fma-scheduler-tls", config)
         try:
             _configs(api, fresh_namespace)
             _create(api, fresh_namespace, _requester("requester", scheduler="fma-scheduler-tls"))

@@ -20,7 +20,8 @@ from devcluster.simnode import fleet
 from fmactl import cli as fmactl_cli
 from kube import resources
 
-from .conftest import P, Stack
+from ..placement_stack import P
+from .conftest import Stack
 
 pytestmark = pytest.mark.cluster
 
