@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import hashlib
 import json
 import logging
 import os
@@ -42,12 +43,17 @@ __all__ = [
     "ETCD_VERSION",
     "HELM_VERSION",
     "KUBERNETES_VERSION",
+    "PLUGIN_SOURCES",
     "Binaries",
     "BuildError",
+    "build_fma_scheduler",
     "cache_root",
     "ensure_all",
+    "ensure_fma_scheduler",
     "locate",
+    "locate_fma_scheduler",
     "parse_staging_replaces",
+    "plugin_source_hash",
 ]
 
 logger = logging.getLogger(__name__)
@@ -321,6 +327,91 @@ def build_helm(out_path: pathlib.Path, version: str = HELM_VERSION) -> None:
         out_path.parent.mkdir(parents=True, exist_ok=True)
         shutil.move(str(gobin / "helm"), str(out_path))
     _progress(f"helm ready in {out_path} after {time.monotonic() - started:.0f}s")
+
+
+PLUGIN_SOURCES = pathlib.Path(__file__).resolve().parents[1] / "extender" / "scheduler_plugin"
+"""The Go sources of FMA's kube-scheduler build (the stock scheduler plus the NominatedNode PreFilter plugin)."""
+
+
+def plugin_source_hash(sources: pathlib.Path = PLUGIN_SOURCES) -> str:
+    """The first 12 hex digits of a SHA-256 over the plugin's ``*.go`` files (names and contents)."""
+    digest = hashlib.sha256()
+    files = sorted(sources.glob("*.go"))
+    if not files:
+        raise BuildError(f"no Go sources in {str(sources)!r}")
+    for path in files:
+        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()[:12]
+
+
+def locate_fma_scheduler(root: pathlib.Path | None = None, version: str = KUBERNETES_VERSION) -> pathlib.Path:
+    """Where FMA's kube-scheduler for the current plugin sources lives (it may not exist yet)."""
+    base = root if root is not None else cache_root()
+    return base / "k8s" / version / f"fma-kube-scheduler-{plugin_source_hash()}"
+
+
+def _kube_ldflags(version: str) -> str:
+    """The version stamps ``build_kubernetes`` gives its binaries, so ours reports the same version."""
+    now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return " ".join(
+        f"-X {pkg}.{key}={value}"
+        for pkg in ("k8s.io/component-base/version", "k8s.io/client-go/pkg/version")
+        for key, value in (
+            ("gitVersion", version),
+            ("gitMajor", "1"),
+            ("gitMinor", version.split(".")[1]),
+            ("gitTreeState", "clean"),
+            ("gitCommit", "0000000000000000000000000000000000000000"),
+            ("buildDate", now),
+        )
+    )
+
+
+def _plugin_module(work: pathlib.Path, version: str) -> None:
+    """Lay out the wrapper module of ``build_kubernetes`` in ``work`` with the plugin's sources as its main package."""
+    (work / "go.mod").write_text("module fma.local/fmascheduler\n\ngo 1.25\n")
+    modules = parse_staging_replaces(_download_go_mod("k8s.io/kubernetes", version, work))
+    if not modules:
+        raise BuildError(f"k8s.io/kubernetes@{version} go.mod lists no staging replaces; cannot build")
+    staging = _staging_version(version)
+    _wrapper_module(work, "fma.local/fmascheduler", ("k8s.io/kubernetes", version), {m: staging for m in modules})
+    for path in sorted(PLUGIN_SOURCES.glob("*.go")):
+        shutil.copyfile(path, work / path.name)
+    _run([_go(), "mod", "tidy", "-e"], cwd=work, env={"GOFLAGS": "-mod=mod"})
+
+
+def build_fma_scheduler(out_path: pathlib.Path, version: str = KUBERNETES_VERSION, *, test: bool = False) -> None:
+    """Build kube-scheduler ``version`` with the NominatedNode plugin into ``out_path``.
+
+    ``test`` runs the plugin's Go tests in the same module first.
+    """
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="fma-scheduler-build-") as tmp:
+        work = pathlib.Path(tmp)
+        _progress(f"preparing FMA's kube-scheduler {version} from {PLUGIN_SOURCES}")
+        _plugin_module(work, version)
+        env = {"CGO_ENABLED": "0", "GOFLAGS": "-mod=mod"}
+        if test:
+            _progress("running the plugin's Go tests")
+            _run([_go(), "test", "-count=1", "."], cwd=work, env=env)
+        out_path.parent.mkdir(parents=True, exist_ok=True)
+        partial = out_path.parent / f".{out_path.name}.partial"
+        _progress("building FMA's kube-scheduler (warm Go build cache: minutes)")
+        _run(
+            [_go(), "build", "-trimpath", "-ldflags", f"-s -w {_kube_ldflags(version)}", "-o", str(partial), "."],
+            cwd=work,
+            env=env,
+        )
+        partial.replace(out_path)
+    _progress(f"FMA kube-scheduler ready in {out_path} after {time.monotonic() - started:.0f}s")
+
+
+def ensure_fma_scheduler(root: pathlib.Path | None = None) -> pathlib.Path:
+    """Build FMA's kube-scheduler for the current plugin sources unless cached; return its path.  Idempotent."""
+    path = locate_fma_scheduler(root)
+    if not path.is_file():
+        build_fma_scheduler(path)
+    return path
 
 
 def ensure_all(root: pathlib.Path | None = None) -> Binaries:
