@@ -77,6 +77,19 @@ benchmark measures what that costs, side by side in one run on one cluster:
   ``nominate-burst``: the gated Pods are all created first, then the
   nominator starts: the scheduler-side rate to compare with ``default``
   (all Pods pending when scheduling starts) and the nominator's lift rate;
+- ``plugin``, ``plugin-fallback-full`` and ``plugin-fallback-tainted`` (only with ``--plugin``, which runs
+  ``default`` and these phases and nothing else): FMA's kube-scheduler build with the NominatedNode PreFilter
+  plugin (``extender/scheduler_plugin``, built on demand by ``devcluster.binaries.ensure_fma_scheduler``; a
+  measurement prototype, docs/extender.md "Scheduler plugin"), configured as ``hints`` with the scheduler's
+  default node sampling and the plugin enabled. Each Pod carries what the webhook writes for a certain-hot
+  node (the one-node hint and the ``nominated-node`` annotation; no gate, no nominator, no status write).
+  ``plugin``: ``--pods`` Pods, node i mod nodes (every annotated node stays feasible): Pods/s against
+  ``default`` and the honoured count; ``--plugin-rounds`` N adds N - 1 pairs ``default-N``/``plugin-N`` (stock
+  and plugin alternating, for the spread of the ratio on a shared machine). The fallbacks: ``--fallback-pods``
+  Pods all annotated with one node that cannot take them: ``full`` (its GPUs taken by a filler Pod, so the
+  plugin sees the node has no room and does not restrict) and ``tainted`` (a NoSchedule taint the Pods do not
+  tolerate: the plugin restricts the first attempt to it, that cycle fails, and the retry is unrestricted):
+  how many were scheduled elsewhere and how long from the scheduler's start to the last bind;
 - after the ``fma`` phase, with its Pods still in place: ``--calls`` direct filter and
   prioritize calls to the extender with all node names (client-side latency,
   loopback HTTP included), and the server-side histogram of the run.
@@ -338,7 +351,11 @@ class BindWatch:
 
 
 def _spawn_scheduler(
-    cluster: control_plane.ClusterState, workdir: pathlib.Path, name: str, config: dict[str, Any]
+    cluster: control_plane.ClusterState,
+    workdir: pathlib.Path,
+    name: str,
+    config: dict[str, Any],
+    binary: pathlib.Path | None = None,
 ) -> tuple[processes.ProcessRecord, int]:
     path = workdir / f"{name}.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))
@@ -347,7 +364,7 @@ def _spawn_scheduler(
     record = processes.spawn(
         name,
         [
-            str(binaries.locate().kube_scheduler),
+            str(binary or binaries.locate().kube_scheduler),
             f"--config={path}",
             f"--authentication-kubeconfig={kubeconfig}",
             f"--authorization-kubeconfig={kubeconfig}",
@@ -374,9 +391,12 @@ def _phase(
     hints: cluster_facts.SleeperHints | None = None,
     targets: list[str] | None = None,
     nominate: bool = False,
+    annotate: bool = False,
+    binary: pathlib.Path | None = None,
 ) -> tuple[dict[str, Any], processes.ProcessRecord]:
     """One scheduler's run over ``pods`` Pods; with ``targets`` (one node per Pod) each Pod is hinted at
-    its own node alone and the result says how many landed there."""
+    its own node alone and the result says how many landed there.  ``annotate`` also writes the
+    ``nominated-node`` annotation as the webhook does; ``binary`` replaces the stock kube-scheduler."""
     isc_annotation = {keys.INFERENCE_SERVER_CONFIG_ANNOTATION: ISC}
     if targets is not None:
         pods = len(targets)
@@ -388,6 +408,9 @@ def _phase(
         hinted = _add_hints(bodies, hints)
     if targets is not None:
         _hint_one_node_each(bodies, targets)
+        if annotate:
+            for body, node in zip(bodies, targets, strict=True):
+                body["metadata"]["annotations"][keys.NOMINATED_NODE_ANNOTATION] = node
     watch = BindWatch(api, phase)
     watch.cache.start()
     watch.cache.wait_synced(60)
@@ -397,7 +420,8 @@ def _phase(
         _nominate_all(api, bodies, targets)
     _log(f"{phase}: created {pods} pods in {time.monotonic() - started:.1f}s; starting its scheduler")
     load_start = [round(x, 2) for x in os.getloadavg()]
-    record, _ = _spawn_scheduler(cluster, workdir, f"scheduler-{phase}", config)
+    record, _ = _spawn_scheduler(cluster, workdir, f"scheduler-{phase}", config, binary)
+    spawned = time.monotonic()
     deadline = time.monotonic() + timeout
     last_report = 0.0
     while watch.count() < pods and time.monotonic() < deadline:
@@ -408,6 +432,7 @@ def _phase(
             last_report = time.monotonic()
         time.sleep(0.2)
     watch.cache.stop()
+    scheduler_cpu = _cpu_seconds(record.pid)
     times = sorted(watch.bound.values())
     scheduled = len(times)
     span = times[-1] - times[0] if scheduled > 1 else 0.0
@@ -417,6 +442,8 @@ def _phase(
         "timed_out": scheduled < pods,
         "seconds_first_to_last_bind": round(span, 3),
         "pods_per_second": round((scheduled - 1) / span, 1) if span > 0 else None,
+        "seconds_scheduler_start_to_last_bind": round(times[-1] - spawned, 3) if times else None,
+        "scheduler_cpu_seconds_per_1000_pods": round(1000 * scheduler_cpu / scheduled, 2) if scheduled else None,
         # Phases run one after another on a shared machine: their rates compare only at similar load.
         "load_average_start_end": [load_start, [round(x, 2) for x in os.getloadavg()]],
     }
@@ -825,6 +852,15 @@ def main(argv: list[str] | None = None) -> int:
         action="store_false",
         help="skip the nominate phases (default-live, nominate-live, nominate-burst)",
     )
+    parser.add_argument(
+        "--plugin",
+        action="store_true",
+        help="run default and the NominatedNode plugin phases (plugin, plugin-fallback-*) only",
+    )
+    parser.add_argument("--fallback-pods", type=int, default=200, help="Pods per plugin fallback phase")
+    parser.add_argument(
+        "--plugin-rounds", type=int, default=1, help="pairs of default/plugin phases, alternating (with --plugin)"
+    )
     parser.add_argument("--serve-nominator", metavar="KUBECONFIG", help=argparse.SUPPRESS)
     parser.add_argument(
         "--nominator-workers", type=int, help="the nominator's worker threads (default: the controllers' own)"
@@ -879,6 +915,10 @@ def main(argv: list[str] | None = None) -> int:
             )
             processes.stop(default_record, grace_seconds=5)
             _delete_phase(api, "default")
+            if args.plugin:
+                results["default"] = default
+                results.update(_plugin_phases(api, cluster, workdir, nodes, default_config, args))
+                return _finish_plugin(results, args)
             if args.default_full:
                 full, full_record = _phase(
                     api,
@@ -1192,6 +1232,131 @@ def main(argv: list[str] | None = None) -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2) + "\n")
     _print_table(results)
+    return 0
+
+
+def _plugin_phases(
+    api: kube.Client,
+    cluster: control_plane.ClusterState,
+    workdir: pathlib.Path,
+    nodes: list[str],
+    default_config: dict[str, Any],
+    args: argparse.Namespace,
+) -> dict[str, Any]:
+    """``plugin``, then ``--plugin-rounds`` - 1 more pairs ``default-N``/``plugin-N`` (the stock and the plugin
+    scheduler alternating), then the two fallbacks (module docstring); the FMA scheduler is built first if
+    needed."""
+    started = time.monotonic()
+    binary = binaries.ensure_fma_scheduler()
+    results: dict[str, Any] = {"fma_scheduler_ready_seconds": round(time.monotonic() - started, 1)}
+    kubeconfig = str(cluster.state_dir / "scheduler.kubeconfig")
+    config = control_plane.merge_config(
+        scheduler_config.render(
+            None,
+            kubeconfig=kubeconfig,
+            leader_election=False,
+            placement="hints",
+            percentage_of_nodes_to_score=0,
+            nominated_node_plugin=True,
+        ),
+        QPS_OVERLAY,
+    )
+    spread = random.Random(args.seed).sample(nodes, len(nodes))
+    targets = [spread[i % len(spread)] for i in range(args.pods)]
+    full_node, tainted_node = spread[0], spread[1]
+    plan: list[tuple[str, list[str] | None]] = [("plugin", targets)]
+    for round_ in range(2, args.plugin_rounds + 1):
+        plan += [(f"default-{round_}", None), (f"plugin-{round_}", targets)]
+    plan += [
+        ("plugin-fallback-full", [full_node] * args.fallback_pods),
+        ("plugin-fallback-tainted", [tainted_node] * args.fallback_pods),
+    ]
+    for phase, phase_targets in plan:
+        if phase == "plugin-fallback-full":
+            _fill_node(api, full_node, args.gpus_per_node)
+        if phase == "plugin-fallback-tainted":
+            _taint_node(api, tainted_node)
+        stock = phase_targets is None
+        result, record = _phase(
+            api,
+            cluster,
+            workdir,
+            phase=phase,
+            profile=DEFAULT_PROFILE if stock else scheduler_config.SCHEDULER_NAME,
+            config=default_config if stock else config,
+            pods=args.pods if phase_targets is None else len(phase_targets),
+            timeout=args.phase_timeout,
+            targets=phase_targets,
+            annotate=not stock,
+            binary=None if stock else binary,
+        )
+        processes.stop(record, grace_seconds=5)
+        result["pods_with_a_failed_scheduling_event"] = _failed_scheduling(api, phase)
+        _delete_phase(api, phase)
+        results[phase.replace("-", "_")] = result
+    _delete_phase(api, "plugin-filler")
+    return results
+
+
+def _failed_scheduling(api: kube.Client, phase: str) -> int:
+    """How many Pods of ``phase`` have a FailedScheduling event (a cycle that found no node)."""
+    names: set[str] = set()
+    continue_token: str | None = None
+    for _ in range(1000):
+        page = api.list_page(
+            kube.resources.EVENTS,
+            NAMESPACE,
+            field_selector="reason=FailedScheduling",
+            limit=500,
+            continue_token=continue_token,
+        )
+        for event in page["items"]:
+            name = str((event.get("involvedObject") or {}).get("name", ""))
+            if name.startswith(f"{phase}-") and name[len(phase) + 1 :].isdigit():
+                names.add(name)
+        continue_token = (page.get("metadata") or {}).get("continue") or None
+        if continue_token is None:
+            break
+    return len(names)
+
+
+def _fill_node(api: kube.Client, node: str, gpus: int) -> None:
+    """Take every GPU of ``node`` with one Pod bound there directly (no scheduler involved)."""
+    body = _pod("plugin-filler-0", {"bench/phase": "plugin-filler"}, {}, gpus, nodeName=node)
+    _create_all(api, [body])
+
+
+def _taint_node(api: kube.Client, node: str) -> None:
+    """Give ``node`` a NoSchedule taint that no benchmark Pod tolerates."""
+    api.patch(
+        kube.resources.NODES,
+        node,
+        {"spec": {"taints": [{"key": "bench/fallback", "value": "tainted", "effect": "NoSchedule"}]}},
+    )
+
+
+def _finish_plugin(results: dict[str, Any], args: argparse.Namespace) -> int:
+    """Ratios, the run record and the JSON file of a ``--plugin`` run."""
+    pairs = [("default", "plugin")] + [(f"default_{r}", f"plugin_{r}") for r in range(2, args.plugin_rounds + 1)]
+    ratios = [
+        round(results[b]["pods_per_second"] / results[a]["pods_per_second"], 3)
+        for a, b in pairs
+        if results[a].get("pods_per_second") and results[b].get("pods_per_second")
+    ]
+    if ratios:
+        results["ratio_plugin_to_default"] = ratios[0]
+        results["ratios_plugin_to_default_per_round"] = ratios
+        results["ratio_plugin_to_default_median"] = statistics.median(ratios)
+    results["run"] = run_record.finish(results["run"])
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=2) + "\n")
+    for name in [*(n for pair in pairs for n in pair), "plugin_fallback_full", "plugin_fallback_tainted"]:
+        row = results[name]
+        print(
+            f"{name:26} {row['scheduled']:>5}/{row['pods']:<5} {row['pods_per_second']!s:>8} Pods/s  "
+            f"start->last bind {row['seconds_scheduler_start_to_last_bind']}s  honoured {row.get('honoured')}"
+        )
+    print(f"ratio plugin/default per round: {results.get('ratios_plugin_to_default_per_round')}")
     return 0
 
 

@@ -19,6 +19,12 @@ The ``placement`` setting picks how the scheduler learns where sleepers wait
   ``extender_weight_over_hints()`` so that its fresh order still wins over a
   hint computed at admission.
 
+``nominated_node_plugin=True`` (any placement) enables ``NOMINATED_NODE_PLUGIN`` at ``preFilter`` in every
+profile: a PreFilter plugin compiled into FMA's own kube-scheduler build (``extender/scheduler_plugin``, built by
+``devcluster.binaries.ensure_fma_scheduler``) that restricts a requester's first scheduling attempt to the node
+the webhook wrote into ``crds.keys.NOMINATED_NODE_ANNOTATION``.  The stock binary refuses a configuration naming
+it.  A measurement prototype (docs/extender.md, "Scheduler plugin").
+
 Reading the packaged file is the only I/O, done when called.
 """
 
@@ -39,6 +45,7 @@ __all__ = [
     "DEFAULT_SCORE_PLUGIN_WEIGHTS",
     "FULL_SCORING",
     "MAX_NODE_SCORE",
+    "NOMINATED_NODE_PLUGIN",
     "PLACEMENTS",
     "SCHEDULER_NAME",
     "URL_PLACEHOLDER",
@@ -60,6 +67,9 @@ FULL_SCORING: Final = 100
 """``percentageOfNodesToScore`` of the packaged file: every feasible node is scored."""
 MAX_NODE_SCORE: Final = 100
 """``framework.MaxNodeScore``: each score plugin gives 0..100, times its weight."""
+
+NOMINATED_NODE_PLUGIN: Final = "NominatedNode"
+"""The PreFilter plugin of FMA's kube-scheduler build (``Name`` in ``extender/scheduler_plugin/plugin.go``)."""
 
 DEFAULT_SCORE_PLUGIN_WEIGHTS: Final[Mapping[str, int]] = {
     "TaintToleration": 3,
@@ -147,6 +157,20 @@ def _set_sampling(config: dict[str, Any], percentage: int) -> None:
         config.pop("percentageOfNodesToScore", None)
 
 
+def _enable_plugins(config: dict[str, Any], *, hints: bool, nominated_node_plugin: bool) -> None:
+    """Weight ``NodeAffinity`` for hints and enable the NominatedNode PreFilter plugin, in every profile."""
+    if not (hints or nominated_node_plugin):
+        return
+    for profile in config.get("profiles") or []:
+        plugins = profile.setdefault("plugins", {})
+        if hints:
+            score = plugins.setdefault("score", {})
+            score.setdefault("enabled", []).append({"name": _HINT_PLUGIN, "weight": hint_weight()})
+        if nominated_node_plugin:
+            pre_filter = plugins.setdefault("preFilter", {})
+            pre_filter.setdefault("enabled", []).append({"name": NOMINATED_NODE_PLUGIN})
+
+
 def render(
     extender_url: str | None,
     *,
@@ -155,6 +179,7 @@ def render(
     ca_file: str | None = None,
     placement: Placement = "extender",
     percentage_of_nodes_to_score: int = FULL_SCORING,
+    nominated_node_plugin: bool = False,
 ) -> dict[str, Any]:
     """Return the configuration for ``placement``, with the extender at ``extender_url`` (``http://`` or
     ``https://``; unused, and may be None, for ``hints``).
@@ -164,7 +189,9 @@ def render(
     ``ca_file`` (HTTPS only) is the CA bundle the scheduler trusts for the extender;
     ``percentage_of_nodes_to_score`` (1-100, or 0 for kube-scheduler's adaptive sampling) replaces the
     packaged 100 (docs/extender.md, "Where the hints' cost goes": sampling runs near the stock rate but a
-    sleeper's node outside the sample cannot win).
+    sleeper's node outside the sample cannot win);
+    ``nominated_node_plugin`` enables ``NOMINATED_NODE_PLUGIN`` at ``preFilter`` in every profile (FMA's
+    kube-scheduler build only).
     """
     if placement not in PLACEMENTS:
         raise ValueError(f"placement must be one of {list(PLACEMENTS)!r}, got {placement!r}")
@@ -186,10 +213,7 @@ def render(
             entry["tlsConfig"] = {"caFile": ca_file}
         if placement == "hints+extender":
             entry["weight"] = max(int(entry["weight"]), extender_weight_over_hints())
-    if placement != "extender":
-        for profile in config.get("profiles") or []:
-            score = profile.setdefault("plugins", {}).setdefault("score", {})
-            score.setdefault("enabled", []).append({"name": _HINT_PLUGIN, "weight": hint_weight()})
+    _enable_plugins(config, hints=placement != "extender", nominated_node_plugin=nominated_node_plugin)
     config.setdefault("leaderElection", {})["leaderElect"] = leader_election
     if kubeconfig is not None:
         config.setdefault("clientConnection", {})["kubeconfig"] = kubeconfig
@@ -204,6 +228,7 @@ def render_yaml(
     ca_file: str | None = None,
     placement: Placement = "extender",
     percentage_of_nodes_to_score: int = FULL_SCORING,
+    nominated_node_plugin: bool = False,
 ) -> str:
     """``render`` as YAML text, ready for ``kube-scheduler --config``."""
     config = render(
@@ -213,5 +238,6 @@ def render_yaml(
         ca_file=ca_file,
         placement=placement,
         percentage_of_nodes_to_score=percentage_of_nodes_to_score,
+        nominated_node_plugin=nominated_node_plugin,
     )
     return yaml.safe_dump(config, sort_keys=False)

@@ -7,7 +7,7 @@ import pathlib
 import pytest
 import yaml
 
-from crds import sleeper_scoring
+from crds import keys, sleeper_scoring
 from extender import errors, scheduler_config
 
 
@@ -126,3 +126,30 @@ def test_every_node_is_scored_unless_sampling_is_asked_for(placement: str) -> No
 def test_a_percentage_outside_0_to_100_is_refused(bad: int) -> None:
     with pytest.raises(ValueError, match="percentage_of_nodes_to_score"):
         scheduler_config.render("http://127.0.0.1:8890", percentage_of_nodes_to_score=bad)
+
+
+@pytest.mark.parametrize("placement", scheduler_config.PLACEMENTS)
+def test_the_nominated_node_plugin_is_enabled_at_prefilter_only_when_asked(placement: str) -> None:
+    url = None if placement == "hints" else "http://127.0.0.1:1"
+    plain = scheduler_config.render(url, placement=placement)  # type: ignore[arg-type]
+    with_plugin = scheduler_config.render(url, placement=placement, nominated_node_plugin=True)  # type: ignore[arg-type]
+    assert all("preFilter" not in (p.get("plugins") or {}) for p in plain["profiles"])
+    for profile in with_plugin["profiles"]:
+        assert profile["plugins"]["preFilter"] == {"enabled": [{"name": scheduler_config.NOMINATED_NODE_PLUGIN}]}
+    with_plugin_profiles = [
+        {**p, "plugins": {k: v for k, v in p["plugins"].items() if k != "preFilter"}} for p in with_plugin["profiles"]
+    ]
+    plain_profiles = [{**p, "plugins": p.get("plugins", {})} for p in plain["profiles"]]
+    assert with_plugin_profiles == plain_profiles
+    assert {k: v for k, v in with_plugin.items() if k != "profiles"} == {
+        k: v for k, v in plain.items() if k != "profiles"
+    }
+
+
+def test_the_go_plugin_uses_our_plugin_name_and_annotation_key() -> None:
+    """The Go sources are compiled outside this test run; their two constants must match the Python ones."""
+    source = (pathlib.Path(scheduler_config.__file__).parent / "scheduler_plugin" / "plugin.go").read_text(
+        encoding="utf-8"
+    )
+    assert f'Name = "{scheduler_config.NOMINATED_NODE_PLUGIN}"' in source
+    assert f'NominatedNodeAnnotation = "{keys.NOMINATED_NODE_ANNOTATION}"' in source
