@@ -1,0 +1,171 @@
+"""FMA's kube-scheduler build with the NominatedNode PreFilter plugin on the development cluster.
+
+The plugin (``extender/scheduler_plugin``, docs/extender.md "Scheduler plugin") restricts a Pod's first
+scheduling attempt to the node named by ``crds.keys.NOMINATED_NODE_ANNOTATION``, the annotation the webhook
+writes for a certain-hot node.  Shown here against the real scheduler binary, built on demand (cached by a
+hash of the Go sources), beside the cluster's stock scheduler:
+
+* the annotated node wins although the scheduler's own scoring prefers the other node (a control Pod
+  without the annotation lands there);
+* an annotated node without room (its GPUs taken) is not imposed: the Pod schedules on the other node;
+* an annotated node that fails another filter costs one failed cycle; the retry is unrestricted.
+
+Nodes: the session's simnode, ``simnode-0`` and ``simnode-1``, 2 GPUs each.
+"""
+
+from __future__ import annotations
+
+import pathlib
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+
+from crds import keys
+from devcluster import binaries, control_plane, processes, waiting
+from devcluster.simnode.pytest_fixtures import RunningSimnode
+from extender import scheduler_config
+
+pytestmark = pytest.mark.cluster
+
+PROFILE = "fma-plugin-scheduler"
+SLEEP = ["python", "-c", "import time; time.sleep(3600)"]  # noqa: sleep-ok - a Pod's idle command
+
+
+@pytest.fixture(scope="module")
+def plugin_scheduler(
+    devcluster: control_plane.ClusterState, simnode: RunningSimnode, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """FMA's kube-scheduler, ``hints`` configuration with the plugin enabled, under the profile ``PROFILE``."""
+    binary = binaries.ensure_fma_scheduler()
+    workdir = tmp_path_factory.mktemp("fma-plugin-scheduler")
+    kubeconfig = devcluster.state_dir / "scheduler.kubeconfig"
+    config = scheduler_config.render(
+        None, placement="hints", kubeconfig=str(kubeconfig), leader_election=False, nominated_node_plugin=True
+    )
+    config["profiles"][0]["schedulerName"] = PROFILE
+    config_path = workdir / "config.yaml"
+    config_path.write_text(yaml.safe_dump(config, sort_keys=False))
+    port = processes.free_port()
+    record = processes.spawn(
+        PROFILE,
+        [
+            str(binary),
+            f"--config={config_path}",
+            f"--authentication-kubeconfig={kubeconfig}",
+            f"--authorization-kubeconfig={kubeconfig}",
+            "--bind-address=127.0.0.1",
+            f"--secure-port={port}",
+            f"--cert-dir={workdir / 'certs'}",
+            "--v=2",
+        ],
+        workdir / "scheduler.log",
+    )
+    try:
+
+        def healthy() -> bool:
+            assert processes.is_alive(record), pathlib.Path(record.log).read_text()[-3000:]
+            return httpx.get(f"https://127.0.0.1:{port}/healthz", verify=False, timeout=2).status_code == 200
+
+        waiting.wait_for(healthy, timeout=60, what="FMA kube-scheduler /healthz", ignore=(httpx.HTTPError,))
+        yield PROFILE
+    finally:
+        processes.stop(record, grace_seconds=5)
+
+
+@pytest.fixture
+def api(devcluster: control_plane.ClusterState) -> Iterator[httpx.Client]:
+    with devcluster.http_client() as client:
+        yield client
+
+
+def _pod(
+    name: str,
+    *,
+    gpus: int = 1,
+    scheduler: str | None = PROFILE,
+    nominated: str | None = None,
+    preferred: str | None = None,
+    node_name: str | None = None,
+    node_selector: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    spec: dict[str, Any] = {
+        "containers": [
+            {
+                "name": "inference-server",
+                "image": "ignored",
+                "command": SLEEP,
+                "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}, "limits": {"nvidia.com/gpu": str(gpus)}},
+            }
+        ],
+        "terminationGracePeriodSeconds": 1,
+    }
+    if scheduler:
+        spec["schedulerName"] = scheduler
+    if node_name:
+        spec["nodeName"] = node_name
+    if node_selector:
+        spec["nodeSelector"] = node_selector
+    if preferred:
+        term = {"matchExpressions": [{"key": "kubernetes.io/hostname", "operator": "In", "values": [preferred]}]}
+        spec["affinity"] = {
+            "nodeAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [{"weight": 100, "preference": term}]}
+        }
+    annotations = {keys.NOMINATED_NODE_ANNOTATION: nominated} if nominated else {}
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "annotations": annotations}, "spec": spec}
+
+
+def _create(api: httpx.Client, namespace: str, body: dict[str, Any]) -> None:
+    response = api.post(f"/api/v1/namespaces/{namespace}/pods", json=body)
+    assert response.status_code == 201, response.text
+
+
+def _scheduled_node(api: httpx.Client, namespace: str, name: str, timeout: float = 60) -> str:
+    def node() -> str | None:
+        response = api.get(f"/api/v1/namespaces/{namespace}/pods/{name}")
+        assert response.status_code == 200, response.text
+        return (response.json().get("spec") or {}).get("nodeName")
+
+    return str(waiting.wait_for(node, timeout=timeout, what=f"pod {namespace}/{name} scheduled"))
+
+
+def _failed_scheduling(api: httpx.Client, namespace: str, name: str) -> int:
+    response = api.get(
+        f"/api/v1/namespaces/{namespace}/events",
+        params={"fieldSelector": f"involvedObject.name={name},reason=FailedScheduling"},
+    )
+    assert response.status_code == 200, response.text
+    return len(response.json()["items"])
+
+
+def test_the_annotated_node_wins_over_the_schedulers_own_preference(
+    plugin_scheduler: str, simnode: RunningSimnode, api: httpx.Client, fresh_namespace: str
+) -> None:
+    preferred, annotated = simnode.node_names[:2]
+    _create(api, fresh_namespace, _pod("control", preferred=preferred))
+    assert _scheduled_node(api, fresh_namespace, "control") == preferred
+    _create(api, fresh_namespace, _pod("nominated", preferred=preferred, nominated=annotated))
+    assert _scheduled_node(api, fresh_namespace, "nominated") == annotated
+    assert _failed_scheduling(api, fresh_namespace, "nominated") == 0
+
+
+def test_an_annotated_node_without_room_is_not_imposed(
+    plugin_scheduler: str, simnode: RunningSimnode, api: httpx.Client, fresh_namespace: str
+) -> None:
+    other, full = simnode.node_names[:2]
+    _create(api, fresh_namespace, _pod("filler", gpus=2, scheduler=None, node_name=full))
+    _create(api, fresh_namespace, _pod("stale", nominated=full))
+    assert _scheduled_node(api, fresh_namespace, "stale") == other
+    assert _failed_scheduling(api, fresh_namespace, "stale") == 0
+
+
+def test_an_annotated_node_failing_a_filter_costs_one_failed_cycle(
+    plugin_scheduler: str, simnode: RunningSimnode, api: httpx.Client, fresh_namespace: str
+) -> None:
+    allowed, refused = simnode.node_names[:2]
+    body = _pod("pinned", nominated=refused, node_selector={"kubernetes.io/hostname": allowed})
+    _create(api, fresh_namespace, body)
+    assert _scheduled_node(api, fresh_namespace, "pinned", timeout=120) == allowed
+    assert _failed_scheduling(api, fresh_namespace, "pinned") == 1
