@@ -24,7 +24,7 @@ $(STAMP): requirements/lock.txt pyproject.toml
 
 venv: $(STAMP)  ## create the virtualenv with the pinned dependencies
 
-binaries: $(STAMP)  ## build (once) etcd, helm and the Kubernetes binaries into ~/.cache/fma
+binaries: $(STAMP)  ## build (once) etcd, helm, the Kubernetes binaries and FMA's kube-scheduler into ~/.cache/fma
 	@echo "==> ensuring control-plane binaries (cached in $${FMA_CACHE_DIR:-~/.cache/fma})"
 	@$(PY) -m devcluster.binaries >/dev/null
 
