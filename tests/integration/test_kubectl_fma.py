@@ -342,25 +342,32 @@ def test_status_and_explain_of_a_known_state(harness: Harness, known_state: dict
         f"nor the {P}server-patch annotation",
     )
 
-    # --watch prints again when the state changes (the Pending requester goes away).
-    watcher = subprocess.Popen(
-        [
-            _plugin(),
-            "--kubeconfig",
-            str(h.cluster.kubeconfig),
-            "-n",
-            h.namespace,
-            "status",
-            "--watch",
-            "--interval",
-            "0.5",
-            "-o",
-            "json",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    # --watch prints again when the state changes (the Pending requester goes away).  Ctrl-C (SIGINT) ends it
+    # with status 0.  A child inherits an *ignored* SIGINT (as under `nohup make test &`, where Python then never
+    # raises KeyboardInterrupt), but a handled one is reset to the default at exec: so the test sets a handler
+    # while it starts the watcher, whatever its own disposition.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        watcher = subprocess.Popen(
+            [
+                _plugin(),
+                "--kubeconfig",
+                str(h.cluster.kubeconfig),
+                "-n",
+                h.namespace,
+                "status",
+                "--watch",
+                "--interval",
+                "0.5",
+                "-o",
+                "json",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+    finally:
+        signal.signal(signal.SIGINT, previous)
     try:
         assert watcher.stdout is not None
         first = json.loads(watcher.stdout.readline())
@@ -370,7 +377,12 @@ def test_status_and_explain_of_a_known_state(harness: Harness, known_state: dict
         assert {i["name"]: i["pending"] for i in second["iscs"]}["isc-a"] == 0
     finally:
         watcher.send_signal(signal.SIGINT)
-        watcher.communicate(timeout=30)
+        try:
+            watcher.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            watcher.kill()
+            _, stderr = watcher.communicate(timeout=10)
+            pytest.fail(f"kubectl fma status --watch did not end on SIGINT within 30 s; stderr: {stderr[-2000:]}")
     assert watcher.returncode == 0
 
 
