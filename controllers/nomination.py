@@ -40,7 +40,7 @@ from typing import Any
 import prometheus_client
 
 import kube
-from controllers import errors
+from controllers import errors, launcher_phase
 from controllers import work_queue as wq
 from controllers import workers as workers_mod
 from crds import keys
@@ -121,16 +121,6 @@ def plan(pod: Mapping[str, Any] | None, node: Mapping[str, Any] | None) -> Plan 
     if not _available(node):
         return Plan(Outcome.NODE_UNAVAILABLE)
     return Plan(Outcome.NOMINATED, node=name)
-
-
-def _created(pod: Mapping[str, Any]) -> datetime.datetime | None:
-    stamp = (pod.get("metadata") or {}).get("creationTimestamp")
-    if not isinstance(stamp, str):
-        return None
-    try:
-        return datetime.datetime.fromisoformat(stamp)
-    except ValueError:
-        return None
 
 
 class NominationMetrics:
@@ -226,7 +216,7 @@ class Nominator:
             return None  # gone, or the gate was lifted by someone else
         self._remember_lifted(str(meta.get("uid", "")))
         self.metrics.nominations.labels(outcome=outcome.value).inc()
-        created = _created(pod)
+        created = launcher_phase.parse_time(meta.get("creationTimestamp"))
         if created is not None:
             self.metrics.ungate_seconds.observe(max(0.0, (self._clock() - created).total_seconds()))
         logger.info("requester ungated", extra={**extra, "outcome": outcome.value})

@@ -216,44 +216,51 @@ def _wrapper_module(workdir: pathlib.Path, name: str, require: tuple[str, str], 
         _run([_go(), "mod", "edit", f"-replace={module}={module}@{version}"], cwd=workdir)
 
 
+def _kubernetes_module(work: pathlib.Path, name: str, version: str, sources: dict[str, bytes]) -> None:
+    """Lay out in ``work`` a wrapper module ``name`` requiring k8s.io/kubernetes ``version`` with its staging
+    modules pinned to their published releases and ``sources`` (file name -> content) as its main package."""
+    staging = _staging_version(version)
+    (work / "go.mod").write_text(f"module {name}\n\ngo 1.25\n")
+    _progress(f"reading the published go.mod of k8s.io/kubernetes@{version}")
+    modules = parse_staging_replaces(_download_go_mod("k8s.io/kubernetes", version, work))
+    if not modules:
+        raise BuildError(f"k8s.io/kubernetes@{version} go.mod lists no staging replaces; cannot build")
+    _wrapper_module(work, name, ("k8s.io/kubernetes", version), {m: staging for m in modules})
+    for file_name, content in sources.items():
+        (work / file_name).write_bytes(content)
+    _progress(f"resolving modules ({len(modules)} staging modules pinned to {staging})")
+    _run([_go(), "mod", "tidy", "-e"], cwd=work, env={"GOFLAGS": "-mod=mod"})
+
+
+def _kube_ldflags(version: str) -> str:
+    """The version stamps of every Kubernetes binary we build (what ``kube-apiserver --version`` reports)."""
+    now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return " ".join(
+        f"-X {pkg}.{key}={value}"
+        for pkg in ("k8s.io/component-base/version", "k8s.io/client-go/pkg/version")
+        for key, value in (
+            ("gitVersion", version),
+            ("gitMajor", "1"),
+            ("gitMinor", version.split(".")[1]),
+            ("gitTreeState", "clean"),
+            ("gitCommit", "0000000000000000000000000000000000000000"),
+            ("buildDate", now),
+        )
+    )
+
+
 def build_kubernetes(out_dir: pathlib.Path, version: str = KUBERNETES_VERSION) -> None:
     """Build the control-plane binaries and kubectl of ``version`` into ``out_dir`` (missing ones only)."""
-    staging = _staging_version(version)
-    minor = version.split(".")[1]
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="fma-k8s-build-") as tmp:
         work = pathlib.Path(tmp)
-        (work / "go.mod").write_text("module fma.local/k8sbuild\n\ngo 1.25\n")
-        _progress(f"reading the published go.mod of k8s.io/kubernetes@{version}")
-        modules = parse_staging_replaces(_download_go_mod("k8s.io/kubernetes", version, work))
-        if not modules:
-            raise BuildError(f"k8s.io/kubernetes@{version} go.mod lists no staging replaces; cannot build")
-        _wrapper_module(
-            work,
-            "fma.local/k8sbuild",
-            ("k8s.io/kubernetes", version),
-            {m: staging for m in modules},
-        )
-        (work / "tools.go").write_text(
+        tools = (
             "//go:build tools\n\npackage tools\n\nimport (\n"
             + "".join(f'\t_ "k8s.io/kubernetes/cmd/{c}"\n' for c in _KUBE_COMMANDS)
             + ")\n"
         )
-        _progress(f"resolving modules ({len(modules)} staging modules pinned to {staging})")
-        _run([_go(), "mod", "tidy", "-e"], cwd=work, env={"GOFLAGS": "-mod=mod"})
-        now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        ldflags = " ".join(
-            f"-X {pkg}.{key}={value}"
-            for pkg in ("k8s.io/component-base/version", "k8s.io/client-go/pkg/version")
-            for key, value in (
-                ("gitVersion", version),
-                ("gitMajor", "1"),
-                ("gitMinor", minor),
-                ("gitTreeState", "clean"),
-                ("gitCommit", "0000000000000000000000000000000000000000"),
-                ("buildDate", now),
-            )
-        )
+        _kubernetes_module(work, "fma.local/k8sbuild", version, {"tools.go": tools.encode()})
+        ldflags = _kube_ldflags(version)
         out_dir.mkdir(parents=True, exist_ok=True)
         for command in _KUBE_COMMANDS:
             if (out_dir / command).is_file():
@@ -350,36 +357,6 @@ def locate_fma_scheduler(root: pathlib.Path | None = None, version: str = KUBERN
     return base / "k8s" / version / f"fma-kube-scheduler-{plugin_source_hash()}"
 
 
-def _kube_ldflags(version: str) -> str:
-    """The version stamps ``build_kubernetes`` gives its binaries, so ours reports the same version."""
-    now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    return " ".join(
-        f"-X {pkg}.{key}={value}"
-        for pkg in ("k8s.io/component-base/version", "k8s.io/client-go/pkg/version")
-        for key, value in (
-            ("gitVersion", version),
-            ("gitMajor", "1"),
-            ("gitMinor", version.split(".")[1]),
-            ("gitTreeState", "clean"),
-            ("gitCommit", "0000000000000000000000000000000000000000"),
-            ("buildDate", now),
-        )
-    )
-
-
-def _plugin_module(work: pathlib.Path, version: str) -> None:
-    """Lay out the wrapper module of ``build_kubernetes`` in ``work`` with the plugin's sources as its main package."""
-    (work / "go.mod").write_text("module fma.local/fmascheduler\n\ngo 1.25\n")
-    modules = parse_staging_replaces(_download_go_mod("k8s.io/kubernetes", version, work))
-    if not modules:
-        raise BuildError(f"k8s.io/kubernetes@{version} go.mod lists no staging replaces; cannot build")
-    staging = _staging_version(version)
-    _wrapper_module(work, "fma.local/fmascheduler", ("k8s.io/kubernetes", version), {m: staging for m in modules})
-    for path in sorted(PLUGIN_SOURCES.glob("*.go")):
-        shutil.copyfile(path, work / path.name)
-    _run([_go(), "mod", "tidy", "-e"], cwd=work, env={"GOFLAGS": "-mod=mod"})
-
-
 def build_fma_scheduler(out_path: pathlib.Path, version: str = KUBERNETES_VERSION, *, test: bool = False) -> None:
     """Build kube-scheduler ``version`` with the NominatedNode plugin into ``out_path``.
 
@@ -389,7 +366,8 @@ def build_fma_scheduler(out_path: pathlib.Path, version: str = KUBERNETES_VERSIO
     with tempfile.TemporaryDirectory(prefix="fma-scheduler-build-") as tmp:
         work = pathlib.Path(tmp)
         _progress(f"preparing FMA's kube-scheduler {version} from {PLUGIN_SOURCES}")
-        _plugin_module(work, version)
+        plugin = {path.name: path.read_bytes() for path in sorted(PLUGIN_SOURCES.glob("*.go"))}
+        _kubernetes_module(work, "fma.local/fmascheduler", version, plugin)
         env = {"CGO_ENABLED": "0", "GOFLAGS": "-mod=mod"}
         if test:
             _progress("running the plugin's Go tests")

@@ -67,9 +67,14 @@ def user_deployment(name: str) -> dict[str, Any]:
 
 
 def spawn_scheduler(
-    devcluster: control_plane.ClusterState, workdir: pathlib.Path, name: str, config: Mapping[str, Any]
+    devcluster: control_plane.ClusterState,
+    workdir: pathlib.Path,
+    name: str,
+    config: Mapping[str, Any],
+    binary: pathlib.Path | None = None,
 ) -> processes.ProcessRecord:
-    """Start a second kube-scheduler with ``config`` (as the cluster's scheduler user) and wait until healthy."""
+    """Start a second kube-scheduler with ``config`` (as the cluster's scheduler user) and wait until healthy;
+    ``binary`` defaults to the stock kube-scheduler (FMA's build: ``binaries.ensure_fma_scheduler()``)."""
     kubeconfig = devcluster.state_dir / "scheduler.kubeconfig"
     config_path = workdir / f"{name}.yaml"
     config_path.write_text(yaml.safe_dump(dict(config), sort_keys=False))
@@ -77,7 +82,7 @@ def spawn_scheduler(
     record = processes.spawn(
         name,
         [
-            str(binaries.locate().kube_scheduler),
+            str(binary or binaries.locate().kube_scheduler),
             f"--config={config_path}",
             f"--authentication-kubeconfig={kubeconfig}",
             f"--authorization-kubeconfig={kubeconfig}",

@@ -15,18 +15,18 @@ Nodes: the session's simnode, ``simnode-0`` and ``simnode-1``, 2 GPUs each.
 
 from __future__ import annotations
 
-import pathlib
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
-import yaml
 
 from crds import keys
 from devcluster import binaries, control_plane, processes, waiting
 from devcluster.simnode.pytest_fixtures import RunningSimnode
 from extender import scheduler_config
+
+from . import placement_stack
 
 pytestmark = pytest.mark.cluster
 
@@ -39,37 +39,16 @@ def plugin_scheduler(
     devcluster: control_plane.ClusterState, simnode: RunningSimnode, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[str]:
     """FMA's kube-scheduler, ``hints`` configuration with the plugin enabled, under the profile ``PROFILE``."""
-    binary = binaries.ensure_fma_scheduler()
     workdir = tmp_path_factory.mktemp("fma-plugin-scheduler")
     kubeconfig = devcluster.state_dir / "scheduler.kubeconfig"
     config = scheduler_config.render(
         None, placement="hints", kubeconfig=str(kubeconfig), leader_election=False, nominated_node_plugin=True
     )
     config["profiles"][0]["schedulerName"] = PROFILE
-    config_path = workdir / "config.yaml"
-    config_path.write_text(yaml.safe_dump(config, sort_keys=False))
-    port = processes.free_port()
-    record = processes.spawn(
-        PROFILE,
-        [
-            str(binary),
-            f"--config={config_path}",
-            f"--authentication-kubeconfig={kubeconfig}",
-            f"--authorization-kubeconfig={kubeconfig}",
-            "--bind-address=127.0.0.1",
-            f"--secure-port={port}",
-            f"--cert-dir={workdir / 'certs'}",
-            "--v=2",
-        ],
-        workdir / "scheduler.log",
+    record = placement_stack.spawn_scheduler(
+        devcluster, workdir, PROFILE, config, binary=binaries.ensure_fma_scheduler()
     )
     try:
-
-        def healthy() -> bool:
-            assert processes.is_alive(record), pathlib.Path(record.log).read_text()[-3000:]
-            return httpx.get(f"https://127.0.0.1:{port}/healthz", verify=False, timeout=2).status_code == 200
-
-        waiting.wait_for(healthy, timeout=60, what="FMA kube-scheduler /healthz", ignore=(httpx.HTTPError,))
         yield PROFILE
     finally:
         processes.stop(record, grace_seconds=5)
