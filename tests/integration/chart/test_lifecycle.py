@@ -105,8 +105,14 @@ def create_loop(installed_chart: helm_release.InstalledChart) -> Iterator[Create
     finally:
         loop.stop.set()
         thread.join(60)
+        assert not thread.is_alive(), "the create loop did not stop within 60 s"
         for pod in installed_chart.pods("loop=lifecycle"):
-            installed_chart.api.delete(resources.PODS, pod["metadata"]["name"], helm_release.NAMESPACE)
+            # A Pod listed here may finish its own deletion (the loop's, or its finalizer lifted) before ours.
+            with contextlib.suppress(kube_errors.NotFound):
+                installed_chart.api.delete(resources.PODS, pod["metadata"]["name"], helm_release.NAMESPACE)
+        waiting.wait_for(
+            lambda: not installed_chart.pods("loop=lifecycle"), timeout=60, what="the create loop's Pods gone"
+        )
 
 
 def _bound(installed_chart: helm_release.InstalledChart, app: str) -> dict[str, Any] | None:
