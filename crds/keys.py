@@ -139,8 +139,9 @@ CONFIG_KEY_ANNOTATION = PREFIX + "config-key"
 """On sleeping direct providers: the config key (``hashes.direct_config_key``), so the extender can match them."""
 
 NOMINATED_NODE_ANNOTATION = PREFIX + "nominated-node"
-"""On a requester, written by the webhook (``nominate`` on): the certain-hot node chosen at admission, which the
-controllers copy into ``status.nominatedNodeName`` before lifting ``NOMINATE_GATE``."""
+"""On a requester, written by the webhook (``nominate`` on): the certain-hot node chosen at admission.  With
+``nominate: gate`` the controllers copy it into ``status.nominatedNodeName`` before lifting ``NOMINATE_GATE``; with
+``nominate: plugin`` (no gate) FMA's kube-scheduler build restricts the first scheduling attempt to it."""
 
 # --- scheduling gates (ours) ----------------------------------------------------------
 

@@ -58,9 +58,11 @@ def _serve_parser() -> argparse.ArgumentParser:
     p.add_argument("--sleeper-limit", type=int, help="the controller's direct-mode sleeper limit (2)")
     p.add_argument(
         "--nominate",
-        action="store_true",
-        default=None,
-        help="with hints: gate a requester whose best node is certain-hot until the controllers nominate that node",
+        nargs="?",
+        const="gate",
+        choices=["off", "gate", "plugin"],
+        help="with hints, for a requester whose best node is certain-hot: gate it until the controllers nominate "
+        "that node (gate; the bare flag), or name it for FMA's scheduler plugin (plugin) (off)",
     )
     p.add_argument("--max-hinted-nodes", type=int, help="most nodes named in one requester's hints (16)")
     p.add_argument(

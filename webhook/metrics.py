@@ -10,8 +10,8 @@ apps can live in one test process.
   first byte read to the answer built.
 * ``fma_webhook_placement_hints_total{outcome}`` — requesters admitted with
   hints on: ``hinted`` (nodes or a node selector written), ``nominated``
-  (hinted, and with ``nominate`` gated for the controllers to nominate its
-  certain-hot node), ``none`` (nothing known to prefer) or ``unavailable``
+  (hinted, and with ``nominate`` its certain-hot node recorded: gated for
+  the controllers to nominate, or for FMA's scheduler plugin), ``none`` (nothing known to prefer) or ``unavailable``
   (sleeper cache not synced yet).
 * ``fma_webhook_malformed_inventories_total`` — launcher ``instances``
   annotations that did not parse (each value counted once; that launcher is

@@ -18,7 +18,7 @@ Every mode adds ``converted: v1``, the requester finalizer, the
 ``admin-port`` annotation, (when configured) the scheduler name and (with
 ``placement: hints`` or ``hints+extender``) the placement hints the facts
 carry (``placement_hints``), and (with ``nominate``, when the best hinted
-node is certain-hot) the nomination gate and annotation.  A Pod
+node is certain-hot) the nomination annotation, with the gate for ``gate``.  A Pod
 that carries ``converted`` is left alone, so a second pass (reinvocation)
 changes nothing.
 
@@ -48,7 +48,7 @@ from webhook import (
     server_patch,
 )
 
-__all__ = ["HINTED_PLACEMENTS", "Decision", "Mode", "Options", "Placement", "mutate"]
+__all__ = ["HINTED_PLACEMENTS", "Decision", "Mode", "Nominate", "Options", "Placement", "mutate"]
 
 _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 _MAX_DNS_SUBDOMAIN = 253
@@ -58,6 +58,8 @@ Mode = Literal["launcher", "direct", "requester", "none"]
 """``none``: not an FMA Pod, or already converted."""
 
 Placement = Literal["extender", "hints", "hints+extender"]
+Nominate = Literal["off", "gate", "plugin"]
+"""How a certain-hot node reaches kube-scheduler (``Options.nominate``)."""
 """How requesters are steered to sleepers (docs/extender.md, "Placement modes")."""
 
 HINTED_PLACEMENTS: frozenset[str] = frozenset({"hints", "hints+extender"})
@@ -74,9 +76,10 @@ class Options:
     placement: Placement = "extender"
     gpu_claims: gpu_claim.GpuClaims = dataclasses.field(default_factory=gpu_claim.GpuClaims)
     """DRA mode (``gpu_claim``): which requesters get a ResourceClaim instead of ``nvidia.com/gpu``."""
-    nominate: bool = False
-    """With hints: gate a requester whose best node is certain-hot and record that node, for the controllers to
-    nominate (``placement_hints.gate_operations``)."""
+    nominate: Nominate = "off"
+    """With hints, a requester whose best node is certain-hot gets that node in ``keys.NOMINATED_NODE_ANNOTATION``:
+    with ``gate`` also our scheduling gate, for the controllers to nominate (``placement_hints.gate_operations``);
+    with ``plugin`` the annotation alone, read by FMA's kube-scheduler build; ``off`` writes neither."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -89,7 +92,7 @@ class Decision:
     warnings: tuple[str, ...] = ()
     message: str = ""
     nominated_node: str | None = None
-    """The node written into ``keys.NOMINATED_NODE_ANNOTATION`` next to the gate; None when not gated."""
+    """The node written into ``keys.NOMINATED_NODE_ANNOTATION`` (with ``gate``, next to the gate); None when none."""
 
     @property
     def outcome(self) -> str:
@@ -329,9 +332,12 @@ def _convert(
 def _nomination(
     raw: Mapping[str, Any], options: Options, hints: placement_hints.Hints | None, new_annotations: dict[str, str]
 ) -> list[json_patch.Operation]:
-    """The gate ops, with the nominated node added to ``new_annotations``; none unless ``nominate`` is on and
-    a certain-hot node is known (no gate without a node to nominate)."""
-    if not options.nominate or hints is None or hints.nominee is None:
+    """The gate ops (``gate``; none for ``plugin``), with the nominated node added to ``new_annotations``;
+    nothing unless ``nominate`` is on and a certain-hot node is known (no gate without a node to nominate)."""
+    if options.nominate == "off" or hints is None or hints.nominee is None:
+        return []
+    if options.nominate == "plugin":
+        new_annotations[keys.NOMINATED_NODE_ANNOTATION] = hints.nominee
         return []
     gate_ops = placement_hints.gate_operations(raw)
     if gate_ops:

@@ -15,12 +15,15 @@ scheduler on every cycle:
   into every existing required term (or as the only one), so the filter verb
   is not needed: a node where no launcher can run is never picked.
 
-With ``nominate`` on, a requester whose best node is certain-hot also gets
+With ``nominate: gate``, a requester whose best node is certain-hot also gets
 a scheduling gate of ours (``keys.NOMINATE_GATE``, appended to the user's
 gates) and that node in ``keys.NOMINATED_NODE_ANNOTATION``
 (``gate_operations``): the controllers copy the node into
 ``status.nominatedNodeName`` and lift the gate, and kube-scheduler then
-tries that node first and skips scoring when it fits.
+tries that node first and skips scoring when it fits.  With ``nominate:
+plugin`` it gets the annotation alone: the NominatedNode plugin of FMA's
+kube-scheduler build restricts the Pod's first attempt to that node when it
+has room (``extender/scheduler_plugin``), with no gate and no extra write.
 
 Hints never block: preferred terms only add score, so a Pod whose hinted
 nodes are full schedules elsewhere (a nominated node that no longer fits is

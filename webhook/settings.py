@@ -66,9 +66,12 @@ class Settings(pydantic_settings.BaseSettings):
     """How the device plugin picks GPUs (as the extender's ``gpu_allocation``)."""
     sleeper_limit: int = pydantic.Field(default=2, ge=0)
     """The controller's direct-mode sleeper limit (as the extender's)."""
-    nominate: bool = False
-    """With hints: gate a requester whose best node is certain-hot until the controllers have set that node as
-    its ``status.nominatedNodeName`` (kube-scheduler tries it first and skips scoring; docs/extender.md)."""
+    nominate: Literal["off", "gate", "plugin"] = "off"
+    """With hints, for a requester whose best node is certain-hot: ``gate`` holds it by a scheduling gate until
+    the controllers have set that node as its ``status.nominatedNodeName`` (the stock kube-scheduler tries it
+    first and skips scoring); ``plugin`` only records that node for the NominatedNode plugin of FMA's own
+    kube-scheduler build, which restricts the first scheduling attempt to it (docs/extender.md, "Nomination").
+    ``true``/``false`` are read as ``gate``/``off``."""
     max_hinted_nodes: int = pydantic.Field(default=16, ge=1, le=1000)
     """At most this many nodes are named in one requester's hints."""
     gpu_claims: Literal["device-plugin", "dra"] = "device-plugin"
@@ -79,6 +82,14 @@ class Settings(pydantic_settings.BaseSettings):
     dra_driver: str = pydantic.Field(default="gpu.nvidia.com", min_length=1)
     """The DRA driver whose ``uuid`` attribute names a sleeper's GPUs."""
 
+    @pydantic.field_validator("nominate", mode="before")
+    @classmethod
+    def _nominate_from_bool(cls, value: object) -> object:
+        """``true``/``false`` (the setting was a switch before ``plugin`` existed) mean ``gate``/``off``."""
+        if isinstance(value, bool):
+            return "gate" if value else "off"
+        return value
+
     @pydantic.model_validator(mode="after")
     def _distinct_ports(self) -> Settings:
         if self.probes_port == self.spi_port:
@@ -87,7 +98,7 @@ class Settings(pydantic_settings.BaseSettings):
             raise ValueError("requester_command must not be empty")
         if self.placement != "extender" and not self.lookups:
             raise ValueError(f"placement {self.placement!r} needs lookups (the hints read the cluster)")
-        if self.nominate and not self.hints:
+        if self.nominate != "off" and not self.hints:
             raise ValueError(
                 f"nominate needs placement 'hints' or 'hints+extender' (the nominated node is the hints' "
                 f"certain-hot node), got placement {self.placement!r}"

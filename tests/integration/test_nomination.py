@@ -89,7 +89,7 @@ def stack(simnode: RunningSimnode, stack_opener: placement_stack.StackOpener) ->
         webhook_settings={
             "scheduler_name": SCHEDULER,
             "placement": "hints",
-            "nominate": True,
+            "nominate": "gate",
             "gpu_allocation": "lowest-index",
         },
         scheduler=SCHEDULER,

@@ -344,7 +344,7 @@ def test_the_gate_is_appended_to_the_users_gates(pod_raw, agent_spec, apply_patc
     pod = pod_raw({ISC: "isc"})
     if gates is not None:
         pod["spec"]["schedulingGates"] = gates
-    options = mutation.Options(agent=agent_spec, placement="hints", nominate=True)
+    options = mutation.Options(agent=agent_spec, placement="hints", nominate="gate")
     decision = mutation.mutate(pod, options, cluster_facts.Facts(hints=NOMINATED))
     assert decision.allowed
     assert decision.nominated_node == "n-hot"
@@ -358,10 +358,12 @@ def test_the_gate_is_appended_to_the_users_gates(pod_raw, agent_spec, apply_patc
 @pytest.mark.parametrize(
     ("placement", "nominate", "hints"),
     [
-        pytest.param("hints", False, NOMINATED, id="nominate-off"),
-        pytest.param("hints", True, placement_hints.Hints(preferred=(("n-likely", 8),)), id="no-certain-hot-node"),
-        pytest.param("hints", True, None, id="cache-not-synced"),
-        pytest.param("extender", True, NOMINATED, id="placement-extender"),
+        pytest.param("hints", "off", NOMINATED, id="nominate-off"),
+        pytest.param("hints", "gate", placement_hints.Hints(preferred=(("n-likely", 8),)), id="no-certain-hot-node"),
+        pytest.param("hints", "plugin", placement_hints.Hints(preferred=(("n-likely", 8),)), id="plugin-no-node"),
+        pytest.param("hints", "gate", None, id="cache-not-synced"),
+        pytest.param("extender", "gate", NOMINATED, id="placement-extender"),
+        pytest.param("extender", "plugin", NOMINATED, id="plugin-placement-extender"),
     ],
 )
 def test_no_gate_without_a_node_to_nominate(pod_raw, agent_spec, apply_patch, placement, nominate, hints) -> None:
@@ -387,23 +389,50 @@ def test_gates_of_another_shape_get_no_nomination(pod_raw, agent_spec, apply_pat
     pod = pod_raw({ISC: "isc"})
     pod["spec"]["schedulingGates"] = gates
     assert placement_hints.gate_operations(pod) == []
-    options = mutation.Options(agent=agent_spec, placement="hints", nominate=True)
+    options = mutation.Options(agent=agent_spec, placement="hints", nominate="gate")
     decision = mutation.mutate(pod, options, cluster_facts.Facts(hints=NOMINATED))
     assert decision.nominated_node is None
     assert all(op["path"] != "/spec/schedulingGates" for op in decision.patch)
 
 
+@pytest.mark.parametrize("gates", [None, [{"name": "example.com/quota"}]], ids=["no-gates", "users-gate"])
+def test_plugin_mode_records_the_node_without_a_gate(pod_raw, agent_spec, apply_patch, gates) -> None:
+    pod = pod_raw({ISC: "isc"})
+    if gates is not None:
+        pod["spec"]["schedulingGates"] = gates
+    options = mutation.Options(agent=agent_spec, placement="hints", nominate="plugin")
+    decision = mutation.mutate(pod, options, cluster_facts.Facts(hints=NOMINATED))
+    assert decision.allowed
+    assert decision.nominated_node == "n-hot"
+    patched = apply_patch(pod, list(decision.patch))
+    assert patched["metadata"]["annotations"][keys.NOMINATED_NODE_ANNOTATION] == "n-hot"
+    assert patched["spec"].get("schedulingGates") == gates, "no gate of ours; the user's stay as they were"
+    assert patched["spec"]["affinity"]["nodeAffinity"][PREFERRED][0] == _term(10, "n-hot"), "the hints stay"
+    assert mutation.mutate(patched, options, cluster_facts.Facts(hints=NOMINATED)).patch == (), "second pass"
+
+
 def test_nominate_settings_and_flag(capsys) -> None:
-    chosen = settings.Settings(placement="hints", nominate=True)
-    assert server.mutation_options(chosen).nominate
-    assert settings.Settings(placement="hints+extender", nominate=True).nominate
-    assert not settings.Settings().nominate
-    with pytest.raises(pydantic.ValidationError, match="nominate needs placement 'hints' or 'hints\\+extender'"):
-        settings.Settings(nominate=True)
+    chosen = settings.Settings(placement="hints", nominate="gate")
+    assert server.mutation_options(chosen).nominate == "gate"
+    assert settings.Settings(placement="hints+extender", nominate="plugin").nominate == "plugin"
+    assert settings.Settings().nominate == "off"
+    # The setting was a switch before "plugin" existed: booleans still mean gate and off.
+    assert settings.Settings(placement="hints", nominate=True).nominate == "gate"
+    assert settings.Settings(placement="hints", nominate=False).nominate == "off"
+    for mode in ("gate", "plugin"):
+        with pytest.raises(pydantic.ValidationError, match="nominate needs placement 'hints' or 'hints\\+extender'"):
+            settings.Settings(nominate=mode)
+    with pytest.raises(pydantic.ValidationError, match="nominate"):
+        settings.Settings(placement="hints", nominate="always")
     from webhook import __main__ as cli  # noqa: PLC0415 - the CLI module is only needed here
 
-    assert cli.main(["--nominate"]) == 2
+    assert cli.main(["--nominate"]) == 2, "the bare flag means gate, which needs hints"
     assert "nominate needs placement" in capsys.readouterr().err
+    assert cli.main(["--nominate", "plugin"]) == 2
+    assert "got placement 'extender'" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        cli.main(["--placement", "hints", "--nominate", "sometimes"])
+    assert "invalid choice: 'sometimes'" in capsys.readouterr().err
 
 
 class _FixedFacts:
@@ -428,7 +457,7 @@ def test_the_metric_counts_nominated_requesters(pod_raw, agent_spec) -> None:
 
     counters = metrics.Metrics()
     state = app_mod.AppState(
-        options=mutation.Options(agent=agent_spec, placement="hints", nominate=True),
+        options=mutation.Options(agent=agent_spec, placement="hints", nominate="gate"),
         facts=_FixedFacts(cluster_facts.Facts(hints=NOMINATED)),
         metrics=counters,
         max_body_bytes=1 << 20,
