@@ -20,7 +20,7 @@ import enum
 from collections.abc import Mapping
 from typing import Any
 
-from crds import binding_record, keys, pod_view
+from crds import binding_record, keys, pod_view, timestamps
 
 __all__ = [
     "Phase",
@@ -30,7 +30,6 @@ __all__ = [
     "is_terminating",
     "next_crossing",
     "pair_of",
-    "parse_time",
 ]
 
 
@@ -57,17 +56,6 @@ class Thresholds:
     """From creation until scheduled (``--stuck-scheduling-threshold``)."""
     starting: datetime.timedelta = datetime.timedelta(minutes=7, seconds=30)
     """From ``PodScheduled=True`` until Ready (``--stuck-starting-threshold``)."""
-
-
-def parse_time(value: object) -> datetime.datetime | None:
-    """Parse an RFC 3339 API timestamp (``...Z``); None when absent or unparsable (pure)."""
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        parsed = datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=datetime.UTC)
 
 
 def _meta(pod: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -106,14 +94,14 @@ def _scheduling(pod: Mapping[str, Any]) -> tuple[bool, datetime.datetime | None]
     scheduled = pod_view.condition(pod, "PodScheduled")
     if scheduled is None or scheduled.get("status") != "True":
         return False, None
-    return True, parse_time(scheduled.get("lastTransitionTime"))
+    return True, timestamps.parse_time(scheduled.get("lastTransitionTime"))
 
 
 def _stuck_phase(pod: Mapping[str, Any], thresholds: Thresholds, now: datetime.datetime) -> Phase | None:
     scheduled, since = _scheduling(pod)
     if scheduled:
         return Phase.STUCK_STARTING if since is not None and now >= since + thresholds.starting else None
-    created = parse_time(_meta(pod).get("creationTimestamp"))
+    created = timestamps.parse_time(_meta(pod).get("creationTimestamp"))
     return Phase.STUCK_SCHEDULING if created is not None and now >= created + thresholds.scheduling else None
 
 
@@ -153,5 +141,5 @@ def next_crossing(
     scheduled, since = _scheduling(pod)
     if scheduled:
         return None if since is None else since + thresholds.starting
-    created = parse_time(_meta(pod).get("creationTimestamp"))
+    created = timestamps.parse_time(_meta(pod).get("creationTimestamp"))
     return None if created is None else created + thresholds.scheduling

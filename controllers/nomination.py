@@ -40,10 +40,10 @@ from typing import Any
 import prometheus_client
 
 import kube
-from controllers import errors, launcher_phase
+from controllers import errors
 from controllers import work_queue as wq
 from controllers import workers as workers_mod
-from crds import keys
+from crds import keys, timestamps
 from kube import errors as kube_errors
 from kube import resources
 
@@ -216,7 +216,7 @@ class Nominator:
             return None  # gone, or the gate was lifted by someone else
         self._remember_lifted(str(meta.get("uid", "")))
         self.metrics.nominations.labels(outcome=outcome.value).inc()
-        created = launcher_phase.parse_time(meta.get("creationTimestamp"))
+        created = timestamps.parse_time(meta.get("creationTimestamp"))
         if created is not None:
             self.metrics.ungate_seconds.observe(max(0.0, (self._clock() - created).total_seconds()))
         logger.info("requester ungated", extra={**extra, "outcome": outcome.value})

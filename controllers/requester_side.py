@@ -12,7 +12,6 @@ neither calls back into the controller.
 from __future__ import annotations
 
 import contextlib
-import datetime
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -20,7 +19,7 @@ from typing import Any
 
 import kube
 from controllers import dpc_metrics, dpc_state, errors, node_agents, pod_view, requester_plan
-from crds import accelerators, keys, names, ports, requester_status
+from crds import accelerators, keys, names, ports, requester_status, timestamps
 from crds import errors as crds_errors
 from kube import resources
 
@@ -40,15 +39,6 @@ def current_problems(pod: Mapping[str, Any]) -> list[str]:
 def with_kind(pod: Mapping[str, Any]) -> dict[str, Any]:
     """The Pod with ``apiVersion`` and ``kind`` (cache objects lack them; Events need them)."""
     return {"apiVersion": "v1", "kind": "Pod", **pod}
-
-
-def _parse_time(value: str | None) -> float | None:
-    if not value:
-        return None
-    try:
-        return datetime.datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None
 
 
 def metadata_patch(
@@ -270,8 +260,8 @@ class RequesterSide:
         return decision.look_again
 
     def _observe_actuation(self, requester: Mapping[str, Any], memo: dpc_state.RequesterMemo, isc_name: str) -> None:
-        started = _parse_time(pod_view.started_at(requester))
-        seconds = max(0.0, self._wall() - started) if started is not None else 0.0
+        started = timestamps.parse_time(pod_view.started_at(requester))
+        seconds = max(0.0, self._wall() - started.timestamp()) if started is not None else 0.0
         path = memo.path or "hot"
         self.metrics.actuation_seconds.labels(
             exported_namespace=self.namespace,

@@ -35,6 +35,7 @@ from crds import (
     sleeper_view,
     status,
     strict_json,
+    timestamps,
     validation_paths,
     vllm_config_annotation,
 )
@@ -90,6 +91,7 @@ __all__ = [
     "sleeper_view",
     "status",
     "strict_json",
+    "timestamps",
     "validation_paths",
     "vllm_config_annotation",
 ]

@@ -30,7 +30,7 @@ from typing import Any, Literal
 
 import pydantic
 
-from crds import keys, names
+from crds import keys, names, timestamps
 from fmactl import errors, pod_events, pod_facts, snapshot
 
 __all__ = ["EventLine", "Explanation", "Stage", "build"]
@@ -122,7 +122,7 @@ def _admission(pod: Mapping[str, Any], mode: str, isc: str | None) -> Stage:
     return Stage(
         stage="admission",
         state="done",
-        at=pod_facts.parse_time((pod.get("metadata") or {}).get("creationTimestamp")),
+        at=timestamps.parse_time((pod.get("metadata") or {}).get("creationTimestamp")),
         summary=(
             f"converted by the FMA webhook ({keys.CONVERTED_ANNOTATION}={converted}), {mode} mode{where}"
             if converted
@@ -134,7 +134,7 @@ def _admission(pod: Mapping[str, Any], mode: str, isc: str | None) -> Stage:
 def _scheduling(pod: Mapping[str, Any], node: str, scheduler: str, sleeper_aware: bool) -> tuple[Stage, str]:
     """The scheduling stage, and the scheduler's own reason when the Pod is not scheduled."""
     scheduled = pod_facts.condition(pod, "PodScheduled") or {}
-    at = pod_facts.parse_time(scheduled.get("lastTransitionTime"))
+    at = timestamps.parse_time(scheduled.get("lastTransitionTime"))
     awareness = "sleeper-aware" if sleeper_aware else "not sleeper-aware"
     if node:
         return Stage(
@@ -165,7 +165,7 @@ def _actuation(done: pod_events.Actuation | None) -> Stage:
 
 
 def _relay(pod: Mapping[str, Any], ready: bool) -> Stage:
-    at = pod_facts.parse_time((pod_facts.condition(pod, "Ready") or {}).get("lastTransitionTime"))
+    at = timestamps.parse_time((pod_facts.condition(pod, "Ready") or {}).get("lastTransitionTime"))
     if ready:
         return Stage(
             stage="readiness-relay", state="done", at=at, summary="engine readiness relayed: the requester is Ready"

@@ -18,7 +18,7 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from crds import names
+from crds import names, timestamps
 from fmactl import pod_facts
 
 __all__ = ["ACTUATION_REASONS", "Actuation", "PodEvent", "actuation", "for_pod", "parse"]
@@ -64,10 +64,10 @@ def parse(raw: Mapping[str, Any]) -> PodEvent | None:
     series = raw.get("series") if isinstance(raw.get("series"), Mapping) else {}
     assert isinstance(series, Mapping)
     at = (
-        pod_facts.parse_time(raw.get("lastTimestamp"))
-        or pod_facts.parse_time(series.get("lastObservedTime"))
-        or pod_facts.parse_time(raw.get("eventTime"))
-        or pod_facts.parse_time(raw.get("firstTimestamp"))
+        timestamps.parse_time(raw.get("lastTimestamp"))
+        or timestamps.parse_time(series.get("lastObservedTime"))
+        or timestamps.parse_time(raw.get("eventTime"))
+        or timestamps.parse_time(raw.get("firstTimestamp"))
     )
     source = raw.get("source") if isinstance(raw.get("source"), Mapping) else {}
     assert isinstance(source, Mapping)

@@ -27,6 +27,7 @@ from crds import (
     names,
     pod_view,
     requester_status,
+    timestamps,
 )
 
 __all__ = [
@@ -44,7 +45,6 @@ __all__ = [
     "model_of_options",
     "name",
     "node_of",
-    "parse_time",
     "role",
     "status_errors",
     "uid",
@@ -151,17 +151,6 @@ is_ready = pod_view.is_ready
 """Whether the Pod's Ready condition is True (the shared reading in ``crds.pod_view``)."""
 
 
-def parse_time(value: object) -> datetime.datetime | None:
-    """An RFC 3339 timestamp from the API (``...Z``, optionally with fractions), or None."""
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        parsed = datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=datetime.UTC)
-
-
 def dpc_last_write(pod: Mapping[str, Any]) -> datetime.datetime | None:
     """When the dual-pods controller last updated the Pod's metadata (its managedFields entry), or None."""
     latest: datetime.datetime | None = None
@@ -170,7 +159,7 @@ def dpc_last_write(pod: Mapping[str, Any]) -> datetime.datetime | None:
             continue
         if entry.get("subresource"):
             continue
-        when = parse_time(entry.get("time"))
+        when = timestamps.parse_time(entry.get("time"))
         if when is not None and (latest is None or when > latest):
             latest = when
     return latest

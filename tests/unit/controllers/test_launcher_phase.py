@@ -116,19 +116,6 @@ def test_pair_of(labels: dict[str, str] | None, pair: tuple[str, str] | None) ->
     assert launcher_phase.pair_of({"metadata": {"labels": labels}}) == pair
 
 
-@pytest.mark.parametrize(
-    ("value", "parsed"),
-    [
-        pytest.param("2026-01-01T12:00:00Z", T0, id="zulu"),
-        pytest.param("2026-01-01T12:00:00+00:00", T0, id="offset"),
-        pytest.param("nonsense", None, id="garbage"),
-        pytest.param(None, None, id="absent"),
-    ],
-)
-def test_parse_time(value: object, parsed: datetime.datetime | None) -> None:
-    assert launcher_phase.parse_time(value) == parsed
-
-
 def test_tally_has_every_phase() -> None:
     pods = [pod(requester="u r"), pod(template_hash="old"), pod(ready=True, scheduled_at=T0), pod()]
     counts = launcher_pod_count.tally(pods, HASH, TH, T0 + TH.scheduling)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from crds import timestamps
 from fmactl import pod_facts
 
 from . import objects as o
@@ -49,7 +50,7 @@ def test_dpc_last_write_is_the_controllers_latest_entry() -> None:
     lc["metadata"]["managedFields"].append(
         {"manager": "dual-pods-controller", "operation": "Update", "subresource": "status", "time": o.stamp(1)}
     )
-    assert pod_facts.dpc_last_write(lc) == pod_facts.parse_time(o.stamp(40))
+    assert pod_facts.dpc_last_write(lc) == timestamps.parse_time(o.stamp(40))
     assert pod_facts.dpc_last_write(o.launcher("m")) is None
 
 
