@@ -3,8 +3,9 @@
 ``StackOpener.open`` (through the ``stack_opener`` fixture) starts, in a
 test's fresh namespace: the real webhook (in-process, its own certificates, a
 MutatingWebhookConfiguration scoped to the namespace, hints read from a real
-sleeper cache), optionally a stock kube-scheduler with the ``hints`` profile
-under its own scheduler name, the real ``fma-controllers`` process, and the
+sleeper cache), optionally a kube-scheduler with the ``hints`` profile
+under its own scheduler name (the stock binary, or FMA's build with the
+NominatedNode plugin), the real ``fma-controllers`` process, and the
 samples (LauncherConfig ``lc``, InferenceServerConfig ``isc1`` of the engine
 simulator).  The tests differ
 only in the webhook's settings (placement, nominate, GPU claims), the
@@ -106,10 +107,19 @@ def spawn_scheduler(
     return record
 
 
-def hints_scheduler_config(devcluster: control_plane.ClusterState, name: str) -> dict[str, Any]:
-    """The stock kube-scheduler's ``hints`` configuration (no extender) under the profile name ``name``."""
+def hints_scheduler_config(
+    devcluster: control_plane.ClusterState, name: str, nominated_node_plugin: bool = False
+) -> dict[str, Any]:
+    """The ``hints`` configuration (no extender) under the profile name ``name``; with
+    ``nominated_node_plugin`` also the NominatedNode plugin (FMA's kube-scheduler build only)."""
     kubeconfig = devcluster.state_dir / "scheduler.kubeconfig"
-    config = scheduler_config.render(None, placement="hints", kubeconfig=str(kubeconfig), leader_election=False)
+    config = scheduler_config.render(
+        None,
+        placement="hints",
+        kubeconfig=str(kubeconfig),
+        leader_election=False,
+        nominated_node_plugin=nominated_node_plugin,
+    )
     assert "extenders" not in config
     config["profiles"][0]["schedulerName"] = name
     return config
@@ -264,6 +274,7 @@ class StackOpener:
         gpu_map_namespace: str,
         webhook_settings: Mapping[str, Any],
         scheduler: str | None = None,
+        scheduler_plugin: bool = False,
         start_controllers: bool = True,
         extra: Mapping[str, Any] | None = None,
     ) -> S:
@@ -272,7 +283,8 @@ class StackOpener:
         ``name``: the MutatingWebhookConfiguration's name (before the namespace).  ``webhook_settings``: the
         webhook's settings besides the kubeconfig and the namespaces; with ``gpu_claims: dra`` the webhook's
         lookups get the claim options and the controllers the claim keeper.  ``scheduler``: a stock
-        kube-scheduler with the ``hints`` profile under that name (none when ``None``).
+        kube-scheduler with the ``hints`` profile under that name (none when ``None``); with
+        ``scheduler_plugin`` FMA's kube-scheduler build instead, the NominatedNode plugin enabled.
         """
         cleanup, devcluster, namespace, workdir = self.cleanup, self.devcluster, self.namespace, self.workdir
         api = kube.connect(str(devcluster.kubeconfig), field_manager="fma-test")
@@ -321,7 +333,13 @@ class StackOpener:
         )
         cleanup.callback(api.delete, resources.MUTATING_WEBHOOK_CONFIGURATIONS, mwc_name)
         if scheduler is not None:
-            record = spawn_scheduler(devcluster, workdir, scheduler, hints_scheduler_config(devcluster, scheduler))
+            record = spawn_scheduler(
+                devcluster,
+                workdir,
+                scheduler,
+                hints_scheduler_config(devcluster, scheduler, nominated_node_plugin=scheduler_plugin),
+                binary=binaries.ensure_fma_scheduler() if scheduler_plugin else None,
+            )
             cleanup.callback(processes.stop, record, 5)
         # The dual-pods controllers.
         port = processes.free_port()
