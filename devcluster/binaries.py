@@ -20,11 +20,13 @@ not rebuilt.  The Go module and build caches make a rebuild on the same
 machine cheap too.
 
 This module is usable as ``python -m devcluster.binaries`` (``fma-dev build``
-calls the same functions).
+calls the same functions); ``--build-fma-scheduler PATH`` builds only FMA's
+kube-scheduler (images/fma-scheduler/Containerfile's build stage).
 """
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import datetime
 import hashlib
@@ -41,6 +43,7 @@ import time
 
 __all__ = [
     "ETCD_VERSION",
+    "FMA_SCHEDULER_COMMAND",
     "HELM_VERSION",
     "KUBERNETES_VERSION",
     "PLUGIN_SOURCES",
@@ -50,6 +53,7 @@ __all__ = [
     "cache_root",
     "ensure_all",
     "ensure_fma_scheduler",
+    "link_fma_scheduler",
     "locate",
     "locate_fma_scheduler",
     "parse_staging_replaces",
@@ -351,6 +355,11 @@ def plugin_source_hash(sources: pathlib.Path = PLUGIN_SOURCES) -> str:
     return digest.hexdigest()[:12]
 
 
+FMA_SCHEDULER_COMMAND = "fma-kube-scheduler"
+"""The stable name of FMA's kube-scheduler build: the chart's ``scheduler.plugin.command``, the binary's path in
+images/fma-scheduler, and a symlink beside the cached builds (the directory simnode puts on its Pods' PATH)."""
+
+
 def locate_fma_scheduler(root: pathlib.Path | None = None, version: str = KUBERNETES_VERSION) -> pathlib.Path:
     """Where FMA's kube-scheduler for the current plugin sources lives (it may not exist yet)."""
     base = root if root is not None else cache_root()
@@ -387,11 +396,27 @@ def build_fma_scheduler(out_path: pathlib.Path, version: str = KUBERNETES_VERSIO
 def ensure_fma_scheduler(root: pathlib.Path | None = None, *, test: bool = False) -> pathlib.Path:
     """Build FMA's kube-scheduler for the current plugin sources unless cached; return its path.  Idempotent.
 
-    ``test`` runs the plugin's Go tests before a build (not when the binary is cached)."""
+    ``test`` runs the plugin's Go tests before a build (not when the binary is cached).  The symlink
+    ``FMA_SCHEDULER_COMMAND`` beside it is pointed at it (only once it is built), so a Pod on simnode whose
+    command is ``fma-kube-scheduler``, as in the chart with ``placementNominate: plugin``, runs this build."""
     path = locate_fma_scheduler(root)
     if not path.is_file():
         build_fma_scheduler(path, test=test)
+    link_fma_scheduler(path)
     return path
+
+
+def link_fma_scheduler(build: pathlib.Path) -> pathlib.Path:
+    """Point the symlink ``FMA_SCHEDULER_COMMAND`` in ``build``'s directory at ``build`` (relative, replaced
+    atomically; left alone when it already points there); return the link's path."""
+    link = build.parent / FMA_SCHEDULER_COMMAND
+    if link.is_symlink() and os.readlink(link) == build.name:
+        return link
+    partial = build.parent / f".{FMA_SCHEDULER_COMMAND}.{os.getpid()}.link"
+    partial.unlink(missing_ok=True)
+    partial.symlink_to(build.name)
+    partial.replace(link)
+    return link
 
 
 def ensure_all(root: pathlib.Path | None = None) -> Binaries:
@@ -409,9 +434,25 @@ def ensure_all(root: pathlib.Path | None = None) -> Binaries:
     return binaries
 
 
-def main() -> int:
-    """Entry point: build what is missing and print where it is."""
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: build what is missing and print where it is.
+
+    ``--build-fma-scheduler PATH`` builds only FMA's kube-scheduler (its Go tests first) into ``PATH``, with
+    the module layout, flags and Kubernetes version of the dev cluster's build (images/fma-scheduler uses it).
+    """
+    parser = argparse.ArgumentParser(prog="python -m devcluster.binaries", description=main.__doc__)
+    parser.add_argument(
+        "--build-fma-scheduler",
+        metavar="PATH",
+        type=pathlib.Path,
+        help=f"build only FMA's kube-scheduler {KUBERNETES_VERSION} (NominatedNode plugin) into PATH",
+    )
+    args = parser.parse_args(argv)
     try:
+        if args.build_fma_scheduler is not None:
+            build_fma_scheduler(args.build_fma_scheduler.resolve(), test=True)
+            print(args.build_fma_scheduler)
+            return 0
         binaries = ensure_all()
         # The cluster tests of the NominatedNode plugin run this scheduler: build it (with its Go tests) here,
         # once per plugin source hash, rather than inside a test's time limit.

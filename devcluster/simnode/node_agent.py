@@ -43,7 +43,7 @@ from devcluster.simnode import (
 )
 from kube import resources
 
-__all__ = ["Agent", "base_env", "service_env", "stop_recorded_processes"]
+__all__ = ["Agent", "base_env", "service_env", "stop_recorded_processes", "tool_dirs"]
 
 logger = logging.getLogger(__name__)
 
@@ -79,6 +79,13 @@ def base_env(prefix: str, host_path: str | None, home: str | None, tool_dirs: Se
     """
     path = host_path or "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
     return {"PATH": ":".join([f"{prefix}/bin", *tool_dirs, path]), "HOME": home or "/root", "LANG": "C.UTF-8"}
+
+
+def tool_dirs(root: pathlib.Path | None = None) -> list[str]:
+    """The directories of cached binaries a Pod's command is looked up in (``base_env``): the Kubernetes
+    binaries' (``kube-scheduler``, ``kubectl``), which also holds the symlink ``fma-kube-scheduler`` to FMA's
+    kube-scheduler build once ``binaries.ensure_fma_scheduler`` has built it.  ``root``: the cache (tests)."""
+    return [str(binaries.locate(root).kubectl.parent)]
 
 
 def kubernetes_service_address(service: Mapping[str, Any] | None, server: str) -> str:
@@ -137,9 +144,7 @@ class Agent:
             api, {n.name: n for n in self._nodes if n.status_only}, self._ledgers, self.foreign_ips
         )
         self._service_env = service_env(kubernetes_service_address(self._kubernetes_service(), api.server))
-        self._base_env = base_env(
-            sys.prefix, os.environ.get("PATH"), os.environ.get("HOME"), [str(binaries.locate().kubectl.parent)]
-        )
+        self._base_env = base_env(sys.prefix, os.environ.get("PATH"), os.environ.get("HOME"), tool_dirs())
         self._heartbeat: heartbeat.Heartbeat | None = None
         self._images = (
             image_rootfs.Store(opts.image_archives, state_dir / "images") if opts.image_archives is not None else None

@@ -45,10 +45,21 @@ app.kubernetes.io/instance: {{ .root.Release.Name }}
 {{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
 {{- end -}}
 
-{{/* The scheduler image: its tag defaults to the cluster's version. */}}
+{{/* The scheduler image: its tag defaults to the cluster's version; with placementNominate plugin, FMA's
+build (scheduler.plugin.image), whose tag defaults to the chart's appVersion. */}}
 {{- define "fma.schedulerImage" -}}
+{{- if eq (include "fma.nominate" .) "plugin" -}}
+{{- printf "%s:%s" .Values.scheduler.plugin.image.repository (default .Chart.AppVersion .Values.scheduler.plugin.image.tag) -}}
+{{- else -}}
 {{- $tag := .Values.scheduler.image.tag | default (regexReplaceAll "[+].*$" .Capabilities.KubeVersion.Version "") -}}
 {{- printf "%s:%s" .Values.scheduler.image.repository $tag -}}
+{{- end -}}
+{{- end -}}
+
+{{/* placementNominate as a mode: off, gate or plugin (the booleans of earlier releases: true is gate, false off). */}}
+{{- define "fma.nominate" -}}
+{{- $n := .Values.placementNominate -}}
+{{- if kindIs "bool" $n -}}{{ ternary "gate" "off" $n }}{{- else -}}{{ $n }}{{- end -}}
 {{- end -}}
 
 {{/* The in-cluster DNS name of a Service of the release. */}}

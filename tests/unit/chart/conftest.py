@@ -30,6 +30,7 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
     "auth-off": {"launcherAuth": {"enabled": False}},
     "dra": {"gpuClaims": "dra", "dra": {"deviceClass": {"create": True}}},
     "hints-nominate": {"placement": "hints", "placementNominate": True},
+    "hints-plugin": {"placement": "hints", "placementNominate": "plugin"},
 }
 """The value sets every structural test runs with."""
 

@@ -11,6 +11,7 @@ import pytest
 
 from certs import __main__ as certs_main
 from controllers import settings as controllers_settings
+from devcluster import binaries
 from extender import __main__ as extender_main
 from extender import settings as extender_settings
 from tests.unit.chart.conftest import CHART, VALUE_SETS, Rendered
@@ -40,7 +41,7 @@ def pod_specs(rendered: Rendered) -> list[dict[str, Any]]:
 
 @pytest.mark.parametrize("value_set", list(VALUE_SETS))
 def test_every_command_is_a_console_script(render: Render, value_set: str) -> None:
-    allowed = console_scripts() | {"kube-scheduler", "python3"}
+    allowed = console_scripts() | {"kube-scheduler", binaries.FMA_SCHEDULER_COMMAND, "python3"}
     for spec in pod_specs(render(VALUE_SETS[value_set])):
         for box in spec["containers"]:
             assert box["command"][0] in allowed, box["command"]

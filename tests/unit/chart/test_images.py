@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import os
 import pathlib
+import re
 import subprocess
 
 import pytest
+import yaml
+
+from devcluster import binaries
 
 ROOT = pathlib.Path(__file__).resolve().parents[3]
 SCRIPT = ROOT / "scripts" / "build-images.sh"
@@ -89,3 +93,26 @@ def test_the_launcher_image_carries_app() -> None:
     text = (ROOT / "images" / "launcher" / "Containerfile").read_text()
     assert "COPY images/launcher/app/ /app/" in text
     assert os.path.isdir(ROOT / "images" / "launcher" / "app")
+
+
+def test_the_fma_scheduler_image_is_the_dev_clusters_build_as_non_root() -> None:
+    """images/fma-scheduler (never built here: no engine) builds with binaries.py's entry point into the path
+    and name the chart's scheduler.plugin.command finds, and copies only sources that exist."""
+    text = (ROOT / "images" / "fma-scheduler" / "Containerfile").read_text()
+    command = binaries.FMA_SCHEDULER_COMMAND
+    assert f"python3 -m devcluster.binaries --build-fma-scheduler /out/{command}" in text
+    assert f"COPY --from=build /out/{command} /usr/local/bin/{command}" in text
+    assert "USER 65532:65532" in text
+    assert f'ENTRYPOINT ["/usr/local/bin/{command}"]' in text
+    values = yaml.safe_load((ROOT / "charts" / "fma" / "values.yaml").read_text())
+    assert values["scheduler"]["plugin"]["command"] == [command]
+    copied = [line.split()[1:-1] for line in text.splitlines() if line.startswith("COPY ") and "--from" not in line]
+    sources = [src for sources in copied for src in sources]
+    assert sources
+    for src in sources:
+        assert (ROOT / src).exists(), src
+    assert binaries.PLUGIN_SOURCES.relative_to(ROOT).as_posix() in sources
+    # The Go stage's toolchain meets the wrapper module's go directive (binaries._kubernetes_module: go 1.25).
+    go = re.search(r"golang:(\d+)\.(\d+)", text)
+    assert go is not None
+    assert (int(go.group(1)), int(go.group(2))) >= (1, 25)

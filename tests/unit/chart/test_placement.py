@@ -25,10 +25,26 @@ def _webhook_args(rendered: Rendered) -> dict[str, str]:
     return dict(arg.partition("=")[::2] for arg in box.get("args") or [])
 
 
-@pytest.mark.parametrize("placement", ["extender", "hints", "hints+extender"])
-def test_scheduler_config_is_the_packaged_one_for_each_placement(render: Render, placement: str) -> None:
-    rendered = render({"placement": placement})
-    expected = packaged.render(f"http://{P}-extender.{NAMESPACE}.svc:8890", placement=placement)  # type: ignore[arg-type]
+def _scheduler_box(rendered: Rendered) -> dict[str, Any]:
+    return dict(rendered.get("Deployment", f"{P}-scheduler")["spec"]["template"]["spec"]["containers"][0])
+
+
+@pytest.mark.parametrize(
+    ("placement", "nominate"),
+    [
+        (placement, nominate)
+        for placement in ("extender", "hints", "hints+extender")
+        for nominate in ("off", "gate", "plugin")
+        if placement != "extender" or nominate == "off"
+    ],
+)
+def test_scheduler_config_is_the_packaged_one_for_each_placement(render: Render, placement: str, nominate: str) -> None:
+    rendered = render({"placement": placement, "placementNominate": nominate})
+    expected = packaged.render(
+        f"http://{P}-extender.{NAMESPACE}.svc:8890",
+        placement=placement,  # type: ignore[arg-type]
+        nominated_node_plugin=nominate == "plugin",
+    )
     expected["leaderElection"].update(resourceName=f"{P}-scheduler", resourceNamespace=NAMESPACE)
     assert _scheduler_config(rendered) == expected
     assert _webhook_args(rendered)["--placement"] == placement
@@ -62,14 +78,48 @@ def test_hints_without_lookups_and_unknown_placements_are_refused(render: Render
 
 
 @pytest.mark.parametrize("placement", ["hints", "hints+extender"])
-def test_placement_nominate_passes_the_webhook_flag(render: Render, placement: str) -> None:
-    args = _webhook_args(render({"placement": placement, "placementNominate": True}))
-    assert "--nominate" in args
+@pytest.mark.parametrize(
+    ("value", "mode"), [("gate", "gate"), ("plugin", "plugin"), (True, "gate"), (False, None), ("off", None)]
+)
+def test_placement_nominate_passes_the_webhook_mode(
+    render: Render, placement: str, value: str | bool, mode: str | None
+) -> None:
+    """A mode, or the booleans of earlier releases (true: gate, false: off)."""
+    assert _webhook_args(render({"placement": placement, "placementNominate": value})).get("--nominate") == mode
     assert "--nominate" not in _webhook_args(render({"placement": placement}))
 
 
+def test_placement_nominate_plugin_runs_fmas_scheduler_build(render: Render) -> None:
+    box = _scheduler_box(render({"placement": "hints", "placementNominate": "plugin"}))
+    assert box["image"] == "ghcr.io/llm-d/fma-scheduler:0.1.0"
+    assert box["imagePullPolicy"] == "IfNotPresent"
+    assert box["command"] == ["fma-kube-scheduler"]
+    custom = {
+        "placement": "hints+extender",
+        "placementNominate": "plugin",
+        "scheduler": {
+            "image": {"repository": "registry.example.com/stock"},
+            "command": ["stock"],
+            "plugin": {
+                "image": {"repository": "registry.example.com/fma-scheduler", "tag": "t1", "pullPolicy": "Always"},
+                "command": ["/bin/fma-scheduler", "--x"],
+            },
+        },
+    }
+    box = _scheduler_box(render(custom))
+    assert (box["image"], box["imagePullPolicy"]) == ("registry.example.com/fma-scheduler:t1", "Always")
+    assert box["command"] == ["/bin/fma-scheduler", "--x"]
+    for value in ("gate", "off"):
+        stock = _scheduler_box(render({"placement": "hints", "placementNominate": value}))
+        assert stock["image"].startswith("registry.k8s.io/kube-scheduler:")
+        assert stock["command"] == ["kube-scheduler"]
+
+
 def test_placement_nominate_needs_hints(render: Render) -> None:
-    with pytest.raises(HelmFailed, match="placementNominate needs placement hints"):
-        render({"placementNominate": True})
+    for value in (True, "gate", "plugin"):
+        with pytest.raises(HelmFailed, match="placementNominate needs placement hints"):
+            render({"placementNominate": value})
     with pytest.raises(HelmFailed, match="placementNominate"):
         render({"placement": "hints", "placementNominate": "yes"})
+    with pytest.raises(HelmFailed, match=r"placementNominate plugin needs scheduler\.enabled"):
+        render({"placement": "hints", "placementNominate": "plugin", "scheduler": {"enabled": False}})
