@@ -52,6 +52,15 @@ best node is certain-hot also what the webhook writes with ``nominate`` on
 ``fma-controllers`` (its nominator) sets ``status.nominatedNodeName`` and
 lifts the gate.
 
+Scheduler plugin (``--plugin``, on by default; docs/extender.md, "Scheduler
+plugin"): a ``plugin`` phase per scenario on one more kube-scheduler, FMA's
+build (``devcluster.binaries.ensure_fma_scheduler``) with the ``hints``
+configuration and the NominatedNode plugin enabled: as in the ``hints`` phase
+the webhook's hint goes into the Pod template, and when its best node is
+certain-hot also what the webhook writes with ``nominate: plugin`` (the
+``nominated-node`` annotation alone, no gate): the plugin restricts the Pod's
+first scheduling attempt to that node; nothing else takes part.
+
 DRA (``--dra``, on by default): a second simnode of the same size whose
 nodes offer their GPUs only as DRA devices (``--gpu-mode dra``), and a
 ``dra`` phase per scenario: the requesters are written as users write them
@@ -86,7 +95,8 @@ way out, also on failure or SIGTERM.  Prints a table and writes ``--out``
 (default ``benchmarks/results/hot_hit_rate.json``; the DRA results are
 committed as ``hot_hit_rate_dra.json``).
 
-Usage: ``.venv/bin/python benchmarks/hot_hit_rate.py [--rounds 6] [--models 3 5] [--nodes 4] [--no-dra]``
+Usage: ``.venv/bin/python benchmarks/hot_hit_rate.py [--rounds 6] [--models 3 5] [--nodes 4] [--no-dra]
+[--no-plugin]``
 """
 
 from __future__ import annotations
@@ -134,7 +144,7 @@ from devcluster import simnode as simnode_mod  # noqa: E402
 from extender import scheduler_config  # noqa: E402
 from kube import resources, sleeper_cache  # noqa: E402
 from webhook import app as webhook_app  # noqa: E402
-from webhook import cluster_facts, configuration, gpu_claim, placement_hints, pod_view, server  # noqa: E402
+from webhook import cluster_facts, configuration, gpu_claim, mutation, placement_hints, pod_view, server  # noqa: E402
 from webhook import metrics as webhook_metrics  # noqa: E402
 from webhook import settings as webhook_settings  # noqa: E402
 
@@ -156,6 +166,9 @@ HINT_PHASES = {"hints": "fma-hints", "hints+extender": "fma-hints-extender"}
 DRA_PHASE = "dra"
 NOMINATE_PHASE = "nominate"
 """Hints plus the nomination gate, on the ``hints`` kube-scheduler, the phase's controllers lifting the gate."""
+PLUGIN_PHASE = "plugin"
+"""Hints plus the ``nominated-node`` annotation alone, on FMA's kube-scheduler build with NominatedNode."""
+PLUGIN_PROFILE = "fma-hints-plugin"
 DRA_LABEL = "fma-bench/dra"
 """Namespaces of DRA phases carry it; the benchmark's webhook registration selects them."""
 PREFERRED = "preferredDuringSchedulingIgnoredDuringExecution"
@@ -260,6 +273,21 @@ def summarise(scheduler: str, actuations: list[dict[str, Any]]) -> dict[str, Any
         **_throughput(actuations),
         **_claims(actuations),
         **_staleness(actuations),
+        **_annotated(actuations),
+    }
+
+
+def _annotated(actuations: list[dict[str, Any]]) -> dict[str, Any]:
+    """Nominate and plugin phases (pure): requesters that carried the ``nominated-node`` annotation, and how
+    many of them were actuated hot on that node."""
+    annotated = [r for r in actuations if r.get("nominated_node")]
+    if not annotated:
+        return {}
+    on_it = [r for r in annotated if r["node"] == r["nominated_node"]]
+    return {
+        "with_nominated_node": len(annotated),
+        "on_nominated_node": len(on_it),
+        "hot_on_nominated_node": sum(r["path"] == "hot" for r in on_it),
     }
 
 
@@ -322,11 +350,11 @@ class Phase:
         extender_decisions: Callable[[], dict[str, float]],
         hints: cluster_facts.SleeperHints | None = None,
         dra: cluster_facts.SleeperHints | None = None,
-        nominate: bool = False,
+        nominate: mutation.Nominate = "off",
     ) -> None:
         self.hints = hints
         self.nominate = nominate
-        """Also gate the requester and record the certain-hot node, as the webhook does with ``nominate``."""
+        """Also record the certain-hot node as the webhook does with ``nominate`` (``gate``: with the gate)."""
         self.dra = dra
         """DRA phase: the webhook's own sleeper cache (the webhook converts the requesters)."""
         self.api = api
@@ -461,10 +489,11 @@ class Phase:
         ]
         affinity = {"nodeAffinity": {PREFERRED: terms}} if terms else None
         template_patch: dict[str, Any] = {"spec": {"affinity": affinity}}
-        if self.nominate:
+        if self.nominate != "off":
             nominee = found.nominee
-            gates = placement_hints.gate_operations({"spec": {}})[0]["value"] if nominee else None
-            template_patch["spec"]["schedulingGates"] = gates
+            if self.nominate == "gate":
+                gates = placement_hints.gate_operations({"spec": {}})[0]["value"] if nominee else None
+                template_patch["spec"]["schedulingGates"] = gates
             template_patch["metadata"] = {"annotations": {keys.NOMINATED_NODE_ANNOTATION: nominee}}
         self.api.patch(DEPLOYMENTS, app, {"spec": {"template": template_patch}}, self.namespace)
         return (found.preferred[0][0], found.preferred[0][1]) if found.preferred else (None, None)
@@ -521,6 +550,8 @@ class Phase:
             "seconds_scale_to_actuated": round(seconds, 2),
             "hint_best_node": hint_node,
             "hint_best_score": hint_score,
+            # What the requester carried in the annotation (nominate and plugin phases; None elsewhere).
+            "nominated_node": notes.get(keys.NOMINATED_NODE_ANNOTATION),
         }
 
     def scale_all_down(self) -> None:
@@ -649,13 +680,19 @@ def _start_fma_scheduler(
     workdir: pathlib.Path,
     extender_url: str,
     placement: scheduler_config.Placement = "extender",
+    plugin: bool = False,
 ) -> None:
-    """Start an FMA kube-scheduler (the packaged configuration for ``placement``) beside the default one."""
+    """Start an FMA kube-scheduler (the packaged configuration for ``placement``) beside the default one;
+    ``plugin``: FMA's kube-scheduler build with the NominatedNode plugin enabled (profile ``PLUGIN_PROFILE``)."""
     kubeconfig = cluster.state_dir / "scheduler.kubeconfig"
     config = scheduler_config.render(
-        extender_url, kubeconfig=str(kubeconfig), leader_election=False, placement=placement
+        extender_url,
+        kubeconfig=str(kubeconfig),
+        leader_election=False,
+        placement=placement,
+        nominated_node_plugin=plugin,
     )
-    name = "fma-scheduler" if placement == "extender" else HINT_PHASES[placement]
+    name = PLUGIN_PROFILE if plugin else "fma-scheduler" if placement == "extender" else HINT_PHASES[placement]
     config["profiles"][0]["schedulerName"] = name
     path = workdir / f"{name}.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))
@@ -663,7 +700,7 @@ def _start_fma_scheduler(
     record = processes.spawn(
         "fma-scheduler",
         [
-            str(binaries.locate().kube_scheduler),
+            str(binaries.ensure_fma_scheduler() if plugin else binaries.locate().kube_scheduler),
             f"--config={path}",
             f"--authentication-kubeconfig={kubeconfig}",
             f"--authorization-kubeconfig={kubeconfig}",
@@ -793,6 +830,11 @@ def _run(args: argparse.Namespace, root: pathlib.Path) -> dict[str, Any]:
             if "hints" not in args.placements:
                 _start_fma_scheduler(stack, cluster, root, extender_url, "hints")
             phases.append((NOMINATE_PHASE, HINT_PHASES["hints"]))
+        if args.plugin:
+            if hints is None:
+                raise RuntimeError("--plugin needs the hints' sleeper cache: keep a --placements value")
+            _start_fma_scheduler(stack, cluster, root, extender_url, "hints", plugin=True)
+            phases.append((PLUGIN_PHASE, PLUGIN_PROFILE))
         dra_hints: cluster_facts.SleeperHints | None = None
         if args.dra:
             if "hints" not in args.placements and not args.nominate:
@@ -812,9 +854,9 @@ def _run(args: argparse.Namespace, root: pathlib.Path) -> dict[str, Any]:
                 gpu_map_file=gpu_map_file,
                 gpus_by_node=gpus_by_node,
                 extender_decisions=lambda: _extender_decisions(extender_url),
-                hints=hints if label in HINT_PHASES or label == NOMINATE_PHASE else None,
+                hints=hints if label in HINT_PHASES or label in (NOMINATE_PHASE, PLUGIN_PHASE) else None,
                 dra=dra_hints if label == DRA_PHASE else None,
-                nominate=label == NOMINATE_PHASE,
+                nominate="gate" if label == NOMINATE_PHASE else "plugin" if label == PLUGIN_PHASE else "off",
             )
             stack.callback(phase.stop_controller)
             _log(f"phase {name}: scheduler {scheduler}, namespace {phase.namespace}")
@@ -886,6 +928,13 @@ def main(argv: list[str] | None = None) -> int:
         help="add a nominate phase per scenario (hints plus the nomination gate, lifted by the controllers)",
     )
     parser.add_argument(
+        "--plugin",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="add a plugin phase per scenario (hints plus the nominated-node annotation, FMA's kube-scheduler"
+        " build with the NominatedNode plugin)",
+    )
+    parser.add_argument(
         "--dra",
         action=argparse.BooleanOptionalAction,
         default=True,
@@ -913,7 +962,12 @@ def main(argv: list[str] | None = None) -> int:
                     "nodes": args.nodes,
                     "gpus_per_node": args.gpus_per_node,
                     "gpu_allocation": "lowest free index first (simnode default)",
-                    "placements": ["extender", *args.placements, *(["hints + nominate"] if args.nominate else [])],
+                    "placements": [
+                        "extender",
+                        *args.placements,
+                        *(["hints + nominate"] if args.nominate else []),
+                        *(["hints + nominate: plugin (FMA's kube-scheduler build)"] if args.plugin else []),
+                    ],
                     "dra": (
                         f"{args.nodes} more nodes x {args.gpus_per_node} GPUs as DRA devices only; requesters"
                         " converted by the real webhook (gpu_claims: dra, placement: hints), claims kept by"
