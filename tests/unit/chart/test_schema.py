@@ -36,6 +36,16 @@ def template(helm: pathlib.Path, values: dict[str, Any]) -> str:
             {"webhook": {"failurePolicy": "Maybe"}}, "/webhook/failurePolicy", "'Fail', 'Ignore'", id="enum-2"
         ),
         pytest.param({"scheduler": {"command": []}}, "/scheduler/command", "minItems", id="empty-command"),
+        pytest.param({"placementNominate": "yes"}, "/placementNominate", "'off', 'gate', 'plugin'", id="nominate-mode"),
+        pytest.param(
+            {"scheduler": {"plugin": {"image": {"repo": "x"}}}},
+            "/scheduler/plugin/image",
+            "'repo' not allowed",
+            id="plugin-image-unknown-key",
+        ),
+        pytest.param(
+            {"scheduler": {"plugin": {"command": []}}}, "/scheduler/plugin/command", "minItems", id="plugin-command"
+        ),
         pytest.param(
             {"controllers": {"extraArgs": ["start-deadline"]}},
             "/controllers/extraArgs/0",
