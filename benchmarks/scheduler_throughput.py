@@ -79,8 +79,8 @@ benchmark measures what that costs, side by side in one run on one cluster:
   (all Pods pending when scheduling starts) and the nominator's lift rate;
 - ``plugin``, ``plugin-fallback-full`` and ``plugin-fallback-tainted`` (only with ``--plugin``, which runs
   ``default`` and these phases and nothing else): FMA's kube-scheduler build with the NominatedNode PreFilter
-  plugin (``extender/scheduler_plugin``, built on demand by ``devcluster.binaries.ensure_fma_scheduler``; a
-  measurement prototype, docs/extender.md "Scheduler plugin"), configured as ``hints`` with the scheduler's
+  plugin (``extender/scheduler_plugin``, built on demand by ``devcluster.binaries.ensure_fma_scheduler``;
+  the ``nominate: plugin`` path, docs/extender.md "Scheduler plugin"), configured as ``hints`` with the scheduler's
   default node sampling and the plugin enabled. Each Pod carries what the webhook writes for a certain-hot
   node (the one-node hint and the ``nominated-node`` annotation; no gate, no nominator, no status write).
   ``plugin``: ``--pods`` Pods, node i mod nodes (every annotated node stays feasible): Pods/s against
@@ -90,6 +90,8 @@ benchmark measures what that costs, side by side in one run on one cluster:
   plugin sees the node has no room and does not restrict) and ``tainted`` (a NoSchedule taint the Pods do not
   tolerate: the plugin restricts the first attempt to it, that cycle fails, and the retry is unrestricted):
   how many were scheduled elsewhere and how long from the scheduler's start to the last bind;
+  ``--with-plugin`` runs the same plugin phases (``--plugin-rounds``, the fallbacks) after all the other
+  phases of a normal run instead, so that ``fma``/``trivial`` and ``plugin``/``default`` come from one run;
 - after the ``fma`` phase, with its Pods still in place: ``--calls`` direct filter and
   prioritize calls to the extender with all node names (client-side latency,
   loopback HTTP included), and the server-side histogram of the run.
@@ -857,6 +859,11 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="run default and the NominatedNode plugin phases (plugin, plugin-fallback-*) only",
     )
+    parser.add_argument(
+        "--with-plugin",
+        action="store_true",
+        help="after the other phases, also the NominatedNode plugin phases (as --plugin runs them)",
+    )
     parser.add_argument("--fallback-pods", type=int, default=200, help="Pods per plugin fallback phase")
     parser.add_argument(
         "--plugin-rounds", type=int, default=1, help="pairs of default/plugin phases, alternating (with --plugin)"
@@ -1182,6 +1189,11 @@ def main(argv: list[str] | None = None) -> int:
                     results["trivial_extender"] = trivial
                 finally:
                     processes.stop(trivial_extender, grace_seconds=5)
+            if args.with_plugin:
+                if extender is not None:
+                    processes.stop(extender, grace_seconds=5)
+                extender = None
+                results.update(_plugin_phases(api, cluster, workdir, nodes, default_config, args))
         finally:
             if extender is not None:
                 processes.stop(extender, grace_seconds=5)
@@ -1228,10 +1240,14 @@ def main(argv: list[str] | None = None) -> int:
     if trivial.get("pods_per_second") and fma["pods_per_second"]:
         # The extender's own cost: FMA against the do-nothing extender (target >= 0.9).
         results["ratio_fma_to_trivial_extender"] = round(fma["pods_per_second"] / trivial["pods_per_second"], 3)
+    if args.with_plugin:
+        results.update(_plugin_ratios(results, args.plugin_rounds))
     results["run"] = run_record.finish(results["run"])
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2) + "\n")
     _print_table(results)
+    if args.with_plugin:
+        _print_plugin_rows(results, args.plugin_rounds)
     return 0
 
 
@@ -1335,21 +1351,39 @@ def _taint_node(api: kube.Client, node: str) -> None:
     )
 
 
-def _finish_plugin(results: dict[str, Any], args: argparse.Namespace) -> int:
-    """Ratios, the run record and the JSON file of a ``--plugin`` run."""
-    pairs = [("default", "plugin")] + [(f"default_{r}", f"plugin_{r}") for r in range(2, args.plugin_rounds + 1)]
+def _plugin_pairs(rounds: int) -> list[tuple[str, str]]:
+    """The (stock, plugin) result keys of each round of the plugin phases."""
+    return [("default", "plugin")] + [(f"default_{r}", f"plugin_{r}") for r in range(2, rounds + 1)]
+
+
+def _plugin_ratios(results: Mapping[str, Any], rounds: int) -> dict[str, Any]:
+    """plugin / stock Pods/s per round (the first round against the run's first ``default`` phase)."""
     ratios = [
         round(results[b]["pods_per_second"] / results[a]["pods_per_second"], 3)
-        for a, b in pairs
+        for a, b in _plugin_pairs(rounds)
         if results[a].get("pods_per_second") and results[b].get("pods_per_second")
     ]
-    if ratios:
-        results["ratio_plugin_to_default"] = ratios[0]
-        results["ratios_plugin_to_default_per_round"] = ratios
-        results["ratio_plugin_to_default_median"] = statistics.median(ratios)
+    if not ratios:
+        return {}
+    return {
+        "ratio_plugin_to_default": ratios[0],
+        "ratios_plugin_to_default_per_round": ratios,
+        "ratio_plugin_to_default_median": statistics.median(ratios),
+    }
+
+
+def _finish_plugin(results: dict[str, Any], args: argparse.Namespace) -> int:
+    """Ratios, the run record and the JSON file of a ``--plugin`` run."""
+    results.update(_plugin_ratios(results, args.plugin_rounds))
     results["run"] = run_record.finish(results["run"])
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2) + "\n")
+    _print_plugin_rows(results, args.plugin_rounds)
+    return 0
+
+
+def _print_plugin_rows(results: Mapping[str, Any], rounds: int) -> None:
+    pairs = _plugin_pairs(rounds)
     for name in [*(n for pair in pairs for n in pair), "plugin_fallback_full", "plugin_fallback_tainted"]:
         row = results[name]
         print(
@@ -1357,7 +1391,6 @@ def _finish_plugin(results: dict[str, Any], args: argparse.Namespace) -> int:
             f"start->last bind {row['seconds_scheduler_start_to_last_bind']}s  honoured {row.get('honoured')}"
         )
     print(f"ratio plugin/default per round: {results.get('ratios_plugin_to_default_per_round')}")
-    return 0
 
 
 def _cpus() -> int:
