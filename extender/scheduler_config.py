@@ -23,7 +23,8 @@ The ``placement`` setting picks how the scheduler learns where sleepers wait
 profile: a PreFilter plugin compiled into FMA's own kube-scheduler build (``extender/scheduler_plugin``, built by
 ``devcluster.binaries.ensure_fma_scheduler``) that restricts a requester's first scheduling attempt to the node
 the webhook wrote into ``crds.keys.NOMINATED_NODE_ANNOTATION``.  The stock binary refuses a configuration naming
-it.  A measurement prototype (docs/extender.md, "Scheduler plugin").
+it.  The webhook writes that annotation with ``nominate: plugin``; the chart's ``placementNominate: plugin``
+runs FMA's build with this configuration (docs/extender.md, "Scheduler plugin").
 
 Reading the packaged file is the only I/O, done when called.
 """
