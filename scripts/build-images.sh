@@ -4,6 +4,9 @@
 # picks one).  Names: $IMAGE_REPO:$IMAGE_TAG and $IMAGE_REPO-launcher:$IMAGE_TAG
 # (defaults ghcr.io/llm-d/fma and the project version).  Extra build arguments:
 # $VLLM_IMAGE (the launcher's base), $PYTHON_IMAGE (the FMA image's base).
+# SCHEDULER_IMAGE=1 also builds FMA's kube-scheduler (images/fma-scheduler,
+# only for the chart's placementNominate: plugin; a Kubernetes build, minutes)
+# as $IMAGE_REPO-scheduler:$IMAGE_TAG.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -54,4 +57,10 @@ launcher_args=()
 [ -n "${VLLM_IMAGE:-}" ] && launcher_args+=("VLLM_IMAGE=$VLLM_IMAGE")
 build images/fma/Containerfile "$repo:$tag" "${fma_args[@]+"${fma_args[@]}"}"
 build images/launcher/Containerfile "$repo-launcher:$tag" "${launcher_args[@]+"${launcher_args[@]}"}"
-echo "==> built $repo:$tag and $repo-launcher:$tag with $engine"
+if [ "${SCHEDULER_IMAGE:-}" = 1 ]; then
+  build images/fma-scheduler/Containerfile "$repo-scheduler:$tag"
+  echo "==> built $repo:$tag, $repo-launcher:$tag and $repo-scheduler:$tag with $engine"
+else
+  echo "==> built $repo:$tag and $repo-launcher:$tag with $engine" \
+    "(FMA's kube-scheduler image, for placementNominate: plugin, only with SCHEDULER_IMAGE=1)"
+fi

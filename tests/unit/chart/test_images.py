@@ -68,6 +68,29 @@ def test_podman_builds_both_images_from_the_repository_root(tmp_path: pathlib.Pa
         "--build-arg VLLM_IMAGE=vllm/vllm-openai:v0.0.1 ."
     )
     assert "built registry.example.com/fma:t1 and registry.example.com/fma-launcher:t1 with podman" in result.stdout
+    assert len(calls) == 3, "no scheduler image unless SCHEDULER_IMAGE=1"
+    assert "only with SCHEDULER_IMAGE=1" in result.stdout
+
+
+def test_the_scheduler_image_is_built_on_request(tmp_path: pathlib.Path) -> None:
+    log = tmp_path / "calls"
+    fake_engine(tmp_path, "podman", log)
+    env = {
+        "PATH": f"{tmp_path}:{SYSTEM_PATH}",
+        "HOME": str(tmp_path),
+        "CONTAINER_ENGINE": "podman",
+        "IMAGE_REPO": "registry.example.com/fma",
+        "IMAGE_TAG": "t1",
+        "SCHEDULER_IMAGE": "1",
+    }
+    result = run(env)
+    assert result.returncode == 0, result.stderr
+    calls = log.read_text().splitlines()
+    assert calls[-1] == "build -f images/fma-scheduler/Containerfile -t registry.example.com/fma-scheduler:t1 ."
+    assert "registry.example.com/fma-scheduler:t1 with podman" in result.stdout
+    # The chart's default plugin image is that name under the default repository.
+    values = yaml.safe_load((ROOT / "charts" / "fma" / "values.yaml").read_text())
+    assert values["scheduler"]["plugin"]["image"]["repository"] == "ghcr.io/llm-d/fma" + "-scheduler"
 
 
 def test_buildah_uses_bud_and_the_project_version(tmp_path: pathlib.Path) -> None:
