@@ -12,7 +12,9 @@ benchmark measures what that costs, side by side in one run on one cluster:
   are created *first*, while no scheduler serves their ``schedulerName``; then
   that scheduler starts, and throughput is (pods - 1) / (last bind - first
   bind), from a watch of ``spec.nodeName``.  Creation speed and scheduler
-  start-up are so kept out of the number;
+  start-up are so kept out of the number.  ``api_server_bind_span`` gives the
+  same span from the Pods' ``PodScheduled`` times (whole seconds), which do not
+  depend on this process keeping up with its watch;
 - ``default``: kube-scheduler with the stock configuration (one profile);
   ``fma``: the packaged FMA configuration (``extender.scheduler_config``) with
   the real ``fma-extender`` process.  Both get the same client QPS/burst
@@ -108,6 +110,7 @@ from __future__ import annotations
 import argparse
 import concurrent.futures
 import contextlib
+import datetime
 import json
 import os
 import pathlib
@@ -135,7 +138,7 @@ import yaml  # noqa: E402
 import crds  # noqa: E402
 import kube  # noqa: E402
 from controllers import nomination  # noqa: E402
-from crds import inference_server_config, keys, launcher_inventory, manifests, sleeper_scoring  # noqa: E402
+from crds import inference_server_config, keys, launcher_inventory, manifests, sleeper_scoring, timestamps  # noqa: E402
 from devcluster import binaries, control_plane, processes, waiting  # noqa: E402
 from devcluster import simnode as simnode_mod  # noqa: E402
 from devcluster.simnode import fleet  # noqa: E402
@@ -449,6 +452,7 @@ def _phase(
         # Phases run one after another on a shared machine: their rates compare only at similar load.
         "load_average_start_end": [load_start, [round(x, 2) for x in os.getloadavg()]],
     }
+    result["api_server_bind_span"] = _bind_span(api, phase)
     if hints is not None:
         result["pods_with_a_preferred_node"] = hinted
         result["hints"] = _hint_outcome(bodies, watch.nodes)
@@ -456,6 +460,25 @@ def _phase(
         result["honoured"] = _honoured(bodies, targets, watch.nodes)
     _log(f"{phase}: {result}")
     return result, record
+
+
+def _bind_span(api: kube.Client, phase: str) -> dict[str, Any]:
+    """When the API server recorded each Pod of ``phase`` scheduled (its ``PodScheduled`` condition, whole
+    seconds), independently of this process's watch: the seconds from the first to the last such time, and how
+    many Pods were scheduled in the last 10 % of that span (a tail of late Pods shows there)."""
+    times: list[datetime.datetime] = []
+    for pod in api.list_all(kube.resources.PODS, NAMESPACE, label_selector=f"bench/phase={phase}")[0]:
+        for condition in (pod.get("status") or {}).get("conditions") or []:
+            if condition.get("type") == "PodScheduled" and condition.get("status") == "True":
+                when = timestamps.parse_time(condition.get("lastTransitionTime"))
+                if when is not None:
+                    times.append(when)
+    if not times:
+        return {"pods": 0}
+    first, last = min(times), max(times)
+    span = (last - first).total_seconds()
+    late = sum((t - first).total_seconds() > 0.9 * span for t in times) if span > 0 else 0
+    return {"pods": len(times), "seconds_first_to_last": span, "pods_in_last_tenth": late}
 
 
 def _add_hints(bodies: list[dict[str, Any]], hints: cluster_facts.SleeperHints) -> int:
