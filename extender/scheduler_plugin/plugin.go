@@ -9,7 +9,7 @@
 // restriction, so a hint that went stale costs at most one failed cycle and the scheduler's back-off,
 // never a block. No API writes, no HTTP: the sleeper model stays in the webhook.
 //
-// This is a measurement prototype (docs/extender.md, "Scheduler plugin").
+// Shipped through the chart's placementNominate: plugin (docs/extender.md, "Scheduler plugin").
 package main
 
 import (
