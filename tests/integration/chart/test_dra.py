@@ -18,25 +18,21 @@ with their own tokens as in test_rbac.py, and neither logged a refusal.
 
 from __future__ import annotations
 
-import os
 import pathlib
 from collections.abc import Iterator
 
 import pytest
 
-import kube
 from controllers import claim_keeper
 from crds import gpu_claims
-from devcluster import control_plane, helm_release, samples, waiting
-from devcluster import simnode as simnode_mod
+from devcluster import helm_release, samples, waiting
 from kube import resources
-from tests.integration.chart import identities
+from tests.integration.chart import chart_cluster, identities
 from tests.integration.chart import test_rbac as rbac
 from tests.integration.chart.test_install import bound_requester
 
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(900)]
 
-VALUES = pathlib.Path(__file__).resolve().with_name("devcluster-values.yaml")
 DEVICE_CLASS = "fma-chart-gpu"
 NS = helm_release.NAMESPACE
 FMA = "fma.llm-d.ai"
@@ -76,41 +72,13 @@ def _print_state(chart: helm_release.InstalledChart) -> None:
 @pytest.fixture(scope="module")
 def dra_chart(tmp_path_factory: pytest.TempPathFactory) -> Iterator[helm_release.InstalledChart]:
     """A dev cluster with 2 DRA-only nodes of 2 GPUs and the chart installed with ``gpuClaims=dra``."""
-    workdir = pathlib.Path(tmp_path_factory.mktemp("chart-dra"))
-    cluster = control_plane.up(control_plane.ClusterOptions(state_dir=workdir / "cluster", apiserver_port=None))
-    record = None
-    api = None
-    opts = simnode_mod.SimnodeOptions(
-        nodes=2,
-        gpus_per_node=2,
+    with chart_cluster.installed(
+        pathlib.Path(tmp_path_factory.mktemp("chart-dra")),
+        node_prefix="chartdra",
+        set_values=("gpuClaims=dra", "dra.deviceClass.create=true", f"dra.deviceClass.name={DEVICE_CLASS}"),
         gpu_mode="dra",
-        gpu_map_namespace=helm_release.NAMESPACE,
-        node_prefix=f"chartdra{os.getpid()}",
-    )
-    simnode_state = simnode_mod.state_dir_of(cluster, opts)
-    try:
-        record = simnode_mod.spawn(cluster, opts, cluster.state_dir / "logs" / "simnode.log")
-        simnode_mod.wait_ready(cluster, opts, record, timeout=60.0)
-        api = kube.connect(str(cluster.kubeconfig), field_manager="chart-tests")
-        chart = helm_release.InstalledChart(
-            cluster=cluster,
-            api=api,
-            simnode_state_dir=simnode_state,
-            workdir=workdir,
-            node_names=simnode_mod.node_names(opts),
-            values=VALUES,
-        )
-        dra_values = ("gpuClaims=dra", "dra.deviceClass.create=true", f"dra.deviceClass.name={DEVICE_CLASS}")
-        extra = [arg for value in dra_values for arg in ("--set", value)]
-        chart.helm("install", *chart.install_args("--create-namespace", *extra), timeout=360.0)
-        waiting.wait_for(chart.all_available, timeout=60, what="every Deployment of the release Available")
+    ) as (chart, _):
         yield chart
-    finally:
-        if api is not None:
-            api.close()
-        if record is not None:
-            simnode_mod.stop(record, simnode_state)
-        control_plane.down(cluster.state_dir, grace_seconds=5.0)
 
 
 def test_a_requester_gets_its_claim_and_is_bound(dra_chart: helm_release.InstalledChart) -> None:

@@ -24,7 +24,6 @@ and is actuated hot.
 from __future__ import annotations
 
 import json
-import os
 import pathlib
 import time
 from collections.abc import Iterator
@@ -33,17 +32,15 @@ from typing import Any
 import httpx
 import pytest
 
-import kube
 from crds import keys
-from devcluster import binaries, control_plane, helm_release, samples, waiting
-from devcluster import simnode as simnode_mod
+from devcluster import binaries, helm_release, samples, waiting
 from devcluster.simnode import runtime_record
 from kube import resources
+from tests.integration.chart import chart_cluster
 from tests.integration.chart.test_install import bound_requester
 
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(900)]
 
-VALUES = pathlib.Path(__file__).resolve().with_name("devcluster-values.yaml")
 NS = helm_release.NAMESPACE
 P = keys.PREFIX
 APP = "plugin-model"
@@ -56,41 +53,16 @@ EVENTS = resources.Resource("", "v1", "events", "Event")
 def plugin_chart(tmp_path_factory: pytest.TempPathFactory) -> Iterator[helm_release.InstalledChart]:
     """A dev cluster with 2 nodes of 2 GPUs and the chart installed with hints and the scheduler plugin."""
     fma_scheduler = binaries.ensure_fma_scheduler()
-    workdir = pathlib.Path(tmp_path_factory.mktemp("chart-plugin"))
-    cluster = control_plane.up(control_plane.ClusterOptions(state_dir=workdir / "cluster", apiserver_port=None))
-    record = None
-    api = None
-    opts = simnode_mod.SimnodeOptions(
-        nodes=2, gpus_per_node=2, gpu_map_namespace=NS, node_prefix=f"chartplugin{os.getpid()}"
-    )
-    simnode_state = simnode_mod.state_dir_of(cluster, opts)
-    try:
-        record = simnode_mod.spawn(cluster, opts, cluster.state_dir / "logs" / "simnode.log")
-        simnode_mod.wait_ready(cluster, opts, record, timeout=60.0)
-        api = kube.connect(str(cluster.kubeconfig), field_manager="chart-tests")
-        chart = helm_release.InstalledChart(
-            cluster=cluster,
-            api=api,
-            simnode_state_dir=simnode_state,
-            workdir=workdir,
-            node_names=simnode_mod.node_names(opts),
-            values=VALUES,
-        )
-        settings = ("placement=hints", "placementNominate=plugin", "webhook.replicas=1")
-        extra = [arg for value in settings for arg in ("--set", value)]
-        installed = chart.helm("install", *chart.install_args("--create-namespace", *extra), timeout=360.0)
-        assert "FMA's kube-scheduler build with the NominatedNode plugin" in installed.stdout, installed.stdout
-        waiting.wait_for(
-            lambda: _settled(chart), timeout=60, what="every Deployment of the release Available (no extender)"
-        )
+    with chart_cluster.installed(
+        pathlib.Path(tmp_path_factory.mktemp("chart-plugin")),
+        node_prefix="chartplugin",
+        set_values=("placement=hints", "placementNominate=plugin", "webhook.replicas=1"),
+        settled=_settled,
+        what="every Deployment of the release Available (no extender)",
+    ) as (chart, notes):
+        assert "FMA's kube-scheduler build with the NominatedNode plugin" in notes, notes
         assert binaries.locate_fma_scheduler() == fma_scheduler
         yield chart
-    finally:
-        if api is not None:
-            api.close()
-        if record is not None:
-            simnode_mod.stop(record, simnode_state)
-        control_plane.down(cluster.state_dir, grace_seconds=5.0)
 
 
 def _settled(chart: helm_release.InstalledChart) -> bool:
@@ -98,25 +70,6 @@ def _settled(chart: helm_release.InstalledChart) -> bool:
     found = {d["metadata"]["name"]: d for d in chart.deployments()}
     wanted = {f"{helm_release.RELEASE}-fma-{c}" for c in helm_release.COMPONENTS if c != "extender"}
     return set(found) == wanted and all(helm_release.deployment_settled(d) for d in found.values())
-
-
-def _sim_model(chart: helm_release.InstalledChart) -> None:
-    """A LauncherConfig, an InferenceServerConfig (engine simulator) and one idle launcher per GPU node."""
-    api = chart.api
-    launcher_sa = f"{helm_release.RELEASE}-fma-launcher"
-    api.create(resources.LAUNCHER_CONFIGS, samples.launcher_config("sim", service_account=launcher_sa), NS)
-    isc = samples.inference_server_config(ISC, launcher_config_name="sim", options=samples.engine_sim_options())
-    api.create(resources.INFERENCE_SERVER_CONFIGS, isc, NS)
-    policy = samples.launcher_population_policy(
-        "one-per-gpu-node", launcher_config_name="sim", count=1, match_labels={"nvidia.com/gpu.present": "true"}
-    )
-    api.create(resources.LAUNCHER_POPULATION_POLICIES, policy, NS)
-
-    def launchers_ready() -> bool:
-        pods = chart.pods("app.kubernetes.io/component=launcher")
-        return len(pods) >= len(chart.node_names) and all(helm_release.pod_ready(p) for p in pods)
-
-    waiting.wait_for(launchers_ready, timeout=120, what="the populator's idle launchers Ready")
 
 
 def _scale(chart: helm_release.InstalledChart, replicas: int) -> None:
@@ -207,7 +160,7 @@ def test_a_nominated_requester_runs_through_fmas_scheduler_to_its_sleeper_and_wa
     exe, argv = _scheduler_executable(chart)
     assert exe == binaries.locate_fma_scheduler().resolve(), (exe, argv)
     assert argv[0] == binaries.FMA_SCHEDULER_COMMAND, argv
-    _sim_model(chart)
+    chart_cluster.sim_model(chart, ISC)
 
     api.create(helm_release.DEPLOYMENTS, samples.deployment(APP, samples.vllm_template(ISC, APP)), NS)
     first, launcher = _bound(chart)
