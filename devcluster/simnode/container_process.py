@@ -29,10 +29,12 @@ from collections.abc import Mapping, Sequence
 from devcluster import processes
 from devcluster.simnode import image_rootfs
 
-__all__ = ["Exit", "Handle", "Mount", "launch_argv", "start"]
+__all__ = ["Exit", "Handle", "Mount", "in_setup", "is_setup_argv", "launch_argv", "start"]
 
 _MOUNT_FAILED = 121
 _SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+_SCRIPT_NAME = "simnode-container"
+"""``$0`` of the setup script in ``launch_argv``: how its process is told apart from the container's command."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -154,7 +156,32 @@ def launch_argv(
     else:
         lines.append('exec "$@"')
     script = "\n".join(lines)
-    return [unshare, "--mount", "--propagation", "private", "--", "/bin/sh", "-c", script, "simnode-container", *argv]
+    return [unshare, "--mount", "--propagation", "private", "--", "/bin/sh", "-c", script, _SCRIPT_NAME, *argv]
+
+
+def is_setup_argv(argv: Sequence[str]) -> bool:
+    """Whether a process's argv is one of ``launch_argv``'s setup stages rather than the container's own command:
+    ``unshare``, the mount script, or (image mode) the helper that enters the image's root.  Pure.
+
+    During those stages the process still sees the host's root file system; only the command it finally
+    execs runs inside the container (the same PID throughout)."""
+    if not argv:
+        return False
+    if os.path.basename(argv[0]) == "unshare" and "--mount" in argv:
+        return True
+    if len(argv) > 3 and argv[1] == "-c" and argv[3] == _SCRIPT_NAME:
+        return True
+    return len(argv) > 4 and list(argv[1:4]) == ["-I", "-S", "-c"] and argv[4] == image_rootfs.enter_code()
+
+
+def in_setup(pid: int) -> bool:
+    """Whether process ``pid`` is still in a setup stage of ``launch_argv`` (False once it runs the container's
+    command, or when it is gone)."""
+    try:
+        raw = pathlib.Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+    return is_setup_argv([part.decode(errors="replace") for part in raw.split(b"\0")[:-1]])
 
 
 def host_paths_needed(env: Mapping[str, str]) -> list[str]:

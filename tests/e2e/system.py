@@ -28,9 +28,9 @@ from typing import Any, TypeVar
 import httpx
 
 import kube
-from devcluster import control_plane, helm_release, image_build, processes
+from devcluster import control_plane, helm_release, image_build, processes, waiting
 from devcluster import simnode as simnode_mod
-from devcluster.simnode import runtime_record
+from devcluster.simnode import container_process, runtime_record
 from kube import resources
 
 from . import cluster_watch, manifests
@@ -305,11 +305,14 @@ class E2ESystem:
         entry = record.containers.get(container) if record is not None else None
         return entry.process.pid if entry is not None and entry.process is not None else None
 
-    def containers_on_the_host(self) -> list[str]:
+    def containers_on_the_host(self, wait: float = 30.0) -> list[str]:
         """``pod/container`` of each running container whose image is one of ``images`` but which runs on the host.
 
         In image mode such a container's process sees its image's root file system (``/proc/PID/root`` is
-        the overlay simnode mounted); one that sees the host's ``/`` did not start from its image.
+        the overlay simnode mounted); one that sees the host's ``/`` did not start from its image.  A
+        container that is just starting (a Pod replaced a moment ago) is still in simnode's setup, on the
+        host's root until it enters its image: it is judged once it runs its own command (at most ``wait``
+        seconds later).
         """
         if self.images is None:
             return []
@@ -321,13 +324,20 @@ class E2ESystem:
                 entry = record.containers.get(container["name"]) if record is not None else None
                 if container.get("image") not in ours or entry is None or entry.process is None:
                     continue
-                pid = entry.process.pid
+                pid, started = entry.process.pid, entry.process.start_time
+                name = f"{pod['metadata']['name']}/{container['name']}"
+                waiting.wait_for(
+                    lambda pid=pid: not container_process.in_setup(pid),
+                    timeout=wait,
+                    what=f"container {name} past simnode's setup",
+                    interval=0.05,
+                )
                 try:
                     root = os.readlink(f"/proc/{pid}/root")
                 except OSError:
                     continue  # it has just exited
-                if root == "/" and processes.process_start_time(pid) == entry.process.start_time:
-                    found.append(f"{pod['metadata']['name']}/{container['name']}")
+                if root == "/" and processes.process_start_time(pid) == started:
+                    found.append(name)
         return found
 
     def gpu_map(self) -> dict[str, dict[str, int]]:
