@@ -36,6 +36,7 @@ from crds import keys
 from devcluster import binaries, control_plane, processes, samples, waiting
 from extender import scheduler_config
 from kube import resources
+from kube.cache import ChangeHandler
 from webhook import app as app_mod
 from webhook import cluster_facts, configuration, metrics, server, settings
 
@@ -265,6 +266,14 @@ class StackOpener:
     devcluster: control_plane.ClusterState
     namespace: str
     workdir: pathlib.Path
+
+    def watch_pods(self, stack: Stack, handler: ChangeHandler) -> None:
+        """Call ``handler`` on every change of a Pod in the stack's namespace, from now until the stack stops."""
+        watch = kube.WatchCache(stack.api, resources.PODS, namespace=stack.namespace)
+        watch.add_handler(handler)
+        watch.start()
+        self.cleanup.callback(watch.stop)
+        watch.wait_synced(30)
 
     def open(
         self,

@@ -26,7 +26,6 @@ from typing import Any
 
 import pytest
 
-import kube
 from crds import keys
 from devcluster import waiting
 from devcluster.simnode.pytest_fixtures import RunningSimnode
@@ -96,11 +95,7 @@ def stack(simnode: RunningSimnode, stack_opener: placement_stack.StackOpener) ->
         start_controllers=False,
         extra={"nominated": nominated},
     )
-    watch = kube.WatchCache(built.api, resources.PODS, namespace=built.namespace)
-    watch.add_handler(record)
-    watch.start()
-    stack_opener.cleanup.callback(watch.stop)
-    watch.wait_synced(30)
+    stack_opener.watch_pods(built, record)
     return built
 
 

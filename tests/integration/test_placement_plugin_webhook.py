@@ -27,11 +27,9 @@ from typing import Any
 
 import pytest
 
-import kube
 from crds import keys
 from devcluster import waiting
 from devcluster.simnode.pytest_fixtures import RunningSimnode
-from kube import resources
 
 from . import placement_stack
 from .placement_stack import DEPLOYMENTS, P
@@ -80,11 +78,7 @@ def stack(simnode: RunningSimnode, stack_opener: placement_stack.StackOpener) ->
         scheduler_plugin=True,
         extra={"gated": gated},
     )
-    watch = kube.WatchCache(built.api, resources.PODS, namespace=built.namespace)
-    watch.add_handler(record)
-    watch.start()
-    stack_opener.cleanup.callback(watch.stop)
-    watch.wait_synced(30)
+    stack_opener.watch_pods(built, record)
     return built
 
 

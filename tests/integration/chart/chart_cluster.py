@@ -17,6 +17,8 @@ import pathlib
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
+import httpx
+
 import kube
 from devcluster import control_plane, helm_release, samples, waiting
 from devcluster import simnode as simnode_mod
@@ -94,3 +96,14 @@ def sim_model(chart: helm_release.InstalledChart, isc: str = "tiny") -> str:
 
     waiting.wait_for(launchers_ready, timeout=120, what="the populator's idle launchers Ready")
     return isc
+
+
+def metrics_texts(chart: helm_release.InstalledChart, component: str) -> list[str]:
+    """The ``/metrics`` exposition of each Ready Pod of ``component`` (its first container port, by Pod IP)."""
+    texts = []
+    for pod in chart.pods(f"app.kubernetes.io/component={component}"):
+        if not helm_release.pod_ready(pod):
+            continue
+        port = pod["spec"]["containers"][0]["ports"][0]["containerPort"]
+        texts.append(httpx.get(f"http://{pod['status']['podIP']}:{port}/metrics", timeout=5).text)
+    return texts

@@ -15,12 +15,12 @@ import json
 import pathlib
 from typing import Any
 
-import httpx
 import pytest
 
 from devcluster import helm_release, samples, waiting
 from devcluster.simnode import runtime_record
 from kube import resources
+from tests.integration.chart import chart_cluster
 
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(900)]
 
@@ -95,11 +95,7 @@ def test_each_chart_pod_runs_as_its_own_service_account(installed_chart: helm_re
 def _extender_calls(installed_chart: helm_release.InstalledChart) -> float:
     """How many filter calls the extender Pods have answered (their /metrics, by Pod IP)."""
     total = 0.0
-    for pod in installed_chart.pods("app.kubernetes.io/component=extender"):
-        if not helm_release.pod_ready(pod):
-            continue
-        port = pod["spec"]["containers"][0]["ports"][0]["containerPort"]
-        text = httpx.get(f"http://{pod['status']['podIP']}:{port}/metrics", timeout=5).text
+    for text in chart_cluster.metrics_texts(installed_chart, "extender"):
         for line in text.splitlines():
             if line.startswith('fma_extender_request_duration_seconds_count{verb="filter"}'):
                 total += float(line.split()[-1])

@@ -29,7 +29,6 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-import httpx
 import pytest
 
 from crds import keys
@@ -115,11 +114,7 @@ def _dry_run_annotation(chart: helm_release.InstalledChart) -> str | None:
 def _controllers_metric(chart: helm_release.InstalledChart, name: str, label: str) -> float:
     """The sum of the samples of ``name`` whose labels contain ``label`` over the Ready controller Pods."""
     total = 0.0
-    for pod in chart.pods("app.kubernetes.io/component=controllers"):
-        if not helm_release.pod_ready(pod):
-            continue
-        port = pod["spec"]["containers"][0]["ports"][0]["containerPort"]
-        text = httpx.get(f"http://{pod['status']['podIP']}:{port}/metrics", timeout=5).text
+    for text in chart_cluster.metrics_texts(chart, "controllers"):
         total += sum(
             float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(name + "{") and label in line
         )

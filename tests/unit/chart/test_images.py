@@ -47,7 +47,8 @@ def test_a_named_engine_that_is_missing_is_reported(tmp_path: pathlib.Path) -> N
     assert "CONTAINER_ENGINE=no-such-engine is not on PATH; nothing was built." in result.stderr
 
 
-def test_podman_builds_both_images_from_the_repository_root(tmp_path: pathlib.Path) -> None:
+def run_podman(tmp_path: pathlib.Path, **extra: str) -> tuple[subprocess.CompletedProcess[str], list[str]]:
+    """The script run with a recording podman, images named registry.example.com/fma:t1; its result and calls."""
     log = tmp_path / "calls"
     fake_engine(tmp_path, "podman", log)
     env = {
@@ -56,11 +57,15 @@ def test_podman_builds_both_images_from_the_repository_root(tmp_path: pathlib.Pa
         "CONTAINER_ENGINE": "podman",
         "IMAGE_REPO": "registry.example.com/fma",
         "IMAGE_TAG": "t1",
-        "VLLM_IMAGE": "vllm/vllm-openai:v0.0.1",
+        **extra,
     }
     result = run(env)
     assert result.returncode == 0, result.stderr
-    calls = log.read_text().splitlines()
+    return result, log.read_text().splitlines()
+
+
+def test_podman_builds_both_images_from_the_repository_root(tmp_path: pathlib.Path) -> None:
+    result, calls = run_podman(tmp_path, VLLM_IMAGE="vllm/vllm-openai:v0.0.1")
     assert calls[0] == "info"
     assert calls[1] == "build -f images/fma/Containerfile -t registry.example.com/fma:t1 ."
     assert calls[2] == (
@@ -73,19 +78,7 @@ def test_podman_builds_both_images_from_the_repository_root(tmp_path: pathlib.Pa
 
 
 def test_the_scheduler_image_is_built_on_request(tmp_path: pathlib.Path) -> None:
-    log = tmp_path / "calls"
-    fake_engine(tmp_path, "podman", log)
-    env = {
-        "PATH": f"{tmp_path}:{SYSTEM_PATH}",
-        "HOME": str(tmp_path),
-        "CONTAINER_ENGINE": "podman",
-        "IMAGE_REPO": "registry.example.com/fma",
-        "IMAGE_TAG": "t1",
-        "SCHEDULER_IMAGE": "1",
-    }
-    result = run(env)
-    assert result.returncode == 0, result.stderr
-    calls = log.read_text().splitlines()
+    result, calls = run_podman(tmp_path, SCHEDULER_IMAGE="1")
     assert calls[-1] == "build -f images/fma-scheduler/Containerfile -t registry.example.com/fma-scheduler:t1 ."
     assert "registry.example.com/fma-scheduler:t1 with podman" in result.stdout
     # The chart's default plugin image is that name under the default repository.
