@@ -22,9 +22,11 @@ The ``placement`` setting picks how the scheduler learns where sleepers wait
 ``nominated_node_plugin=True`` (any placement) enables ``NOMINATED_NODE_PLUGIN`` at ``preFilter`` in every
 profile: a PreFilter plugin compiled into FMA's own kube-scheduler build (``extender/scheduler_plugin``, built by
 ``devcluster.binaries.ensure_fma_scheduler``) that restricts a requester's first scheduling attempt to the node
-the webhook wrote into ``crds.keys.NOMINATED_NODE_ANNOTATION``.  The stock binary refuses a configuration naming
-it.  The webhook writes that annotation with ``nominate: plugin``; the chart's ``placementNominate: plugin``
-runs FMA's build with this configuration (docs/extender.md, "Scheduler plugin").
+the webhook wrote into ``crds.keys.NOMINATED_NODE_ANNOTATION``, and replaces ``DefaultBinder`` at ``bind`` with
+``PACED_BINDER_PLUGIN`` from the same build: the default binder with at most ``max_binds_in_flight`` binding calls
+outstanding (docs/extender.md, "Paced binding").  The stock binary refuses a configuration naming either.  The
+webhook writes that annotation with ``nominate: plugin``; the chart's ``placementNominate: plugin`` runs FMA's
+build with this configuration (docs/extender.md, "Scheduler plugin").
 
 Reading the packaged file is the only I/O, done when called.
 """
@@ -43,10 +45,12 @@ from extender import errors, protocol
 
 __all__ = [
     "CONFIG_RESOURCE",
+    "DEFAULT_MAX_BINDS_IN_FLIGHT",
     "DEFAULT_SCORE_PLUGIN_WEIGHTS",
     "FULL_SCORING",
     "MAX_NODE_SCORE",
     "NOMINATED_NODE_PLUGIN",
+    "PACED_BINDER_PLUGIN",
     "PLACEMENTS",
     "SCHEDULER_NAME",
     "URL_PLACEHOLDER",
@@ -70,6 +74,10 @@ MAX_NODE_SCORE: Final = 100
 """``framework.MaxNodeScore``: each score plugin gives 0..100, times its weight."""
 
 NOMINATED_NODE_PLUGIN: Final = "NominatedNode"
+PACED_BINDER_PLUGIN: Final = "PacedBinder"
+"""FMA's bind plugin (``extender/scheduler_plugin/binder.go``): ``DefaultBinder`` behind a semaphore."""
+DEFAULT_MAX_BINDS_IN_FLIGHT: Final = 16
+"""``PacedBinder``'s ``maxInFlight`` (the Go plugin's own default too; docs/performance.md for how it was chosen)."""
 """The PreFilter plugin of FMA's kube-scheduler build (``Name`` in ``extender/scheduler_plugin/plugin.go``)."""
 
 DEFAULT_SCORE_PLUGIN_WEIGHTS: Final[Mapping[str, int]] = {
@@ -158,8 +166,11 @@ def _set_sampling(config: dict[str, Any], percentage: int) -> None:
         config.pop("percentageOfNodesToScore", None)
 
 
-def _enable_plugins(config: dict[str, Any], *, hints: bool, nominated_node_plugin: bool) -> None:
-    """Weight ``NodeAffinity`` for hints and enable the NominatedNode PreFilter plugin, in every profile."""
+def _enable_plugins(
+    config: dict[str, Any], *, hints: bool, nominated_node_plugin: bool, max_binds_in_flight: int | None
+) -> None:
+    """Weight ``NodeAffinity`` for hints and enable FMA's plugins (NominatedNode at preFilter, PacedBinder in
+    place of DefaultBinder unless ``max_binds_in_flight`` is None), in every profile."""
     if not (hints or nominated_node_plugin):
         return
     for profile in config.get("profiles") or []:
@@ -170,6 +181,11 @@ def _enable_plugins(config: dict[str, Any], *, hints: bool, nominated_node_plugi
         if nominated_node_plugin:
             pre_filter = plugins.setdefault("preFilter", {})
             pre_filter.setdefault("enabled", []).append({"name": NOMINATED_NODE_PLUGIN})
+            if max_binds_in_flight is not None:
+                plugins["bind"] = {"disabled": [{"name": "DefaultBinder"}], "enabled": [{"name": PACED_BINDER_PLUGIN}]}
+                profile.setdefault("pluginConfig", []).append(
+                    {"name": PACED_BINDER_PLUGIN, "args": {"maxInFlight": max_binds_in_flight}}
+                )
 
 
 def render(
@@ -181,6 +197,7 @@ def render(
     placement: Placement = "extender",
     percentage_of_nodes_to_score: int = FULL_SCORING,
     nominated_node_plugin: bool = False,
+    max_binds_in_flight: int | None = DEFAULT_MAX_BINDS_IN_FLIGHT,
 ) -> dict[str, Any]:
     """Return the configuration for ``placement``, with the extender at ``extender_url`` (``http://`` or
     ``https://``; unused, and may be None, for ``hints``).
@@ -191,11 +208,14 @@ def render(
     ``percentage_of_nodes_to_score`` (1-100, or 0 for kube-scheduler's adaptive sampling) replaces the
     packaged 100 (docs/extender.md, "Where the hints' cost goes": sampling runs near the stock rate but a
     sleeper's node outside the sample cannot win);
-    ``nominated_node_plugin`` enables ``NOMINATED_NODE_PLUGIN`` at ``preFilter`` in every profile (FMA's
-    kube-scheduler build only).
+    ``nominated_node_plugin`` enables ``NOMINATED_NODE_PLUGIN`` at ``preFilter`` in every profile and, unless
+    ``max_binds_in_flight`` is None, ``PACED_BINDER_PLUGIN`` with that ``maxInFlight`` in place of
+    ``DefaultBinder`` (FMA's kube-scheduler build only; ``max_binds_in_flight`` is unused without the plugin).
     """
     if placement not in PLACEMENTS:
         raise ValueError(f"placement must be one of {list(PLACEMENTS)!r}, got {placement!r}")
+    if max_binds_in_flight is not None and max_binds_in_flight < 1:
+        raise ValueError(f"max_binds_in_flight must be at least 1 (or None), got {max_binds_in_flight!r}")
     config = copy.deepcopy(template())
     _set_sampling(config, percentage_of_nodes_to_score)
     entry = extender_entry(config)
@@ -214,7 +234,12 @@ def render(
             entry["tlsConfig"] = {"caFile": ca_file}
         if placement == "hints+extender":
             entry["weight"] = max(int(entry["weight"]), extender_weight_over_hints())
-    _enable_plugins(config, hints=placement != "extender", nominated_node_plugin=nominated_node_plugin)
+    _enable_plugins(
+        config,
+        hints=placement != "extender",
+        nominated_node_plugin=nominated_node_plugin,
+        max_binds_in_flight=max_binds_in_flight,
+    )
     config.setdefault("leaderElection", {})["leaderElect"] = leader_election
     if kubeconfig is not None:
         config.setdefault("clientConnection", {})["kubeconfig"] = kubeconfig
@@ -230,6 +255,7 @@ def render_yaml(
     placement: Placement = "extender",
     percentage_of_nodes_to_score: int = FULL_SCORING,
     nominated_node_plugin: bool = False,
+    max_binds_in_flight: int | None = DEFAULT_MAX_BINDS_IN_FLIGHT,
 ) -> str:
     """``render`` as YAML text, ready for ``kube-scheduler --config``."""
     config = render(
@@ -240,5 +266,6 @@ def render_yaml(
         placement=placement,
         percentage_of_nodes_to_score=percentage_of_nodes_to_score,
         nominated_node_plugin=nominated_node_plugin,
+        max_binds_in_flight=max_binds_in_flight,
     )
     return yaml.safe_dump(config, sort_keys=False)

@@ -10,8 +10,9 @@ import (
 	"k8s.io/kubernetes/cmd/kube-scheduler/app"
 )
 
-// main runs kube-scheduler with the NominatedNode plugin registered (enable it in a profile's preFilter).
+// main runs kube-scheduler with FMA's plugins registered: NominatedNode (enable it in a profile's preFilter)
+// and PacedBinder (enable it at bind in place of DefaultBinder).
 func main() {
-	command := app.NewSchedulerCommand(app.WithPlugin(Name, New))
+	command := app.NewSchedulerCommand(app.WithPlugin(Name, New), app.WithPlugin(PacedBinderName, NewPacedBinder))
 	os.Exit(cli.Run(command))
 }

@@ -74,9 +74,12 @@ def spawn_scheduler(
     name: str,
     config: Mapping[str, Any],
     binary: pathlib.Path | None = None,
+    *,
+    wait_healthy: bool = True,
 ) -> processes.ProcessRecord:
-    """Start a second kube-scheduler with ``config`` (as the cluster's scheduler user) and wait until healthy;
-    ``binary`` defaults to the stock kube-scheduler (FMA's build: ``binaries.ensure_fma_scheduler()``)."""
+    """Start a second kube-scheduler with ``config`` (as the cluster's scheduler user) and, unless
+    ``wait_healthy`` is False, wait until healthy; its log is ``workdir/<name>.log``.  ``binary`` defaults to
+    the stock kube-scheduler (FMA's build: ``binaries.ensure_fma_scheduler()``)."""
     kubeconfig = devcluster.state_dir / "scheduler.kubeconfig"
     config_path = workdir / f"{name}.yaml"
     config_path.write_text(yaml.safe_dump(dict(config), sort_keys=False))
@@ -95,6 +98,8 @@ def spawn_scheduler(
         ],
         workdir / f"{name}.log",
     )
+    if not wait_healthy:
+        return record
     try:
         waiting.wait_for(
             lambda: httpx.get(f"https://127.0.0.1:{port}/healthz", verify=False, timeout=2).status_code == 200,

@@ -8,13 +8,17 @@ hash of the Go sources), beside the cluster's stock scheduler:
 * the annotated node wins although the scheduler's own scoring prefers the other node (a control Pod
   without the annotation lands there);
 * an annotated node without room (its GPUs taken) is not imposed: the Pod schedules on the other node;
-* an annotated node that fails another filter costs one failed cycle; the retry is unrestricted.
+* an annotated node that fails another filter costs one failed cycle; the retry is unrestricted;
+* the PacedBinder (bind, in place of DefaultBinder) with one slot binds a burst of Pods one call at a time,
+  every Pod bound (a slot never released would hold every Pod after the first); args it cannot use stop the
+  scheduler at start with a message naming the field.
 
 Nodes: the session's simnode, ``simnode-0`` and ``simnode-1``, 2 GPUs each.
 """
 
 from __future__ import annotations
 
+import pathlib
 from collections.abc import Iterator
 from typing import Any
 
@@ -148,3 +152,65 @@ def test_an_annotated_node_failing_a_filter_costs_one_failed_cycle(
     _create(api, fresh_namespace, body)
     assert _scheduled_node(api, fresh_namespace, "pinned", timeout=120) == allowed
     assert _failed_scheduling(api, fresh_namespace, "pinned") == 1
+
+
+def _one_slot_config(devcluster: control_plane.ClusterState, profile: str, max_in_flight: int) -> dict[str, Any]:
+    config = scheduler_config.render(
+        None,
+        placement="hints",
+        kubeconfig=str(devcluster.state_dir / "scheduler.kubeconfig"),
+        leader_election=False,
+        nominated_node_plugin=True,
+        max_binds_in_flight=max_in_flight,
+    )
+    config["profiles"][0]["schedulerName"] = profile
+    return config
+
+
+def test_the_paced_binder_with_one_slot_binds_every_pod_of_a_burst(
+    devcluster: control_plane.ClusterState,
+    simnode: RunningSimnode,
+    api: httpx.Client,
+    fresh_namespace: str,
+    tmp_path: pathlib.Path,
+) -> None:
+    profile = "fma-paced-one-slot"
+    names = [f"burst-{i}" for i in range(12)]
+    for name in names:  # all pending before the scheduler starts: one burst
+        _create(api, fresh_namespace, _pod(name, gpus=0, scheduler=profile))
+    config = _one_slot_config(devcluster, profile, 1)
+    assert config["profiles"][0]["plugins"]["bind"]["enabled"] == [{"name": scheduler_config.PACED_BINDER_PLUGIN}]
+    record = placement_stack.spawn_scheduler(devcluster, tmp_path, profile, config, binaries.ensure_fma_scheduler())
+    try:
+        nodes = {name: _scheduled_node(api, fresh_namespace, name) for name in names}
+    finally:
+        processes.stop(record, grace_seconds=5)
+    assert set(nodes.values()) <= set(simnode.node_names)
+    assert all(_failed_scheduling(api, fresh_namespace, name) == 0 for name in names)
+
+
+@pytest.mark.parametrize(
+    ("args", "named"),
+    [
+        ({"maxInFlight": 0}, ("args.maxInFlight must be at least 1, got 0",)),
+        ({"maxInFlights": 4}, ("args: unknown field", "maxInFlights")),
+    ],
+)
+def test_paced_binder_args_it_cannot_use_stop_the_scheduler_at_start(
+    devcluster: control_plane.ClusterState, tmp_path: pathlib.Path, args: dict[str, Any], named: tuple[str, ...]
+) -> None:
+    name = "fma-paced-bad-args"
+    config = _one_slot_config(devcluster, name, 1)
+    config["profiles"][0]["pluginConfig"] = [{"name": scheduler_config.PACED_BINDER_PLUGIN, "args": args}]
+    record = placement_stack.spawn_scheduler(
+        devcluster, tmp_path, name, config, binaries.ensure_fma_scheduler(), wait_healthy=False
+    )
+    try:
+        waiting.wait_for(lambda: not processes.is_alive(record), timeout=60, what=f"{name} to exit")
+    finally:
+        processes.stop(record, grace_seconds=5)
+    log = (tmp_path / f"{name}.log").read_text(encoding="utf-8", errors="replace")
+    failure = [line for line in log.splitlines() if "command failed" in line]
+    assert failure, log[-2000:]
+    assert f'initializing plugin \\"{scheduler_config.PACED_BINDER_PLUGIN}\\"' in failure[0]
+    assert all(fragment in failure[0] for fragment in named), failure[0]

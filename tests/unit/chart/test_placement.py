@@ -123,3 +123,15 @@ def test_placement_nominate_needs_hints(render: Render) -> None:
         render({"placement": "hints", "placementNominate": "yes"})
     with pytest.raises(HelmFailed, match=r"placementNominate plugin needs scheduler\.enabled"):
         render({"placement": "hints", "placementNominate": "plugin", "scheduler": {"enabled": False}})
+
+
+def test_plugin_max_binds_in_flight_reaches_the_paced_binder(render: Render) -> None:
+    """scheduler.plugin.maxBindsInFlight renders as render(max_binds_in_flight=...) does; below 1 is refused."""
+    rendered = render(
+        {"placement": "hints", "placementNominate": "plugin", "scheduler": {"plugin": {"maxBindsInFlight": 64}}}
+    )
+    expected = packaged.render(None, placement="hints", nominated_node_plugin=True, max_binds_in_flight=64)
+    expected["leaderElection"].update(resourceName=f"{P}-scheduler", resourceNamespace=NAMESPACE)
+    assert _scheduler_config(rendered) == expected
+    with pytest.raises(HelmFailed, match="maxBindsInFlight"):
+        render({"placement": "hints", "placementNominate": "plugin", "scheduler": {"plugin": {"maxBindsInFlight": 0}}})

@@ -129,15 +129,33 @@ def test_a_percentage_outside_0_to_100_is_refused(bad: int) -> None:
 
 
 @pytest.mark.parametrize("placement", scheduler_config.PLACEMENTS)
-def test_the_nominated_node_plugin_is_enabled_at_prefilter_only_when_asked(placement: str) -> None:
+def test_the_nominated_node_plugin_and_paced_binder_are_enabled_only_when_asked(placement: str) -> None:
     url = None if placement == "hints" else "http://127.0.0.1:1"
     plain = scheduler_config.render(url, placement=placement)  # type: ignore[arg-type]
     with_plugin = scheduler_config.render(url, placement=placement, nominated_node_plugin=True)  # type: ignore[arg-type]
-    assert all("preFilter" not in (p.get("plugins") or {}) for p in plain["profiles"])
+    for profile in plain["profiles"]:
+        assert "preFilter" not in (profile.get("plugins") or {})
+        assert "bind" not in (profile.get("plugins") or {})
+        assert "pluginConfig" not in profile
     for profile in with_plugin["profiles"]:
         assert profile["plugins"]["preFilter"] == {"enabled": [{"name": scheduler_config.NOMINATED_NODE_PLUGIN}]}
+        assert profile["plugins"]["bind"] == {
+            "disabled": [{"name": "DefaultBinder"}],
+            "enabled": [{"name": scheduler_config.PACED_BINDER_PLUGIN}],
+        }
+        assert profile["pluginConfig"] == [
+            {
+                "name": scheduler_config.PACED_BINDER_PLUGIN,
+                "args": {"maxInFlight": scheduler_config.DEFAULT_MAX_BINDS_IN_FLIGHT},
+            }
+        ]
+    added = {"preFilter", "bind"}
     with_plugin_profiles = [
-        {**p, "plugins": {k: v for k, v in p["plugins"].items() if k != "preFilter"}} for p in with_plugin["profiles"]
+        {
+            **{k: v for k, v in p.items() if k != "pluginConfig"},
+            "plugins": {k: v for k, v in p["plugins"].items() if k not in added},
+        }
+        for p in with_plugin["profiles"]
     ]
     plain_profiles = [{**p, "plugins": p.get("plugins", {})} for p in plain["profiles"]]
     assert with_plugin_profiles == plain_profiles
@@ -146,10 +164,24 @@ def test_the_nominated_node_plugin_is_enabled_at_prefilter_only_when_asked(place
     }
 
 
-def test_the_go_plugin_uses_our_plugin_name_and_annotation_key() -> None:
-    """The Go sources are compiled outside this test run; their two constants must match the Python ones."""
-    source = (pathlib.Path(scheduler_config.__file__).parent / "scheduler_plugin" / "plugin.go").read_text(
-        encoding="utf-8"
-    )
-    assert f'Name = "{scheduler_config.NOMINATED_NODE_PLUGIN}"' in source
-    assert f'NominatedNodeAnnotation = "{keys.NOMINATED_NODE_ANNOTATION}"' in source
+def test_max_binds_in_flight_sets_the_paced_binder_or_keeps_the_default_binder() -> None:
+    paced = scheduler_config.render(None, placement="hints", nominated_node_plugin=True, max_binds_in_flight=64)
+    assert paced["profiles"][0]["pluginConfig"][0]["args"] == {"maxInFlight": 64}
+    unpaced = scheduler_config.render(None, placement="hints", nominated_node_plugin=True, max_binds_in_flight=None)
+    assert "bind" not in unpaced["profiles"][0]["plugins"]
+    assert "pluginConfig" not in unpaced["profiles"][0]
+    with pytest.raises(ValueError, match="max_binds_in_flight must be at least 1"):
+        scheduler_config.render(None, placement="hints", nominated_node_plugin=True, max_binds_in_flight=0)
+
+
+def test_the_go_plugins_use_our_plugin_names_annotation_key_and_default() -> None:
+    """The Go sources are compiled outside this test run; their constants must match the Python ones."""
+    sources = pathlib.Path(scheduler_config.__file__).parent / "scheduler_plugin"
+    plugin = (sources / "plugin.go").read_text(encoding="utf-8")
+    assert f'Name = "{scheduler_config.NOMINATED_NODE_PLUGIN}"' in plugin
+    assert f'NominatedNodeAnnotation = "{keys.NOMINATED_NODE_ANNOTATION}"' in plugin
+    binder = (sources / "binder.go").read_text(encoding="utf-8")
+    assert f'PacedBinderName = "{scheduler_config.PACED_BINDER_PLUGIN}"' in binder
+    assert f"DefaultMaxInFlight = {scheduler_config.DEFAULT_MAX_BINDS_IN_FLIGHT}" in binder
+    main = (sources / "main.go").read_text(encoding="utf-8")
+    assert "app.WithPlugin(PacedBinderName, NewPacedBinder)" in main
