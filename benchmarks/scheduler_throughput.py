@@ -93,7 +93,15 @@ benchmark measures what that costs, side by side in one run on one cluster:
   tolerate: the plugin restricts the first attempt to it, that cycle fails, and the retry is unrestricted):
   how many were scheduled elsewhere and how long from the scheduler's start to the last bind;
   ``--with-plugin`` runs the same plugin phases (``--plugin-rounds``, the fallbacks) after all the other
-  phases of a normal run instead, so that ``fma``/``trivial`` and ``plugin``/``default`` come from one run;
+  phases of a normal run instead, so that ``fma``/``trivial`` and ``plugin``/``default`` come from one run.
+  The plugin phases run the shipped configuration, whose PacedBinder holds at most ``--max-binds-in-flight``
+  binding calls in flight (docs/extender.md, "Paced binding"); ``--plugin-unpaced`` adds after each plugin
+  phase ``plugin-unpaced[-N]``, the same with kube-scheduler's DefaultBinder, for the side-by-side price of
+  unpaced binding;
+- every phase records ``api_server_rejected_requests``: how much the API server's
+  ``apiserver_flowcontrol_rejected_requests_total`` (API Priority and Fairness answering 429) grew from its
+  scheduler's start to its end, per flow schema, priority level and reason; a rejected binding call is
+  retried by client-go after the server's Retry-After, so rejections show up as late Pods;
 - after the ``fma`` phase, with its Pods still in place: ``--calls`` direct filter and
   prioritize calls to the extender with all node names (client-side latency,
   loopback HTTP included), and the server-side histogram of the run.
@@ -134,6 +142,7 @@ import httpx  # noqa: E402
 import prometheus_client  # noqa: E402
 import uvicorn  # noqa: E402
 import yaml  # noqa: E402
+from prometheus_client import parser as prometheus_parser  # noqa: E402
 
 import crds  # noqa: E402
 import kube  # noqa: E402
@@ -425,6 +434,7 @@ def _phase(
         _nominate_all(api, bodies, targets)
     _log(f"{phase}: created {pods} pods in {time.monotonic() - started:.1f}s; starting its scheduler")
     load_start = [round(x, 2) for x in os.getloadavg()]
+    rejected_before = _apf_rejections(cluster)
     record, _ = _spawn_scheduler(cluster, workdir, f"scheduler-{phase}", config, binary)
     spawned = time.monotonic()
     deadline = time.monotonic() + timeout
@@ -453,6 +463,7 @@ def _phase(
         "load_average_start_end": [load_start, [round(x, 2) for x in os.getloadavg()]],
     }
     result["api_server_bind_span"] = _bind_span(api, phase)
+    result["api_server_rejected_requests"] = _counter_delta(rejected_before, _apf_rejections(cluster))
     if hints is not None:
         result["pods_with_a_preferred_node"] = hinted
         result["hints"] = _hint_outcome(bodies, watch.nodes)
@@ -460,6 +471,30 @@ def _phase(
         result["honoured"] = _honoured(bodies, targets, watch.nodes)
     _log(f"{phase}: {result}")
     return result, record
+
+
+def _apf_rejections(cluster: control_plane.ClusterState) -> dict[str, float]:
+    """The API server's ``apiserver_flowcontrol_rejected_requests_total`` (API Priority and Fairness: requests
+    answered 429), keyed ``flow_schema/priority_level/reason``."""
+    with cluster.http_client(timeout=30) as client:
+        text = client.get("/metrics").raise_for_status().text
+    counts: dict[str, float] = {}
+    for family in prometheus_parser.text_string_to_metric_families(text):
+        if family.name != "apiserver_flowcontrol_rejected_requests":
+            continue
+        for sample in family.samples:
+            if sample.name.endswith("_total"):
+                labels = sample.labels
+                key = f"{labels.get('flow_schema')}/{labels.get('priority_level')}/{labels.get('reason')}"
+                counts[key] = counts.get(key, 0.0) + sample.value
+    return counts
+
+
+def _counter_delta(before: Mapping[str, float], after: Mapping[str, float]) -> dict[str, int]:
+    """How much each counter grew between two scrapes (the ones that grew, and their ``total``)."""
+    grown = {key: int(value - before.get(key, 0.0)) for key, value in sorted(after.items())}
+    grown = {key: value for key, value in grown.items() if value > 0}
+    return {"total": sum(grown.values()), **grown}
 
 
 def _bind_span(api: kube.Client, phase: str) -> dict[str, Any]:
@@ -891,6 +926,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--plugin-rounds", type=int, default=1, help="pairs of default/plugin phases, alternating (with --plugin)"
     )
+    parser.add_argument(
+        "--max-binds-in-flight",
+        type=int,
+        default=scheduler_config.DEFAULT_MAX_BINDS_IN_FLIGHT,
+        help="the plugin phases' PacedBinder maxInFlight (default: the shipped %(default)s)",
+    )
+    parser.add_argument(
+        "--plugin-unpaced",
+        action="store_true",
+        help="after each plugin phase, the same with kube-scheduler's DefaultBinder (plugin-unpaced[-N])",
+    )
     parser.add_argument("--serve-nominator", metavar="KUBECONFIG", help=argparse.SUPPRESS)
     parser.add_argument(
         "--nominator-workers", type=int, help="the nominator's worker threads (default: the controllers' own)"
@@ -1289,27 +1335,37 @@ def _plugin_phases(
     binary = binaries.ensure_fma_scheduler()
     results: dict[str, Any] = {"fma_scheduler_ready_seconds": round(time.monotonic() - started, 1)}
     kubeconfig = str(cluster.state_dir / "scheduler.kubeconfig")
-    config = control_plane.merge_config(
-        scheduler_config.render(
-            None,
-            kubeconfig=kubeconfig,
-            leader_election=False,
-            placement="hints",
-            percentage_of_nodes_to_score=0,
-            nominated_node_plugin=True,
-        ),
-        QPS_OVERLAY,
-    )
+    configs = {
+        paced: control_plane.merge_config(
+            scheduler_config.render(
+                None,
+                kubeconfig=kubeconfig,
+                leader_election=False,
+                placement="hints",
+                percentage_of_nodes_to_score=0,
+                nominated_node_plugin=True,
+                max_binds_in_flight=args.max_binds_in_flight if paced else None,
+            ),
+            QPS_OVERLAY,
+        )
+        for paced in (True, False)
+    }
     spread = random.Random(args.seed).sample(nodes, len(nodes))
     targets = [spread[i % len(spread)] for i in range(args.pods)]
     full_node, tainted_node = spread[0], spread[1]
-    plan: list[tuple[str, list[str] | None]] = [("plugin", targets)]
-    for round_ in range(2, args.plugin_rounds + 1):
-        plan += [(f"default-{round_}", None), (f"plugin-{round_}", targets)]
+    plan: list[tuple[str, list[str] | None]] = []
+    for round_ in range(1, args.plugin_rounds + 1):
+        suffix = "" if round_ == 1 else f"-{round_}"
+        if round_ > 1:
+            plan.append((f"default{suffix}", None))
+        plan.append((f"plugin{suffix}", targets))
+        if args.plugin_unpaced:
+            plan.append((f"plugin-unpaced{suffix}", targets))
     plan += [
         ("plugin-fallback-full", [full_node] * args.fallback_pods),
         ("plugin-fallback-tainted", [tainted_node] * args.fallback_pods),
     ]
+    results["plugin_max_binds_in_flight"] = args.max_binds_in_flight
     for phase, phase_targets in plan:
         if phase == "plugin-fallback-full":
             _fill_node(api, full_node, args.gpus_per_node)
@@ -1322,7 +1378,7 @@ def _plugin_phases(
             workdir,
             phase=phase,
             profile=DEFAULT_PROFILE if stock else scheduler_config.SCHEDULER_NAME,
-            config=default_config if stock else config,
+            config=default_config if stock else configs["unpaced" not in phase],
             pods=args.pods if phase_targets is None else len(phase_targets),
             timeout=args.phase_timeout,
             targets=phase_targets,
@@ -1374,25 +1430,26 @@ def _taint_node(api: kube.Client, node: str) -> None:
     )
 
 
-def _plugin_pairs(rounds: int) -> list[tuple[str, str]]:
-    """The (stock, plugin) result keys of each round of the plugin phases."""
-    return [("default", "plugin")] + [(f"default_{r}", f"plugin_{r}") for r in range(2, rounds + 1)]
+def _plugin_pairs(rounds: int, variant: str = "plugin") -> list[tuple[str, str]]:
+    """The (stock, ``variant``) result keys of each round of the plugin phases."""
+    return [("default", variant)] + [(f"default_{r}", f"{variant}_{r}") for r in range(2, rounds + 1)]
 
 
 def _plugin_ratios(results: Mapping[str, Any], rounds: int) -> dict[str, Any]:
-    """plugin / stock Pods/s per round (the first round against the run's first ``default`` phase)."""
-    ratios = [
-        round(results[b]["pods_per_second"] / results[a]["pods_per_second"], 3)
-        for a, b in _plugin_pairs(rounds)
-        if results[a].get("pods_per_second") and results[b].get("pods_per_second")
-    ]
-    if not ratios:
-        return {}
-    return {
-        "ratio_plugin_to_default": ratios[0],
-        "ratios_plugin_to_default_per_round": ratios,
-        "ratio_plugin_to_default_median": statistics.median(ratios),
-    }
+    """plugin / stock Pods/s per round (the first round against the run's first ``default`` phase), and the
+    same for ``plugin_unpaced`` when the run has it."""
+    ratios: dict[str, Any] = {}
+    for variant in ("plugin", "plugin_unpaced"):
+        per_round = [
+            round(results[b]["pods_per_second"] / results[a]["pods_per_second"], 3)
+            for a, b in _plugin_pairs(rounds, variant)
+            if (results.get(a) or {}).get("pods_per_second") and (results.get(b) or {}).get("pods_per_second")
+        ]
+        if per_round:
+            ratios[f"ratio_{variant}_to_default"] = per_round[0]
+            ratios[f"ratios_{variant}_to_default_per_round"] = per_round
+            ratios[f"ratio_{variant}_to_default_median"] = statistics.median(per_round)
+    return ratios
 
 
 def _finish_plugin(results: dict[str, Any], args: argparse.Namespace) -> int:
@@ -1406,14 +1463,21 @@ def _finish_plugin(results: dict[str, Any], args: argparse.Namespace) -> int:
 
 
 def _print_plugin_rows(results: Mapping[str, Any], rounds: int) -> None:
-    pairs = _plugin_pairs(rounds)
-    for name in [*(n for pair in pairs for n in pair), "plugin_fallback_full", "plugin_fallback_tainted"]:
-        row = results[name]
+    names = [n for pair in _plugin_pairs(rounds) for n in pair]
+    names += [b for _, b in _plugin_pairs(rounds, "plugin_unpaced")]
+    for name in [*names, "plugin_fallback_full", "plugin_fallback_tainted"]:
+        row = results.get(name)
+        if row is None:
+            continue
+        rejected = (row.get("api_server_rejected_requests") or {}).get("total")
         print(
             f"{name:26} {row['scheduled']:>5}/{row['pods']:<5} {row['pods_per_second']!s:>8} Pods/s  "
-            f"start->last bind {row['seconds_scheduler_start_to_last_bind']}s  honoured {row.get('honoured')}"
+            f"start->last bind {row['seconds_scheduler_start_to_last_bind']}s  honoured {row.get('honoured')}  "
+            f"429s {rejected}"
         )
-    print(f"ratio plugin/default per round: {results.get('ratios_plugin_to_default_per_round')}")
+    for variant in ("plugin", "plugin_unpaced"):
+        if f"ratios_{variant}_to_default_per_round" in results:
+            print(f"ratio {variant}/default per round: {results[f'ratios_{variant}_to_default_per_round']}")
 
 
 def _cpus() -> int:
