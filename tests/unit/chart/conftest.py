@@ -17,6 +17,7 @@ import pytest
 import yaml
 
 from devcluster import binaries
+from extender import scheduler_config
 
 CHART = pathlib.Path(__file__).resolve().parents[3] / "charts" / "fma"
 RELEASE = "fma"
@@ -112,3 +113,25 @@ def render(helm: pathlib.Path) -> Callable[..., Rendered]:
         return cache[key]
 
     return _render
+
+
+SCHEDULER_CLIENT_DEFAULTS = {"qps": 50, "burst": 100}
+"""The chart's ``scheduler.clientConnection`` defaults (kube-scheduler's own)."""
+
+
+def rendered_scheduler_config(rendered: Rendered) -> dict[str, Any]:
+    """The FMA scheduler's KubeSchedulerConfiguration as the chart renders it (its ConfigMap)."""
+    return dict(yaml.safe_load(rendered.get("ConfigMap", f"{RELEASE}-fma-scheduler")["data"]["config.yaml"]))
+
+
+def packaged_scheduler_config(
+    placement: str = "extender", *, client: dict[str, Any] | None = None, **render_args: Any
+) -> dict[str, Any]:
+    """``extender.scheduler_config.render`` as the chart should render it: the extender's Service URL, leader
+    election in the release namespace, and the chart's ``scheduler.clientConnection`` (``client``, default
+    ``SCHEDULER_CLIENT_DEFAULTS``)."""
+    url = None if placement == "hints" else f"http://{RELEASE}-fma-extender.{NAMESPACE}.svc:8890"
+    config = scheduler_config.render(url, placement=placement, **render_args)  # type: ignore[arg-type]
+    config["leaderElection"].update(resourceName=f"{RELEASE}-fma-scheduler", resourceNamespace=NAMESPACE)
+    config["clientConnection"] = dict(client or SCHEDULER_CLIENT_DEFAULTS)
+    return config

@@ -7,36 +7,32 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-import yaml
 
 from extender import scheduler_config as packaged
-from tests.unit.chart.conftest import NAMESPACE, RELEASE, HelmFailed, Rendered
+from tests.unit.chart.conftest import (
+    RELEASE,
+    HelmFailed,
+    Rendered,
+    packaged_scheduler_config,
+    rendered_scheduler_config,
+)
 
 P = f"{RELEASE}-fma"
 Render = Callable[..., Rendered]
-
-
-def _config(rendered: Rendered) -> dict[str, Any]:
-    return dict(yaml.safe_load(rendered.get("ConfigMap", f"{P}-scheduler")["data"]["config.yaml"]))
 
 
 @pytest.mark.parametrize("share", [0, 30, 100])
 @pytest.mark.parametrize("placement", ["extender", "hints", "hints+extender"])
 def test_the_configuration_is_the_packaged_one_with_that_share(render: Render, placement: str, share: int) -> None:
     rendered = render({"placement": placement, "scheduler": {"percentageOfNodesToScore": share}})
-    expected = packaged.render(
-        f"http://{P}-extender.{NAMESPACE}.svc:8890",
-        placement=placement,  # type: ignore[arg-type]
-        percentage_of_nodes_to_score=share,
-    )
-    expected["leaderElection"].update(resourceName=f"{P}-scheduler", resourceNamespace=NAMESPACE)
-    config = _config(rendered)
+    expected = packaged_scheduler_config(placement, percentage_of_nodes_to_score=share)
+    config = rendered_scheduler_config(rendered)
     assert config == expected
     assert config.get("percentageOfNodesToScore") == (share or None)
 
 
 def test_the_default_scores_every_node(render: Render) -> None:
-    assert _config(render())["percentageOfNodesToScore"] == packaged.FULL_SCORING
+    assert rendered_scheduler_config(render())["percentageOfNodesToScore"] == packaged.FULL_SCORING
 
 
 @pytest.mark.parametrize("bad", [-1, 101, 42.5, "all"])

@@ -7,17 +7,17 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-import yaml
 
-from extender import scheduler_config as packaged
-from tests.unit.chart.conftest import NAMESPACE, RELEASE, HelmFailed, Rendered
+from tests.unit.chart.conftest import (
+    RELEASE,
+    HelmFailed,
+    Rendered,
+    packaged_scheduler_config,
+    rendered_scheduler_config,
+)
 
 P = f"{RELEASE}-fma"
 Render = Callable[..., Rendered]
-
-
-def _scheduler_config(rendered: Rendered) -> dict[str, Any]:
-    return dict(yaml.safe_load(rendered.get("ConfigMap", f"{P}-scheduler")["data"]["config.yaml"]))
 
 
 def _webhook_args(rendered: Rendered) -> dict[str, str]:
@@ -40,13 +40,8 @@ def _scheduler_box(rendered: Rendered) -> dict[str, Any]:
 )
 def test_scheduler_config_is_the_packaged_one_for_each_placement(render: Render, placement: str, nominate: str) -> None:
     rendered = render({"placement": placement, "placementNominate": nominate})
-    expected = packaged.render(
-        f"http://{P}-extender.{NAMESPACE}.svc:8890",
-        placement=placement,  # type: ignore[arg-type]
-        nominated_node_plugin=nominate == "plugin",
-    )
-    expected["leaderElection"].update(resourceName=f"{P}-scheduler", resourceNamespace=NAMESPACE)
-    assert _scheduler_config(rendered) == expected
+    expected = packaged_scheduler_config(placement, nominated_node_plugin=nominate == "plugin")
+    assert rendered_scheduler_config(rendered) == expected
     assert _webhook_args(rendered)["--placement"] == placement
     assert rendered.has("Deployment", f"{P}-extender") is (placement != "hints")
 
@@ -130,8 +125,7 @@ def test_plugin_max_binds_in_flight_reaches_the_paced_binder(render: Render) -> 
     rendered = render(
         {"placement": "hints", "placementNominate": "plugin", "scheduler": {"plugin": {"maxBindsInFlight": 64}}}
     )
-    expected = packaged.render(None, placement="hints", nominated_node_plugin=True, max_binds_in_flight=64)
-    expected["leaderElection"].update(resourceName=f"{P}-scheduler", resourceNamespace=NAMESPACE)
-    assert _scheduler_config(rendered) == expected
+    expected = packaged_scheduler_config("hints", nominated_node_plugin=True, max_binds_in_flight=64)
+    assert rendered_scheduler_config(rendered) == expected
     with pytest.raises(HelmFailed, match="maxBindsInFlight"):
         render({"placement": "hints", "placementNominate": "plugin", "scheduler": {"plugin": {"maxBindsInFlight": 0}}})

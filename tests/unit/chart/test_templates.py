@@ -7,11 +7,18 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-import yaml
 
 from crds import keys, names
-from extender import scheduler_config as packaged
-from tests.unit.chart.conftest import NAMESPACE, RELEASE, VALUE_SETS, Rendered
+from tests.unit.chart.conftest import (
+    NAMESPACE,
+    RELEASE,
+    SCHEDULER_CLIENT_DEFAULTS,
+    VALUE_SETS,
+    HelmFailed,
+    Rendered,
+    packaged_scheduler_config,
+    rendered_scheduler_config,
+)
 from webhook import configuration
 
 Render = Callable[..., Rendered]
@@ -459,17 +466,10 @@ def test_policies_off(render: Render) -> None:
 # --- scheduler -----------------------------------------------------------------------------------------
 
 
-def scheduler_config(rendered: Rendered) -> dict[str, Any]:
-    return dict(yaml.safe_load(rendered.get("ConfigMap", f"{P}-scheduler")["data"]["config.yaml"]))
-
-
 def test_scheduler_config_is_the_packaged_one_with_the_service_url(render: Render) -> None:
     rendered = render()
-    chart = scheduler_config(rendered)
-    url = f"http://{P}-extender.{NAMESPACE}.svc:8890"
-    expected = packaged.render(url)
-    expected["leaderElection"].update(resourceName=f"{P}-scheduler", resourceNamespace=NAMESPACE)
-    assert chart == expected
+    chart = rendered_scheduler_config(rendered)
+    assert chart == packaged_scheduler_config()
     deployment = rendered.get("Deployment", f"{P}-scheduler")
     box = container(deployment)
     assert box["image"] == f"registry.k8s.io/kube-scheduler:{KUBE_TAG}"
@@ -486,7 +486,7 @@ def test_scheduler_values(render: Render) -> None:
             "extender": {"ignorable": False, "httpTimeoutSeconds": 2},
         }
     )
-    chart = scheduler_config(rendered)
+    chart = rendered_scheduler_config(rendered)
     assert chart["extenders"][0]["ignorable"] is False
     assert chart["extenders"][0]["httpTimeout"] == "2s"
     assert chart["profiles"] == [{"schedulerName": "gpu-scheduler"}]
@@ -495,6 +495,16 @@ def test_scheduler_values(render: Render) -> None:
     annotations = rendered.get("Deployment", f"{P}-scheduler")["spec"]["template"]["metadata"]["annotations"]
     default = render().get("Deployment", f"{P}-scheduler")["spec"]["template"]["metadata"]["annotations"]
     assert annotations["checksum/config"] != default["checksum/config"]
+
+
+def test_scheduler_client_connection(render: Render) -> None:
+    """kube-scheduler's defaults unless set; the schema refuses a rate it could not use, naming the field."""
+    assert rendered_scheduler_config(render())["clientConnection"] == SCHEDULER_CLIENT_DEFAULTS
+    fast = render({"scheduler": {"clientConnection": {"qps": 400, "burst": 800}}})
+    assert rendered_scheduler_config(fast) == packaged_scheduler_config(client={"qps": 400, "burst": 800})
+    for bad in ({"qps": 0}, {"burst": 0}, {"qps": "fast"}, {"rate": 5}):
+        with pytest.raises(HelmFailed, match="clientConnection"):
+            render({"scheduler": {"clientConnection": bad}})
 
 
 def test_scheduler_off(render: Render) -> None:
