@@ -114,10 +114,14 @@ def spawn_scheduler(
 
 
 def hints_scheduler_config(
-    devcluster: control_plane.ClusterState, name: str, nominated_node_plugin: bool = False
+    devcluster: control_plane.ClusterState,
+    name: str,
+    nominated_node_plugin: bool = False,
+    max_binds_in_flight: int | None = scheduler_config.DEFAULT_MAX_BINDS_IN_FLIGHT,
 ) -> dict[str, Any]:
     """The ``hints`` configuration (no extender) under the profile name ``name``; with
-    ``nominated_node_plugin`` also the NominatedNode plugin (FMA's kube-scheduler build only)."""
+    ``nominated_node_plugin`` also FMA's plugins, its PacedBinder with ``max_binds_in_flight`` (FMA's
+    kube-scheduler build only)."""
     kubeconfig = devcluster.state_dir / "scheduler.kubeconfig"
     config = scheduler_config.render(
         None,
@@ -125,6 +129,7 @@ def hints_scheduler_config(
         kubeconfig=str(kubeconfig),
         leader_election=False,
         nominated_node_plugin=nominated_node_plugin,
+        max_binds_in_flight=max_binds_in_flight,
     )
     assert "extenders" not in config
     config["profiles"][0]["schedulerName"] = name

@@ -44,11 +44,7 @@ def plugin_scheduler(
 ) -> Iterator[str]:
     """FMA's kube-scheduler, ``hints`` configuration with the plugin enabled, under the profile ``PROFILE``."""
     workdir = tmp_path_factory.mktemp("fma-plugin-scheduler")
-    kubeconfig = devcluster.state_dir / "scheduler.kubeconfig"
-    config = scheduler_config.render(
-        None, placement="hints", kubeconfig=str(kubeconfig), leader_election=False, nominated_node_plugin=True
-    )
-    config["profiles"][0]["schedulerName"] = PROFILE
+    config = placement_stack.hints_scheduler_config(devcluster, PROFILE, nominated_node_plugin=True)
     record = placement_stack.spawn_scheduler(
         devcluster, workdir, PROFILE, config, binary=binaries.ensure_fma_scheduler()
     )
@@ -154,19 +150,6 @@ def test_an_annotated_node_failing_a_filter_costs_one_failed_cycle(
     assert _failed_scheduling(api, fresh_namespace, "pinned") == 1
 
 
-def _one_slot_config(devcluster: control_plane.ClusterState, profile: str, max_in_flight: int) -> dict[str, Any]:
-    config = scheduler_config.render(
-        None,
-        placement="hints",
-        kubeconfig=str(devcluster.state_dir / "scheduler.kubeconfig"),
-        leader_election=False,
-        nominated_node_plugin=True,
-        max_binds_in_flight=max_in_flight,
-    )
-    config["profiles"][0]["schedulerName"] = profile
-    return config
-
-
 def test_the_paced_binder_with_one_slot_binds_every_pod_of_a_burst(
     devcluster: control_plane.ClusterState,
     simnode: RunningSimnode,
@@ -178,7 +161,9 @@ def test_the_paced_binder_with_one_slot_binds_every_pod_of_a_burst(
     names = [f"burst-{i}" for i in range(12)]
     for name in names:  # all pending before the scheduler starts: one burst
         _create(api, fresh_namespace, _pod(name, gpus=0, scheduler=profile))
-    config = _one_slot_config(devcluster, profile, 1)
+    config = placement_stack.hints_scheduler_config(
+        devcluster, profile, nominated_node_plugin=True, max_binds_in_flight=1
+    )
     assert config["profiles"][0]["plugins"]["bind"]["enabled"] == [{"name": scheduler_config.PACED_BINDER_PLUGIN}]
     record = placement_stack.spawn_scheduler(devcluster, tmp_path, profile, config, binaries.ensure_fma_scheduler())
     try:
@@ -200,7 +185,7 @@ def test_paced_binder_args_it_cannot_use_stop_the_scheduler_at_start(
     devcluster: control_plane.ClusterState, tmp_path: pathlib.Path, args: dict[str, Any], named: tuple[str, ...]
 ) -> None:
     name = "fma-paced-bad-args"
-    config = _one_slot_config(devcluster, name, 1)
+    config = placement_stack.hints_scheduler_config(devcluster, name, nominated_node_plugin=True)
     config["profiles"][0]["pluginConfig"] = [{"name": scheduler_config.PACED_BINDER_PLUGIN, "args": args}]
     record = placement_stack.spawn_scheduler(
         devcluster, tmp_path, name, config, binaries.ensure_fma_scheduler(), wait_healthy=False
