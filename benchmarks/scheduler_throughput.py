@@ -95,9 +95,9 @@ benchmark measures what that costs, side by side in one run on one cluster:
   ``--with-plugin`` runs the same plugin phases (``--plugin-rounds``, the fallbacks) after all the other
   phases of a normal run instead, so that ``fma``/``trivial`` and ``plugin``/``default`` come from one run.
   The plugin phases run the shipped configuration, whose PacedBinder holds at most ``--max-binds-in-flight``
-  binding calls in flight (docs/extender.md, "Paced binding"); ``--plugin-unpaced`` adds after each plugin
-  phase ``plugin-unpaced[-N]``, the same with kube-scheduler's DefaultBinder, for the side-by-side price of
-  unpaced binding;
+  binding calls in flight (docs/extender.md, "Paced binding"); each further ``--max-binds-in-flight`` value
+  adds after each plugin phase ``plugin-max<N>[-R]`` with that maxInFlight, and ``--plugin-unpaced``
+  ``plugin-unpaced[-R]``, the same with kube-scheduler's DefaultBinder: the side-by-side price of each;
 - every phase records ``api_server_rejected_requests``: how much the API server's
   ``apiserver_flowcontrol_rejected_requests_total`` (API Priority and Fairness answering 429) grew from its
   scheduler's start to its end, per flow schema, priority level and reason; a rejected binding call is
@@ -928,9 +928,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--max-binds-in-flight",
-        type=int,
-        default=scheduler_config.DEFAULT_MAX_BINDS_IN_FLIGHT,
-        help="the plugin phases' PacedBinder maxInFlight (default: the shipped %(default)s)",
+        type=_positive_ints,
+        default=[scheduler_config.DEFAULT_MAX_BINDS_IN_FLIGHT],
+        metavar="N[,N...]",
+        help="the plugin phases' PacedBinder maxInFlight (default: the shipped "
+        f"{scheduler_config.DEFAULT_MAX_BINDS_IN_FLIGHT}); each further value adds plugin-max<N>[-R] phases",
     )
     parser.add_argument(
         "--plugin-unpaced",
@@ -1335,8 +1337,9 @@ def _plugin_phases(
     binary = binaries.ensure_fma_scheduler()
     results: dict[str, Any] = {"fma_scheduler_ready_seconds": round(time.monotonic() - started, 1)}
     kubeconfig = str(cluster.state_dir / "scheduler.kubeconfig")
+    variants = _plugin_variants(args)
     configs = {
-        paced: control_plane.merge_config(
+        variant: control_plane.merge_config(
             scheduler_config.render(
                 None,
                 kubeconfig=kubeconfig,
@@ -1344,29 +1347,27 @@ def _plugin_phases(
                 placement="hints",
                 percentage_of_nodes_to_score=0,
                 nominated_node_plugin=True,
-                max_binds_in_flight=args.max_binds_in_flight if paced else None,
+                max_binds_in_flight=max_in_flight,
             ),
             QPS_OVERLAY,
         )
-        for paced in (True, False)
+        for variant, max_in_flight in variants.items()
     }
     spread = random.Random(args.seed).sample(nodes, len(nodes))
     targets = [spread[i % len(spread)] for i in range(args.pods)]
     full_node, tainted_node = spread[0], spread[1]
-    plan: list[tuple[str, list[str] | None]] = []
+    plan: list[tuple[str, str | None, list[str] | None]] = []
     for round_ in range(1, args.plugin_rounds + 1):
         suffix = "" if round_ == 1 else f"-{round_}"
         if round_ > 1:
-            plan.append((f"default{suffix}", None))
-        plan.append((f"plugin{suffix}", targets))
-        if args.plugin_unpaced:
-            plan.append((f"plugin-unpaced{suffix}", targets))
+            plan.append((f"default{suffix}", None, None))
+        plan += [(f"{variant}{suffix}", variant, targets) for variant in variants]
     plan += [
-        ("plugin-fallback-full", [full_node] * args.fallback_pods),
-        ("plugin-fallback-tainted", [tainted_node] * args.fallback_pods),
+        ("plugin-fallback-full", "plugin", [full_node] * args.fallback_pods),
+        ("plugin-fallback-tainted", "plugin", [tainted_node] * args.fallback_pods),
     ]
-    results["plugin_max_binds_in_flight"] = args.max_binds_in_flight
-    for phase, phase_targets in plan:
+    results["plugin_max_binds_in_flight"] = dict(variants)
+    for phase, variant, phase_targets in plan:
         if phase == "plugin-fallback-full":
             _fill_node(api, full_node, args.gpus_per_node)
         if phase == "plugin-fallback-tainted":
@@ -1378,7 +1379,7 @@ def _plugin_phases(
             workdir,
             phase=phase,
             profile=DEFAULT_PROFILE if stock else scheduler_config.SCHEDULER_NAME,
-            config=default_config if stock else configs["unpaced" not in phase],
+            config=default_config if variant is None else configs[variant],
             pods=args.pods if phase_targets is None else len(phase_targets),
             timeout=args.phase_timeout,
             targets=phase_targets,
@@ -1430,6 +1431,35 @@ def _taint_node(api: kube.Client, node: str) -> None:
     )
 
 
+def _positive_ints(text: str) -> list[int]:
+    """``N[,N...]``: one or more integers >= 1 (argparse type)."""
+    try:
+        values = [int(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected N[,N...] with integers, got {text!r}") from None
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"every value must be at least 1, got {text!r}")
+    return values
+
+
+def _plugin_variants(args: argparse.Namespace) -> dict[str, int | None]:
+    """Phase name prefix -> PacedBinder maxInFlight (None: DefaultBinder) of each plugin variant the run has:
+    ``plugin`` (the first ``--max-binds-in-flight``), ``plugin-max<N>`` (the others), ``plugin-unpaced``."""
+    first, *others = args.max_binds_in_flight
+    variants: dict[str, int | None] = {"plugin": first}
+    variants.update({f"plugin-max{n}": n for n in others})
+    if args.plugin_unpaced:
+        variants["plugin-unpaced"] = None
+    return variants
+
+
+def _result_variants(results: Mapping[str, Any]) -> list[str]:
+    """The result-key prefixes of the plugin variants in ``results`` (``plugin`` first)."""
+    recorded = results.get("plugin_max_binds_in_flight")
+    names = recorded if isinstance(recorded, dict) else {"plugin": recorded}
+    return [name.replace("-", "_") for name in names]
+
+
 def _plugin_pairs(rounds: int, variant: str = "plugin") -> list[tuple[str, str]]:
     """The (stock, ``variant``) result keys of each round of the plugin phases."""
     return [("default", variant)] + [(f"default_{r}", f"{variant}_{r}") for r in range(2, rounds + 1)]
@@ -1437,9 +1467,9 @@ def _plugin_pairs(rounds: int, variant: str = "plugin") -> list[tuple[str, str]]
 
 def _plugin_ratios(results: Mapping[str, Any], rounds: int) -> dict[str, Any]:
     """plugin / stock Pods/s per round (the first round against the run's first ``default`` phase), and the
-    same for ``plugin_unpaced`` when the run has it."""
+    same for every other plugin variant the run has."""
     ratios: dict[str, Any] = {}
-    for variant in ("plugin", "plugin_unpaced"):
+    for variant in _result_variants(results):
         per_round = [
             round(results[b]["pods_per_second"] / results[a]["pods_per_second"], 3)
             for a, b in _plugin_pairs(rounds, variant)
@@ -1463,8 +1493,11 @@ def _finish_plugin(results: dict[str, Any], args: argparse.Namespace) -> int:
 
 
 def _print_plugin_rows(results: Mapping[str, Any], rounds: int) -> None:
-    names = [n for pair in _plugin_pairs(rounds) for n in pair]
-    names += [b for _, b in _plugin_pairs(rounds, "plugin_unpaced")]
+    variants = _result_variants(results)
+    names: list[str] = []
+    for round_ in range(rounds):
+        names.append(_plugin_pairs(rounds)[round_][0])
+        names += [_plugin_pairs(rounds, variant)[round_][1] for variant in variants]
     for name in [*names, "plugin_fallback_full", "plugin_fallback_tainted"]:
         row = results.get(name)
         if row is None:
@@ -1475,7 +1508,7 @@ def _print_plugin_rows(results: Mapping[str, Any], rounds: int) -> None:
             f"start->last bind {row['seconds_scheduler_start_to_last_bind']}s  honoured {row.get('honoured')}  "
             f"429s {rejected}"
         )
-    for variant in ("plugin", "plugin_unpaced"):
+    for variant in variants:
         if f"ratios_{variant}_to_default_per_round" in results:
             print(f"ratio {variant}/default per round: {results[f'ratios_{variant}_to_default_per_round']}")
 
