@@ -76,7 +76,7 @@ MAX_NODE_SCORE: Final = 100
 NOMINATED_NODE_PLUGIN: Final = "NominatedNode"
 PACED_BINDER_PLUGIN: Final = "PacedBinder"
 """FMA's bind plugin (``extender/scheduler_plugin/binder.go``): ``DefaultBinder`` behind a semaphore."""
-DEFAULT_MAX_BINDS_IN_FLIGHT: Final = 16
+DEFAULT_MAX_BINDS_IN_FLIGHT: Final = 64
 """``PacedBinder``'s ``maxInFlight`` (the Go plugin's own default too; docs/performance.md for how it was chosen)."""
 """The PreFilter plugin of FMA's kube-scheduler build (``Name`` in ``extender/scheduler_plugin/plugin.go``)."""
 

@@ -27,7 +27,7 @@ const (
 	// PacedBinderName is the plugin's name in a KubeSchedulerConfiguration profile (bind, replacing DefaultBinder).
 	PacedBinderName = "PacedBinder"
 	// DefaultMaxInFlight is maxInFlight when the profile gives no pluginConfig args.
-	DefaultMaxInFlight = 16
+	DefaultMaxInFlight = 64
 )
 
 // PacedBinderArgs is the plugin's pluginConfig args.
