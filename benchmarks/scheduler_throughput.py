@@ -102,6 +102,9 @@ benchmark measures what that costs, side by side in one run on one cluster:
   ``apiserver_flowcontrol_rejected_requests_total`` (API Priority and Fairness answering 429) grew from its
   scheduler's start to its end, per flow schema, priority level and reason; a rejected binding call is
   retried by client-go after the server's Retry-After, so rejections show up as late Pods;
+- ``--extender-rounds`` N (runs ``default`` and these phases and nothing else): N pairs ``fma-R``/``trivial-R``,
+  the real extender and the do-nothing one, each phase with only its own extender process running and the
+  order alternating per round: fma / do-nothing per round and the median, for the spread of that ratio;
 - after the ``fma`` phase, with its Pods still in place: ``--calls`` direct filter and
   prioritize calls to the extender with all node names (client-side latency,
   loopback HTTP included), and the server-side histogram of the run.
@@ -129,7 +132,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 # benchmarks/webhook.py (the webhook benchmark) shares the name of the product package whose hint code the
@@ -922,6 +925,13 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="after the other phases, also the NominatedNode plugin phases (as --plugin runs them)",
     )
+    parser.add_argument(
+        "--extender-rounds",
+        type=int,
+        default=0,
+        metavar="N",
+        help="run default and N alternating fma-R/trivial-R pairs only (the extender against the do-nothing one)",
+    )
     parser.add_argument("--fallback-pods", type=int, default=200, help="Pods per plugin fallback phase")
     parser.add_argument(
         "--plugin-rounds", type=int, default=1, help="pairs of default/plugin phases, alternating (with --plugin)"
@@ -1012,33 +1022,12 @@ def main(argv: list[str] | None = None) -> int:
                 _delete_phase(api, "default-full")
                 results["default_full"] = full
 
-            port = processes.free_port()
-            url = f"http://127.0.0.1:{port}"
-            extender = processes.spawn(
-                "fma-extender",
-                [
-                    sys.executable,
-                    "-m",
-                    "extender",
-                    f"--port={port}",
-                    f"--kubeconfig={cluster.kubeconfig}",
-                    "--gpu-map-namespace=default",
-                    "--log-level=warning",
-                ],
-                workdir / "extender.log",
-            )
-            waiting.wait_for(
-                lambda: httpx.get(f"{url}/healthz", timeout=2).status_code == 200,
-                timeout=120,
-                what="extender healthy",
-                ignore=(httpx.HTTPError,),
-            )
-            fma_config = control_plane.merge_config(
-                scheduler_config.render(
-                    url, kubeconfig=str(cluster.state_dir / "scheduler.kubeconfig"), leader_election=False
-                ),
-                QPS_OVERLAY,
-            )
+            if args.extender_rounds:
+                results["default"] = default
+                results.update(_extender_rounds(api, cluster, workdir, args))
+                return _finish(results, args, lambda: None)
+            extender, url = _start_extender(cluster, workdir)
+            fma_config = _extender_config(cluster, url)
             fma, fma_record = _phase(
                 api,
                 cluster,
@@ -1223,28 +1212,9 @@ def main(argv: list[str] | None = None) -> int:
                 if extender is not None:
                     processes.stop(extender, grace_seconds=5)
                 extender = None
-                trivial_port = processes.free_port()
-                trivial_url = f"http://127.0.0.1:{trivial_port}"
-                trivial_extender = processes.spawn(
-                    "trivial-extender",
-                    [sys.executable, str(pathlib.Path(__file__).resolve()), f"--serve-trivial={trivial_port}"],
-                    workdir / "trivial-extender.log",
-                )
+                trivial_extender, trivial_url = _start_trivial(workdir)
                 try:
-                    waiting.wait_for(
-                        lambda: httpx.get(f"{trivial_url}/healthz", timeout=2).status_code == 200,
-                        timeout=60,
-                        what="trivial extender healthy",
-                        ignore=(httpx.HTTPError,),
-                    )
-                    trivial_config = control_plane.merge_config(
-                        scheduler_config.render(
-                            trivial_url,
-                            kubeconfig=str(cluster.state_dir / "scheduler.kubeconfig"),
-                            leader_election=False,
-                        ),
-                        QPS_OVERLAY,
-                    )
+                    trivial_config = _extender_config(cluster, trivial_url)
                     trivial, trivial_record = _phase(
                         api,
                         cluster,
@@ -1320,6 +1290,105 @@ def main(argv: list[str] | None = None) -> int:
     if args.with_plugin:
         _print_plugin_rows(results, args.plugin_rounds)
     return 0
+
+
+def _start_extender(cluster: control_plane.ClusterState, workdir: pathlib.Path) -> tuple[processes.ProcessRecord, str]:
+    """Start the real ``fma-extender`` on a free loopback port; return its record and URL once healthy."""
+    port = processes.free_port()
+    url = f"http://127.0.0.1:{port}"
+    record = processes.spawn(
+        "fma-extender",
+        [
+            sys.executable,
+            "-m",
+            "extender",
+            f"--port={port}",
+            f"--kubeconfig={cluster.kubeconfig}",
+            "--gpu-map-namespace=default",
+            "--log-level=warning",
+        ],
+        workdir / "extender.log",
+    )
+    _wait_serving(record, url, "extender", 120)
+    return record, url
+
+
+def _start_trivial(workdir: pathlib.Path) -> tuple[processes.ProcessRecord, str]:
+    """Start this file's do-nothing extender on a free loopback port; return its record and URL once healthy."""
+    port = processes.free_port()
+    url = f"http://127.0.0.1:{port}"
+    record = processes.spawn(
+        "trivial-extender",
+        [sys.executable, str(pathlib.Path(__file__).resolve()), f"--serve-trivial={port}"],
+        workdir / "trivial-extender.log",
+    )
+    _wait_serving(record, url, "trivial extender", 60)
+    return record, url
+
+
+def _wait_serving(record: processes.ProcessRecord, url: str, what: str, timeout: float) -> None:
+    try:
+        waiting.wait_for(
+            lambda: httpx.get(f"{url}/healthz", timeout=2).status_code == 200,
+            timeout=timeout,
+            what=f"{what} healthy",
+            ignore=(httpx.HTTPError,),
+        )
+    except BaseException:
+        processes.stop(record, grace_seconds=5)
+        raise
+
+
+def _extender_config(cluster: control_plane.ClusterState, url: str) -> dict[str, Any]:
+    """The packaged FMA configuration (extender at ``url``) with the benchmark's client rate."""
+    return control_plane.merge_config(
+        scheduler_config.render(url, kubeconfig=str(cluster.state_dir / "scheduler.kubeconfig"), leader_election=False),
+        QPS_OVERLAY,
+    )
+
+
+def _extender_rounds(
+    api: kube.Client, cluster: control_plane.ClusterState, workdir: pathlib.Path, args: argparse.Namespace
+) -> dict[str, Any]:
+    """``--extender-rounds`` N pairs of ``fma-R``/``trivial-R`` phases: the real extender against the do-nothing
+    one, each phase with only its own extender running, the order alternating per round (fma first in odd
+    rounds) so that a drift of the machine's load does not favour either; ratios per round and their median."""
+    results: dict[str, Any] = {}
+    for round_ in range(1, args.extender_rounds + 1):
+        order = ("fma", "trivial") if round_ % 2 else ("trivial", "fma")
+        for kind in order:
+            phase = f"{kind}-{round_}"
+            record, url = _start_extender(cluster, workdir) if kind == "fma" else _start_trivial(workdir)
+            try:
+                result, scheduler = _phase(
+                    api,
+                    cluster,
+                    workdir,
+                    phase=phase,
+                    profile=scheduler_config.SCHEDULER_NAME,
+                    config=_extender_config(cluster, url),
+                    pods=args.pods,
+                    timeout=args.phase_timeout,
+                )
+                processes.stop(scheduler, grace_seconds=5)
+            finally:
+                processes.stop(record, grace_seconds=5)
+            _delete_phase(api, phase)
+            results[phase.replace("-", "_")] = result
+    ratios = [
+        round(results[f"fma_{r}"]["pods_per_second"] / results[f"trivial_{r}"]["pods_per_second"], 3)
+        for r in range(1, args.extender_rounds + 1)
+        if results[f"fma_{r}"].get("pods_per_second") and results[f"trivial_{r}"].get("pods_per_second")
+    ]
+    if ratios:
+        results["ratios_fma_to_trivial_extender_per_round"] = ratios
+        results["ratio_fma_to_trivial_extender_median"] = statistics.median(ratios)
+    for r in range(1, args.extender_rounds + 1):
+        for kind in ("fma", "trivial"):
+            row = results[f"{kind}_{r}"]
+            print(f"{kind}-{r:<3} {row['scheduled']:>5}/{row['pods']:<5} {row['pods_per_second']!s:>8} Pods/s")
+    print(f"ratio fma/trivial extender per round: {ratios}")
+    return results
 
 
 def _plugin_phases(
@@ -1485,10 +1554,15 @@ def _plugin_ratios(results: Mapping[str, Any], rounds: int) -> dict[str, Any]:
 def _finish_plugin(results: dict[str, Any], args: argparse.Namespace) -> int:
     """Ratios, the run record and the JSON file of a ``--plugin`` run."""
     results.update(_plugin_ratios(results, args.plugin_rounds))
+    return _finish(results, args, lambda: _print_plugin_rows(results, args.plugin_rounds))
+
+
+def _finish(results: dict[str, Any], args: argparse.Namespace, show: Callable[[], None]) -> int:
+    """The run record and the JSON file of a run that stops early (``--plugin``, ``--extender-rounds``)."""
     results["run"] = run_record.finish(results["run"])
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2) + "\n")
-    _print_plugin_rows(results, args.plugin_rounds)
+    show()
     return 0
 
 
