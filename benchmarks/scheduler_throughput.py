@@ -102,7 +102,8 @@ benchmark measures what that costs, side by side in one run on one cluster:
   ``apiserver_flowcontrol_rejected_requests_total`` (API Priority and Fairness answering 429) grew from its
   scheduler's start to its end, per flow schema, priority level and reason; a rejected binding call is
   retried by client-go after the server's Retry-After, so rejections show up as late Pods;
-- ``--extender-rounds`` N (runs ``default`` and these phases and nothing else): N pairs ``fma-R``/``trivial-R``,
+- ``--extender-rounds`` N (runs ``default``, ``default-full`` unless ``--no-default-full``, these phases and
+  nothing else): N pairs ``fma-R``/``trivial-R``,
   the real extender and the do-nothing one, each phase with only its own extender process running and the
   order alternating per round: fma / do-nothing per round and the median, for the spread of that ratio;
 - after the ``fma`` phase, with its Pods still in place: ``--calls`` direct filter and
@@ -930,7 +931,8 @@ def main(argv: list[str] | None = None) -> int:
         type=int,
         default=0,
         metavar="N",
-        help="run default and N alternating fma-R/trivial-R pairs only (the extender against the do-nothing one)",
+        help="run default (and default-full) and N alternating fma-R/trivial-R pairs only (the extender against "
+        "the do-nothing one)",
     )
     parser.add_argument("--fallback-pods", type=int, default=200, help="Pods per plugin fallback phase")
     parser.add_argument(

@@ -341,7 +341,8 @@ def build_helm(out_path: pathlib.Path, version: str = HELM_VERSION) -> None:
 
 
 PLUGIN_SOURCES = pathlib.Path(__file__).resolve().parents[1] / "extender" / "scheduler_plugin"
-"""The Go sources of FMA's kube-scheduler build (the stock scheduler plus the NominatedNode PreFilter plugin)."""
+"""The Go sources of FMA's kube-scheduler build (the stock scheduler plus the NominatedNode PreFilter plugin
+and the PacedBinder bind plugin)."""
 
 
 def plugin_source_hash(sources: pathlib.Path = PLUGIN_SOURCES) -> str:
@@ -367,7 +368,7 @@ def locate_fma_scheduler(root: pathlib.Path | None = None, version: str = KUBERN
 
 
 def build_fma_scheduler(out_path: pathlib.Path, version: str = KUBERNETES_VERSION, *, test: bool = False) -> None:
-    """Build kube-scheduler ``version`` with the NominatedNode plugin into ``out_path``.
+    """Build kube-scheduler ``version`` with FMA's plugins (NominatedNode, PacedBinder) into ``out_path``.
 
     ``test`` runs the plugin's Go tests in the same module first.
     """
@@ -445,7 +446,7 @@ def main(argv: list[str] | None = None) -> int:
         "--build-fma-scheduler",
         metavar="PATH",
         type=pathlib.Path,
-        help=f"build only FMA's kube-scheduler {KUBERNETES_VERSION} (NominatedNode plugin) into PATH",
+        help=f"build only FMA's kube-scheduler {KUBERNETES_VERSION} (NominatedNode and PacedBinder plugins) into PATH",
     )
     args = parser.parse_args(argv)
     try:
