@@ -7,9 +7,9 @@ package main
 // than the API server completes bindings, so thousands of pods/binding calls reach it at once. API
 // Priority and Fairness queues a bounded number per flow and answers the rest 429 with Retry-After,
 // and client-go then sleeps before each retry: the last Pods of a burst bind seconds late
-// (docs/performance.md, "Why the plugin's slow rounds were slow"). Holding the calls in the scheduler
-// keeps them in order and off the server's queues; the stock scheduler, whose scoring takes longer,
-// rarely has that many in flight.
+// (docs/performance.md, "Paced binding: the plugin's slow rounds, explained and removed"). Holding the
+// calls in the scheduler keeps them off the server's queues; the stock scheduler, whose scoring takes
+// longer, rarely has that many in flight.
 
 import (
 	"context"
