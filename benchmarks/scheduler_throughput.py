@@ -1377,11 +1377,7 @@ def _extender_rounds(
                 processes.stop(record, grace_seconds=5)
             _delete_phase(api, phase)
             results[phase.replace("-", "_")] = result
-    ratios = [
-        round(results[f"fma_{r}"]["pods_per_second"] / results[f"trivial_{r}"]["pods_per_second"], 3)
-        for r in range(1, args.extender_rounds + 1)
-        if results[f"fma_{r}"].get("pods_per_second") and results[f"trivial_{r}"].get("pods_per_second")
-    ]
+    ratios = _paired_ratios(results, [(f"trivial_{r}", f"fma_{r}") for r in range(1, args.extender_rounds + 1)])
     if ratios:
         results["ratios_fma_to_trivial_extender_per_round"] = ratios
         results["ratio_fma_to_trivial_extender_median"] = statistics.median(ratios)
@@ -1525,15 +1521,28 @@ def _plugin_variants(args: argparse.Namespace) -> dict[str, int | None]:
 
 
 def _result_variants(results: Mapping[str, Any]) -> list[str]:
-    """The result-key prefixes of the plugin variants in ``results`` (``plugin`` first)."""
-    recorded = results.get("plugin_max_binds_in_flight")
-    names = recorded if isinstance(recorded, dict) else {"plugin": recorded}
-    return [name.replace("-", "_") for name in names]
+    """The result-key prefixes of the plugin variants the run has (``plugin`` first), as ``_plugin_phases``
+    recorded them."""
+    return [name.replace("-", "_") for name in results["plugin_max_binds_in_flight"]]
+
+
+def _round_key(prefix: str, round_: int) -> str:
+    """The result key of phase ``prefix`` in round ``round_`` (1-based; round 1 has no suffix)."""
+    return prefix if round_ == 1 else f"{prefix}_{round_}"
 
 
 def _plugin_pairs(rounds: int, variant: str = "plugin") -> list[tuple[str, str]]:
     """The (stock, ``variant``) result keys of each round of the plugin phases."""
-    return [("default", variant)] + [(f"default_{r}", f"{variant}_{r}") for r in range(2, rounds + 1)]
+    return [(_round_key("default", r), _round_key(variant, r)) for r in range(1, rounds + 1)]
+
+
+def _paired_ratios(results: Mapping[str, Any], pairs: list[tuple[str, str]]) -> list[float]:
+    """b / a Pods/s for each (a, b) pair of result keys where both phases have a rate."""
+    return [
+        round(results[b]["pods_per_second"] / results[a]["pods_per_second"], 3)
+        for a, b in pairs
+        if (results.get(a) or {}).get("pods_per_second") and (results.get(b) or {}).get("pods_per_second")
+    ]
 
 
 def _plugin_ratios(results: Mapping[str, Any], rounds: int) -> dict[str, Any]:
@@ -1541,11 +1550,7 @@ def _plugin_ratios(results: Mapping[str, Any], rounds: int) -> dict[str, Any]:
     same for every other plugin variant the run has."""
     ratios: dict[str, Any] = {}
     for variant in _result_variants(results):
-        per_round = [
-            round(results[b]["pods_per_second"] / results[a]["pods_per_second"], 3)
-            for a, b in _plugin_pairs(rounds, variant)
-            if (results.get(a) or {}).get("pods_per_second") and (results.get(b) or {}).get("pods_per_second")
-        ]
+        per_round = _paired_ratios(results, _plugin_pairs(rounds, variant))
         if per_round:
             ratios[f"ratio_{variant}_to_default"] = per_round[0]
             ratios[f"ratios_{variant}_to_default_per_round"] = per_round
@@ -1570,10 +1575,7 @@ def _finish(results: dict[str, Any], args: argparse.Namespace, show: Callable[[]
 
 def _print_plugin_rows(results: Mapping[str, Any], rounds: int) -> None:
     variants = _result_variants(results)
-    names: list[str] = []
-    for round_ in range(rounds):
-        names.append(_plugin_pairs(rounds)[round_][0])
-        names += [_plugin_pairs(rounds, variant)[round_][1] for variant in variants]
+    names = [_round_key(prefix, r) for r in range(1, rounds + 1) for prefix in ("default", *variants)]
     for name in [*names, "plugin_fallback_full", "plugin_fallback_tainted"]:
         row = results.get(name)
         if row is None:

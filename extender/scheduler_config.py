@@ -74,11 +74,13 @@ MAX_NODE_SCORE: Final = 100
 """``framework.MaxNodeScore``: each score plugin gives 0..100, times its weight."""
 
 NOMINATED_NODE_PLUGIN: Final = "NominatedNode"
+"""The PreFilter plugin of FMA's kube-scheduler build (``Name`` in ``extender/scheduler_plugin/plugin.go``)."""
+
 PACED_BINDER_PLUGIN: Final = "PacedBinder"
 """FMA's bind plugin (``extender/scheduler_plugin/binder.go``): ``DefaultBinder`` behind a semaphore."""
+
 DEFAULT_MAX_BINDS_IN_FLIGHT: Final = 64
 """``PacedBinder``'s ``maxInFlight`` (the Go plugin's own default too; docs/performance.md for how it was chosen)."""
-"""The PreFilter plugin of FMA's kube-scheduler build (``Name`` in ``extender/scheduler_plugin/plugin.go``)."""
 
 DEFAULT_SCORE_PLUGIN_WEIGHTS: Final[Mapping[str, int]] = {
     "TaintToleration": 3,
